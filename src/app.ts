@@ -1,0 +1,237 @@
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import express, { type Express } from 'express';
+import type { GatewayConfig, RouteConfig } from './config/schema.js';
+import type { RequestContext } from './context.js';
+import { GatewayError, isGatewayError } from './errors.js';
+import type { Logger } from './log/logger.js';
+import { createClientIpResolver } from './net/client-ip.js';
+import { IpSet } from './net/ip.js';
+import { createCors } from './policy/cors.js';
+import { createIpAllowlist } from './policy/ip-allowlist.js';
+import { createBodyLimit } from './policy/body-limit.js';
+import { createMemoryRateLimit } from './ratelimit/memory.js';
+import { createAuthenticate } from './auth/authenticate.js';
+import { createAuthorize } from './auth/authorize.js';
+import { createForwarder, type Forwarder } from './proxy/forwarder.js';
+import { normalizeHost } from './routing/host.js';
+import { normalizePath } from './routing/normalize-path.js';
+import { readRequestTarget } from './routing/request-target.js';
+import { createRouter } from './routing/router.js';
+import { checkFraming } from './routing/framing.js';
+import { renderError, sendOwn, wantsHtml, writeRawResponse } from './respond.js';
+import { accessEntry } from './log/access.js';
+import type { CompiledRoute } from './routes.js';
+import type { Step } from './step.js';
+
+/**
+ * The policy chain of one route, in pipeline order. This list and `prepare` below are the one
+ * place the order is stated; plain requests and websocket upgrades both run it.
+ */
+function routeSteps(route: RouteConfig): Step[] {
+  const steps: (Step | undefined)[] = [
+    // Cheapest refusal first: nothing else should run for an address that is not allowed.
+    createIpAllowlist(route),
+    // Before auth: preflights carry no credentials, and a foreign origin is refused early.
+    createCors(route),
+    // Before auth, so password and token guessing spend the budget too.
+    createMemoryRateLimit(route),
+    // Who is calling (JWT / session / webhook signature), then may they use this route.
+    createAuthenticate(route),
+    createAuthorize(route),
+    // CSRF for cookie sessions arrives with login sessions (auth issue).
+    // Last: a declared body over the limit is refused before a byte goes upstream.
+    createBodyLimit(route),
+  ];
+  return steps.filter((s): s is Step => s !== undefined);
+}
+
+export interface Gateway {
+  /** The Express app that serves HTTPS (and plain HTTP when FORCE_HTTPS=false). */
+  readonly app: Express;
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  handleClientError(err: NodeJS.ErrnoException, socket: Duplex): void;
+  readonly routes: readonly CompiledRoute[];
+  /** Answer with `Connection: close` from now on; set on shutdown. */
+  drain(): void;
+  close(): void;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
+
+export function hstsValue(cfg: GatewayConfig): string | undefined {
+  if (cfg.tls.hstsMaxAge <= 0) return undefined;
+  return `max-age=${cfg.tls.hstsMaxAge}${cfg.tls.hstsIncludeSubDomains ? '; includeSubDomains' : ''}${cfg.tls.hstsPreload ? '; preload' : ''}`;
+}
+
+export function createGateway(cfg: GatewayConfig, log: Logger, forwarder: Forwarder = createForwarder(hstsValue(cfg))): Gateway {
+  const resolveAddress = createClientIpResolver(new IpSet(cfg.trustedProxies));
+  const hsts = hstsValue(cfg);
+  const routes: CompiledRoute[] = cfg.routes.map((r) => ({ name: r.name, config: r, target: new URL(r.upstream), steps: routeSteps(r) }));
+  const match = createRouter(routes.map((r) => ({ ...r.config, compiled: r })));
+  let draining = false;
+
+  function createContext(req: IncomingMessage, kind: RequestContext['kind']): RequestContext {
+    const socket = req.socket as TLSSocket;
+    const address = resolveAddress(req);
+    const offered = req.headers['x-request-id'];
+    const id = address.peerTrusted && typeof offered === 'string' && REQUEST_ID.test(offered) ? offered : randomUUID();
+    const servername = socket.encrypted && typeof socket.servername === 'string' ? normalizeHost(socket.servername) : undefined;
+    return { id, startedAt: performance.now(), kind, req, secure: socket.encrypted === true, servername, address, responseHeaders: {}, bytesIn: 0, bytesOut: 0 };
+  }
+
+  /** Steps before any route policy: framing, target, Host/SNI, path normalized once, route. */
+  function prepare(ctx: RequestContext): CompiledRoute {
+    checkFraming(ctx.req);
+    const target = readRequestTarget(ctx.req, cfg.server.maxUrlLength);
+    ctx.target = target;
+    if (ctx.servername !== undefined && ctx.servername !== target.host) {
+      throw new GatewayError('MISDIRECTED_REQUEST', `SNI ${ctx.servername} but Host ${target.host}`);
+    }
+    // Encoded slashes are kept (as %2F) here so routing sees one segment; routes that do not
+    // allow them refuse below, after the route is known.
+    const path = normalizePath(target.rawPath, { allowEncodedSlashes: true });
+    ctx.path = path;
+    const route = match(target.host, path)?.compiled;
+    if (!route) throw new GatewayError('ROUTE_NOT_FOUND', `${target.host} ${path}`);
+    ctx.route = route;
+    if (!route.config.allowEncodedSlashes && path.includes('%2F')) throw new GatewayError('PATH_REJECTED', 'encoded slash');
+    return route;
+  }
+
+  async function runSteps(ctx: RequestContext, route: CompiledRoute): Promise<number | undefined> {
+    for (const step of route.steps) {
+      const result = await step(ctx);
+      if (result) return result.answer;
+    }
+    return undefined;
+  }
+
+  function record(ctx: RequestContext): void {
+    log.access(accessEntry(ctx));
+    if (ctx.error && ctx.error.status < 500) {
+      log.security('request.denied', { requestId: ctx.id, code: ctx.error.code, detail: ctx.error.detail, clientIp: ctx.address?.client.address, route: ctx.route?.name, method: ctx.req.method, host: ctx.target?.host, path: ctx.path ?? ctx.target?.rawPath });
+    }
+  }
+
+  function refuse(ctx: RequestContext, res: ServerResponse, err: GatewayError): void {
+    if (ctx.error) return; // the first error wins (a body overflow also fails the upstream request)
+    ctx.error = err;
+    ctx.outcome = err.status >= 500 ? 'failed' : 'denied';
+    ctx.status = err.status;
+    if (err.code === 'BODY_TOO_LARGE' || err.status >= 500) res.shouldKeepAlive = false;
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const headers: Record<string, string> = { 'x-request-id': ctx.id, ...(ctx.secure && hsts ? { 'strict-transport-security': hsts } : {}), ...err.headers };
+    if (err.code !== 'CORS_ORIGIN_DENIED') Object.assign(headers, ctx.responseHeaders);
+    sendOwn(ctx.req, res, err.status, headers, renderError(err, ctx.id, wantsHtml(ctx.req)));
+  }
+
+  async function handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const ctx = createContext(req, 'http');
+    res.once('close', () => {
+      if (!ctx.outcome && !res.writableFinished) ctx.outcome = 'aborted';
+      ctx.status ??= res.statusCode;
+      record(ctx);
+    });
+    // During shutdown every answer closes its connection, so keep-alive clients move on.
+    res.once('finish', () => {
+      if (draining) req.socket.end();
+    });
+    if (draining) res.shouldKeepAlive = false;
+    try {
+      const route = prepare(ctx);
+      const answer = await runSteps(ctx, route);
+      if (answer !== undefined) {
+        ctx.outcome = 'answered';
+        ctx.status = answer;
+        sendOwn(req, res, answer, { 'x-request-id': ctx.id, ...(ctx.secure && hsts ? { 'strict-transport-security': hsts } : {}), ...ctx.responseHeaders });
+        return;
+      }
+      ctx.outcome = 'forwarded';
+      forwarder.web(ctx, route, res, (err) => refuse(ctx, res, err));
+    } catch (err) {
+      refuse(ctx, res, isGatewayError(err) ? err : internal(err));
+    }
+  }
+
+  function internal(err: unknown): GatewayError {
+    log.app('error', 'unexpected error in pipeline', { error: err instanceof Error ? err.stack : String(err) });
+    return new GatewayError('INTERNAL', err instanceof Error ? err.message : String(err));
+  }
+
+  async function handleUpgradeAsync(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const ctx = createContext(req, 'upgrade');
+    const refuseRaw = (err: GatewayError): void => {
+      if (ctx.error) return;
+      ctx.error = err;
+      ctx.outcome = err.status >= 500 ? 'failed' : 'denied';
+      ctx.status = err.status;
+      writeRawResponse(socket, err.status, { 'X-Request-Id': ctx.id, ...err.headers }, renderError(err, ctx.id, false));
+      record(ctx);
+    };
+    try {
+      if (draining) throw new GatewayError('SHUTTING_DOWN', 'upgrade during shutdown');
+      const route = prepare(ctx);
+      if (!route.config.websocket) throw new GatewayError('UPGRADE_NOT_ALLOWED', `route ${route.name} does not take websockets`);
+      if (req.method !== 'GET' || String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+        throw new GatewayError('UPGRADE_NOT_ALLOWED', `upgrade to ${String(req.headers.upgrade)} with ${req.method}`);
+      }
+      const answer = await runSteps(ctx, route);
+      if (answer !== undefined) throw new GatewayError('UPGRADE_NOT_ALLOWED', 'a step answered an upgrade');
+      ctx.outcome = 'forwarded';
+      ctx.status = 101;
+      forwarder.ws(ctx, route, socket, head, refuseRaw);
+      socket.once('close', () => {
+        if (!ctx.error) record(ctx);
+      });
+    } catch (err) {
+      refuseRaw(isGatewayError(err) ? err : internal(err));
+    }
+  }
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', false);
+  app.use((req, res) => {
+    void handleHttp(req, res);
+  });
+
+  return {
+    app,
+    routes,
+    handleUpgrade(req, socket, head) {
+      void handleUpgradeAsync(req, socket, head);
+    },
+    handleClientError(err, socket) {
+      handleClientError(err, socket, log);
+    },
+    drain() {
+      draining = true;
+    },
+    close() {
+      forwarder.close();
+    },
+  };
+}
+
+/** Requests Node's parser refused: a clear 4xx with a request id, logged, then the socket closes. */
+function handleClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logger): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
+  const gerr = new GatewayError(code, `${err.code ?? 'parse error'}: ${err.message}`);
+  const id = randomUUID();
+  const remote = (socket as Duplex & { remoteAddress?: string }).remoteAddress;
+  log.access({ requestId: id, clientIp: remote, outcome: 'denied', status: gerr.status, code: gerr.code, detail: gerr.detail });
+  log.security('request.denied', { requestId: id, code: gerr.code, detail: gerr.detail, clientIp: remote });
+  writeRawResponse(socket, gerr.status, { 'X-Request-Id': id }, renderError(gerr, id, false));
+}

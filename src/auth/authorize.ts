@@ -1,0 +1,16 @@
+import { GatewayError } from '../errors.js';
+import type { RouteConfig } from '../config/schema.js';
+import type { Step } from '../step.js';
+
+/** Requires one of the route's roles. A route without roles needs only an authenticated principal. */
+export function createAuthorize(route: RouteConfig): Step | undefined {
+  if (route.auth === 'none') return undefined;
+  const roles = new Set(route.roles);
+  return (ctx) => {
+    const p = ctx.principal;
+    if (!p) throw new GatewayError('AUTH_REQUIRED', `no principal on route ${route.name}`);
+    if (roles.size > 0 && !p.roles.some((r) => roles.has(r))) {
+      throw new GatewayError('ROLE_FORBIDDEN', `${p.subject} has [${p.roles.join(',')}], route ${route.name} needs one of [${route.roles.join(',')}]`);
+    }
+  };
+}

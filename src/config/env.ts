@@ -1,0 +1,59 @@
+/**
+ * The only module that reads `process.env`. Each environment variable the gateway honours is
+ * mapped once to its place in the config; the environment wins over the YAML file.
+ */
+export const ENV_SETTINGS = [
+  ['GATEWAY_ENV', ['env']],
+  ['GATEWAY_DOMAIN', ['domain']],
+  ['LISTEN_ADDRESS', ['listen', 'address']],
+  ['HTTPS_PORT', ['listen', 'httpsPort']],
+  ['HTTP_PORT', ['listen', 'httpPort']],
+  ['ADMIN_PORT', ['listen', 'adminPort']],
+  ['PUBLIC_HTTPS_PORT', ['listen', 'publicHttpsPort']],
+  ['TLS_CERT_FILE', ['tls', 'certFile']],
+  ['TLS_KEY_FILE', ['tls', 'keyFile']],
+  ['HSTS_PRELOAD', ['tls', 'hstsPreload']],
+  ['FORCE_HTTPS', ['forceHttps']],
+  ['TRUSTED_PROXIES', ['trustedProxies']],
+  ['CORS_ORIGINS', ['corsOrigins']],
+  ['API_SECRET_KEY', ['secrets', 'apiSecretKey']],
+  ['WHATSAPP_APP_SECRET', ['secrets', 'whatsappAppSecret']],
+  ['WHATSAPP_VERIFY_TOKEN', ['secrets', 'whatsappVerifyToken']],
+  ['REDIS_URL', ['stores', 'redisUrl']],
+  ['DATABASE_URL', ['stores', 'databaseUrl']],
+  ['LOG_LEVEL', ['log', 'level']],
+  ['LOG_DIR', ['log', 'dir']],
+  ['LOG_RETENTION_DAYS', ['log', 'retentionDays']],
+] as const satisfies readonly (readonly [string, readonly string[]])[];
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** Values used by `${VAR}` in the YAML file when the variable is unset. */
+export const INTERPOLATION_DEFAULTS: Env = {
+  GATEWAY_DOMAIN: 'localhost',
+  CORS_ORIGINS: 'localhost,127.0.0.1',
+};
+
+export function processEnv(): Env {
+  return process.env;
+}
+
+/** Where the config file is: `GATEWAY_CONFIG`, else config/gateway.yaml. */
+export function configPathFromEnv(env: Env): string {
+  return env.GATEWAY_CONFIG || 'config/gateway.yaml';
+}
+
+/** The environment as a partial config object, plus which env name fed which path. */
+export function envOverlay(env: Env): { overlay: Record<string, unknown>; sources: Map<string, string> } {
+  const overlay: Record<string, unknown> = {};
+  const sources = new Map<string, string>();
+  for (const [name, path] of ENV_SETTINGS) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    let node = overlay;
+    for (const key of path.slice(0, -1)) node = (node[key] ??= {}) as Record<string, unknown>;
+    node[path[path.length - 1] as string] = value;
+    sources.set(path.join('.'), name);
+  }
+  return { overlay, sources };
+}

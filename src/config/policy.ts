@@ -1,0 +1,56 @@
+import type { GatewayConfig } from './schema.js';
+import { coversEverything } from '../net/ip.js';
+import type { CertificateInfo } from '../tls/certificates.js';
+
+export interface PolicyFinding {
+  /** Stable id, e.g. `force-https-off`. */
+  id: string;
+  message: string;
+}
+
+/** What the certificate looked like at startup; undefined when there is none yet. */
+export type CertificateFacts = CertificateInfo | undefined;
+
+/** Shortest secret (in characters) accepted in production; the architecture asks 32 bytes. */
+const MIN_SECRET_CHARS = 32;
+
+/**
+ * Settings that are allowed but unsafe. In production each one refuses startup; in
+ * development each one is a loud WARNING. Every finding is returned, not just the first.
+ */
+export function insecureSettings(cfg: GatewayConfig, cert: CertificateFacts): PolicyFinding[] {
+  const out: PolicyFinding[] = [];
+  if (!cfg.forceHttps) out.push({ id: 'force-https-off', message: 'FORCE_HTTPS=false: plain HTTP is served instead of redirected to HTTPS' });
+  if (cert === undefined) out.push({ id: 'certificate-missing', message: `no TLS certificate at ${cfg.tls.certFile}` });
+  else {
+    if (cert.selfSigned) out.push({ id: 'certificate-self-signed', message: `the TLS certificate ${cfg.tls.certFile} is self-signed` });
+    if (cert.validTo.getTime() < Date.now()) out.push({ id: 'certificate-expired', message: `the TLS certificate expired on ${cert.validTo.toISOString()}` });
+    if ((cert.keyMode & 0o077) !== 0) out.push({ id: 'key-mode', message: `the TLS key ${cfg.tls.keyFile} is readable by others (mode ${cert.keyMode.toString(8)}; want 600)` });
+  }
+  if (cfg.corsOrigins.includes('*')) out.push({ id: 'cors-wildcard', message: 'CORS_ORIGINS contains *' });
+  for (const r of cfg.routes) {
+    if (r.cors?.origins.includes('*')) out.push({ id: 'cors-wildcard', message: `route ${r.name} allows CORS from any origin (*)` });
+  }
+  if (coversEverything(cfg.trustedProxies)) out.push({ id: 'trusted-proxies-everything', message: 'TRUSTED_PROXIES covers every address: any client can forge X-Forwarded-For' });
+
+  const needs = new Map<string, { value: string | undefined; routes: string[] }>();
+  const need = (env: string, value: string | undefined, route: string): void => {
+    const n = needs.get(env) ?? { value, routes: [] };
+    n.routes.push(route);
+    needs.set(env, n);
+  };
+  for (const r of cfg.routes) {
+    if (r.auth === 'jwt' || r.auth === 'session' || r.auth === 'jwt-or-session') need('API_SECRET_KEY', cfg.secrets.apiSecretKey, r.name);
+    if (r.auth === 'whatsapp') {
+      need('WHATSAPP_APP_SECRET', cfg.secrets.whatsappAppSecret, r.name);
+      need('WHATSAPP_VERIFY_TOKEN', cfg.secrets.whatsappVerifyToken, r.name);
+    }
+  }
+  for (const [env, { value, routes }] of needs) {
+    if (!value) out.push({ id: 'secret-missing', message: `${env} is not set; routes ${routes.join(', ')} need it` });
+    else if (env !== 'WHATSAPP_VERIFY_TOKEN' && value.length < MIN_SECRET_CHARS) {
+      out.push({ id: 'secret-weak', message: `${env} is shorter than ${MIN_SECRET_CHARS} characters` });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,44 @@
+import type { IncomingMessage } from 'node:http';
+import type { ClientAddress } from './net/client-ip.js';
+import type { RequestTarget } from './routing/request-target.js';
+import type { CompiledRoute } from './routes.js';
+import type { GatewayError } from './errors.js';
+
+/** Who the request is, once authentication has run. */
+export interface Principal {
+  subject: string;
+  roles: readonly string[];
+  method: 'jwt' | 'session' | 'whatsapp';
+}
+
+/** What the gateway did with a request, for the access log. */
+export type Outcome = 'forwarded' | 'answered' | 'denied' | 'failed' | 'aborted';
+
+/**
+ * State shared by the steps of one request or websocket upgrade. Steps fill it in pipeline
+ * order; nothing else is hung on `req`.
+ */
+export interface RequestContext {
+  readonly id: string;
+  /** performance.now() at arrival. */
+  readonly startedAt: number;
+  readonly kind: 'http' | 'upgrade';
+  readonly req: IncomingMessage;
+  readonly secure: boolean;
+  /** TLS SNI server name, normalized, when the client sent one. */
+  readonly servername: string | undefined;
+  address?: ClientAddress;
+  target?: RequestTarget;
+  /** The normalized path: routing, policy, logging and forwarding all use this one. */
+  path?: string;
+  route?: CompiledRoute;
+  principal?: Principal;
+  /** Headers that go back on whatever answer the client gets (CORS, rate limit). */
+  readonly responseHeaders: Record<string, string>;
+  outcome?: Outcome;
+  error?: GatewayError;
+  status?: number;
+  bytesIn: number;
+  bytesOut: number;
+  upstreamTimedOut?: boolean;
+}

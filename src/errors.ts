@@ -1,0 +1,60 @@
+/**
+ * The one registry of errors the gateway answers with. Codes are stable: clients, logs and
+ * docs rely on them. Never reuse or rename a code; add a new one.
+ */
+export const ERRORS = {
+  BAD_REQUEST: { status: 400, message: 'The request could not be parsed.' },
+  BAD_REQUEST_TARGET: { status: 400, message: 'The request target is malformed or not allowed.' },
+  PATH_REJECTED: { status: 400, message: 'The request path is ambiguous or unsafe.' },
+  HOST_INVALID: { status: 400, message: 'The Host header is missing, repeated or malformed.' },
+  HEADER_INVALID: { status: 400, message: 'A request header is repeated or malformed.' },
+  AUTH_REQUIRED: { status: 401, message: 'Authentication is required.' },
+  AUTH_UNAVAILABLE: { status: 401, message: 'This route requires an authentication method that is not enabled.' },
+  IP_DENIED: { status: 403, message: 'Access from this address is not allowed.' },
+  ROLE_FORBIDDEN: { status: 403, message: 'Your roles do not allow this route.' },
+  CORS_ORIGIN_DENIED: { status: 403, message: 'This origin is not allowed.' },
+  ROUTE_NOT_FOUND: { status: 404, message: 'No route matches this host and path.' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'This method is not allowed.' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request was not received in time.' },
+  BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than this route allows.' },
+  URI_TOO_LONG: { status: 414, message: 'The request target is too long.' },
+  MISDIRECTED_REQUEST: { status: 421, message: 'The Host header does not match the TLS server name.' },
+  RATE_LIMITED: { status: 429, message: 'Too many requests; retry later.' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large.' },
+  UPGRADE_NOT_ALLOWED: { status: 400, message: 'This upgrade is not allowed on this route.' },
+  INTERNAL: { status: 500, message: 'The gateway failed to handle this request.' },
+  UPSTREAM_UNAVAILABLE: { status: 502, message: 'The upstream service is unavailable.' },
+  UPSTREAM_BAD_RESPONSE: { status: 502, message: 'The upstream service sent an invalid response.' },
+  SHUTTING_DOWN: { status: 503, message: 'The gateway is shutting down; retry shortly.' },
+  UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream service did not answer in time.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/**
+ * A refusal or failure with a stable code. `detail` is for the security log only and is
+ * never sent to the client.
+ */
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly detail: string | undefined;
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(code: ErrorCode, detail?: string, headers: Record<string, string> = {}) {
+    super(`${code}${detail ? `: ${detail}` : ''}`);
+    this.name = 'GatewayError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.detail = detail;
+    this.headers = headers;
+  }
+
+  get publicMessage(): string {
+    return ERRORS[this.code].message;
+  }
+}
+
+export function isGatewayError(err: unknown): err is GatewayError {
+  return err instanceof GatewayError;
+}

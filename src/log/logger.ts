@@ -1,0 +1,51 @@
+/**
+ * The logging seam. The audit issue replaces the sinks (rotated, hash-chained files); the
+ * pipeline only ever calls these three methods.
+ */
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+export interface Logger {
+  /** One line per request or upgrade, whatever its outcome. */
+  access(entry: Record<string, unknown>): void;
+  /** Denials, reloads, admin operations and other security-relevant events. */
+  security(event: string, fields?: Record<string, unknown>): void;
+  /** Process events. */
+  app(level: LogLevel, message: string, fields?: Record<string, unknown>): void;
+}
+
+const RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
+
+/** JSON lines: access and security to stdout, app messages to stderr. */
+export function createConsoleLogger(level: LogLevel = 'info'): Logger {
+  const write = (stream: NodeJS.WriteStream, obj: Record<string, unknown>): void => {
+    stream.write(`${JSON.stringify({ time: new Date().toISOString(), ...obj })}\n`);
+  };
+  return {
+    access: (entry) => write(process.stdout, { stream: 'access', ...entry }),
+    security: (event, fields = {}) => write(process.stdout, { stream: 'security', event, ...fields }),
+    app: (lvl, message, fields = {}) => {
+      if (RANK[lvl] <= RANK[level]) write(process.stderr, { stream: 'app', level: lvl, message, ...fields });
+    },
+  };
+}
+
+/** Keeps every entry in memory: for tests and the demo's own assertions. */
+export interface MemoryLogger extends Logger {
+  readonly accessEntries: Record<string, unknown>[];
+  readonly securityEvents: Record<string, unknown>[];
+  readonly appMessages: Record<string, unknown>[];
+}
+
+export function createMemoryLogger(): MemoryLogger {
+  const accessEntries: Record<string, unknown>[] = [];
+  const securityEvents: Record<string, unknown>[] = [];
+  const appMessages: Record<string, unknown>[] = [];
+  return {
+    accessEntries,
+    securityEvents,
+    appMessages,
+    access: (entry) => accessEntries.push(entry),
+    security: (event, fields = {}) => securityEvents.push({ event, ...fields }),
+    app: (level, message, fields = {}) => appMessages.push({ level, message, ...fields }),
+  };
+}

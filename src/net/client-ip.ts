@@ -1,0 +1,39 @@
+import type { IncomingMessage } from 'node:http';
+import { normalizeIp, type IpSet, type ParsedIp } from './ip.js';
+
+export interface ClientAddress {
+  /** The address the gateway acts on: rate limits, allowlists and logs all use this one. */
+  client: ParsedIp;
+  /** The TCP peer. */
+  peer: ParsedIp;
+  /** Whether the peer is a trusted proxy, so its forwarding headers were read. */
+  peerTrusted: boolean;
+}
+
+const UNKNOWN: ParsedIp = { address: '0.0.0.0', family: 'ipv4' };
+
+/**
+ * The one client-IP resolver. The socket peer is the client unless it is a trusted proxy;
+ * then X-Forwarded-For is walked from the right, skipping trusted hops, and the first
+ * untrusted address is the client. A malformed hop stops the walk at the last good one, so a
+ * client cannot inject an address by sending garbage.
+ */
+export function createClientIpResolver(trusted: IpSet): (req: IncomingMessage) => ClientAddress {
+  return (req) => {
+    const peer = normalizeIp(req.socket.remoteAddress) ?? UNKNOWN;
+    if (trusted.size === 0 || !trusted.has(peer)) return { client: peer, peer, peerTrusted: false };
+    const header = req.headers['x-forwarded-for'];
+    const hops = (Array.isArray(header) ? header.join(',') : header ?? '')
+      .split(',')
+      .map((h) => h.trim())
+      .filter((h) => h !== '');
+    let client = peer;
+    for (let i = hops.length - 1; i >= 0; i--) {
+      const hop = normalizeIp(hops[i]);
+      if (!hop) break;
+      client = hop;
+      if (!trusted.has(hop)) break;
+    }
+    return { client, peer, peerTrusted: true };
+  };
+}

@@ -1,0 +1,79 @@
+import { BlockList, isIP } from 'node:net';
+
+export type IpFamily = 'ipv4' | 'ipv6';
+
+export interface ParsedIp {
+  address: string;
+  family: IpFamily;
+}
+
+const MAPPED_V4 = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i;
+
+/**
+ * One canonical form per address: IPv4-mapped IPv6 (`::ffff:10.0.0.1`) becomes plain IPv4,
+ * zone ids are refused, IPv6 is lower-cased. Returns undefined for anything that is not an IP.
+ */
+export function normalizeIp(raw: string | undefined): ParsedIp | undefined {
+  if (!raw) return undefined;
+  let s = raw.trim();
+  if (s.startsWith('[') && s.endsWith(']')) s = s.slice(1, -1);
+  const mapped = MAPPED_V4.exec(s);
+  if (mapped?.[1] && isIP(mapped[1]) === 4) return { address: mapped[1], family: 'ipv4' };
+  const v = isIP(s);
+  if (v === 4) return { address: s, family: 'ipv4' };
+  if (v === 6 && !s.includes('%')) return { address: s.toLowerCase(), family: 'ipv6' };
+  return undefined;
+}
+
+/** A set of addresses and CIDR blocks (IPv4, IPv6, IPv4-mapped IPv6). */
+export class IpSet {
+  readonly entries: readonly string[];
+  private readonly list = new BlockList();
+
+  /** Throws with every malformed entry named. */
+  constructor(entries: readonly string[]) {
+    const bad: string[] = [];
+    for (const entry of entries) {
+      const err = this.add(entry);
+      if (err) bad.push(`${entry} (${err})`);
+    }
+    if (bad.length > 0) throw new Error(`invalid address or CIDR: ${bad.join(', ')}`);
+    this.entries = [...entries];
+  }
+
+  get size(): number {
+    return this.entries.length;
+  }
+
+  has(ip: ParsedIp): boolean {
+    return this.list.check(ip.address, ip.family);
+  }
+
+  private add(entry: string): string | undefined {
+    const [addr, prefixText, extra] = entry.trim().split('/');
+    if (extra !== undefined) return 'too many slashes';
+    const rawMapped = addr ? MAPPED_V4.exec(addr) : null;
+    const ip = normalizeIp(addr);
+    if (!ip) return 'not an IP address';
+    if (prefixText === undefined) {
+      this.list.addAddress(ip.address, ip.family);
+      return undefined;
+    }
+    if (!/^\d{1,3}$/.test(prefixText)) return 'bad prefix length';
+    let prefix = Number(prefixText);
+    // `::ffff:10.0.0.0/104` names the IPv4 block 10.0.0.0/8.
+    if (rawMapped) {
+      if (prefix < 96) return 'mapped IPv4 prefix must be at least 96';
+      prefix -= 96;
+    }
+    const max = ip.family === 'ipv4' ? 32 : 128;
+    if (prefix > max) return `prefix longer than ${max}`;
+    this.list.addSubnet(ip.address, prefix, ip.family);
+    return undefined;
+  }
+}
+
+/** True when the set covers every address (0.0.0.0/0 or ::/0). */
+export function coversEverything(entries: readonly string[]): boolean {
+  return entries.some((e) => /^(0\.0\.0\.0\/0|::\/0|::ffff:0\.0\.0\.0\/96)$/i.test(e.trim()));
+}

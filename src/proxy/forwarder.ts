@@ -1,0 +1,122 @@
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import httpProxy from 'http-proxy';
+import { GatewayError, isGatewayError } from '../errors.js';
+import type { RequestContext } from '../context.js';
+import type { CompiledRoute } from '../routes.js';
+import { BodyLimiter } from '../policy/body-limit.js';
+import { UpstreamAgents } from './agents.js';
+import { buildUpstreamHeaders } from './request-headers.js';
+import { secureUpstreamHeaders } from './response-headers.js';
+import { stripPrefix } from '../routing/router.js';
+
+export interface Forwarder {
+  web(ctx: RequestContext, route: CompiledRoute, res: ServerResponse, fail: (err: GatewayError) => void): void;
+  ws(ctx: RequestContext, route: CompiledRoute, socket: Duplex, head: Buffer, fail: (err: GatewayError) => void): void;
+  close(): void;
+}
+
+const REFUSED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNRESET', 'EPIPE']);
+
+function upstreamError(err: unknown, ctx: RequestContext): GatewayError {
+  if (isGatewayError(err)) return err;
+  if (ctx.upstreamTimedOut) return new GatewayError('UPSTREAM_TIMEOUT', `no answer within route timeout`);
+  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
+  if (code.startsWith('HPE_')) return new GatewayError('UPSTREAM_BAD_RESPONSE', `${code}: ${(err as Error).message}`);
+  return new GatewayError('UPSTREAM_UNAVAILABLE', `${REFUSED.has(code) ? code : (err as Error | undefined)?.message ?? 'unknown'}`);
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const len = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
+}
+
+/**
+ * Streams requests and websockets to upstreams with http-proxy. Request and response bodies
+ * are piped, never buffered; a client that goes away tears its upstream request down
+ * (http-proxy alone leaks it: node-http-proxy #1586); timeouts answer 504, refusals 502.
+ */
+export function createForwarder(hsts: string | undefined): Forwarder {
+  const agents = new UpstreamAgents();
+  const proxy = httpProxy.createProxyServer({ xfwd: false, ws: true, secure: true, prependPath: true });
+  const contexts = new WeakMap<IncomingMessage, { ctx: RequestContext; route: CompiledRoute; proxyReq?: ClientRequest }>();
+
+  proxy.on('proxyReq', (proxyReq: ClientRequest, req: IncomingMessage, res: ServerResponse) => {
+    const entry = contexts.get(req);
+    if (!entry) return;
+    const { ctx, route } = entry;
+    entry.proxyReq = proxyReq;
+    proxyReq.setTimeout(route.config.timeout, () => {
+      ctx.upstreamTimedOut = true;
+      proxyReq.destroy();
+    });
+    res.once('close', () => {
+      if (!res.writableFinished) {
+        ctx.outcome ??= 'aborted';
+        proxyReq.destroy();
+      }
+    });
+  });
+
+  proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage) => {
+    const entry = contexts.get(req);
+    if (!entry) return;
+    const { ctx, route } = entry;
+    secureUpstreamHeaders(proxyRes.headers, ctx, route.config, ctx.secure ? hsts : undefined);
+    ctx.status = proxyRes.statusCode;
+    proxyRes.on('data', (chunk: Buffer) => {
+      ctx.bytesOut += chunk.length;
+    });
+  });
+
+  function prepare(ctx: RequestContext, route: CompiledRoute, upgrade: boolean): void {
+    const req = ctx.req;
+    const path = route.config.stripPrefix && route.config.path ? stripPrefix(ctx.path ?? '/', route.config.path) : (ctx.path ?? '/');
+    req.url = ctx.target?.query ? `${path}?${ctx.target.query}` : path;
+    req.headers = buildUpstreamHeaders(ctx, route.config, upgrade);
+    contexts.set(req, { ctx, route });
+  }
+
+  return {
+    web(ctx, route, res, fail) {
+      prepare(ctx, route, false);
+      let body: BodyLimiter | undefined;
+      if (hasBody(ctx.req)) {
+        body = new BodyLimiter(route.config.maxBody);
+        body.on('error', (err) => {
+          // Fail first, so the refusal (413) is what the client sees, then cut the upstream off.
+          fail(upstreamError(err, ctx));
+          contexts.get(ctx.req)?.proxyReq?.destroy();
+          ctx.req.unpipe(body as BodyLimiter);
+          ctx.req.resume();
+        });
+        body.on('end', () => {
+          ctx.bytesIn = (body as BodyLimiter).bytes;
+        });
+        ctx.req.pipe(body);
+      }
+      proxy.web(
+        ctx.req,
+        res,
+        {
+          target: route.target.href,
+          agent: agents.for(route.target),
+          changeOrigin: !route.config.preserveHost,
+          ...(body ? { buffer: body } : {}),
+        },
+        (err) => fail(upstreamError(err, ctx)),
+      );
+    },
+
+    ws(ctx, route, socket, head, fail) {
+      prepare(ctx, route, true);
+      socket.on('error', () => socket.destroy());
+      proxy.ws(ctx.req, socket, head, { target: route.target.href, changeOrigin: !route.config.preserveHost, agent: false }, (err) => fail(upstreamError(err, ctx)));
+    },
+
+    close() {
+      proxy.close();
+      agents.destroy();
+    },
+  };
+}

@@ -1,0 +1,33 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { RequestContext } from '../context.js';
+import type { RouteConfig } from '../config/schema.js';
+
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate'];
+
+/**
+ * Security headers on a proxied response, edited in place before it is written. The
+ * upstream's own Content-Security-Policy is left alone and none is added: Metabase ships a
+ * hashed CSP and two CSP headers would intersect and break it.
+ */
+export function secureUpstreamHeaders(headers: IncomingHttpHeaders, ctx: RequestContext, route: RouteConfig, hsts: string | undefined): void {
+  for (const h of HOP_BY_HOP) delete headers[h];
+  delete headers['x-powered-by'];
+  if (hsts) headers['strict-transport-security'] = hsts;
+  headers['x-content-type-options'] ??= 'nosniff';
+  headers['referrer-policy'] ??= 'strict-origin-when-cross-origin';
+  headers['x-request-id'] = ctx.id;
+  if (route.cors) {
+    // The gateway owns CORS on this route; an upstream's own answer would contradict it.
+    for (const name of Object.keys(headers)) if (name.startsWith('access-control-')) delete headers[name];
+  }
+  for (const [name, value] of Object.entries(ctx.responseHeaders)) {
+    if (name === 'vary' && headers.vary) {
+      const existing = String(headers.vary);
+      if (!existing.split(',').some((v) => v.trim().toLowerCase() === value.toLowerCase())) headers.vary = `${existing}, ${value}`;
+    } else {
+      headers[name] = value;
+    }
+  }
+  for (const name of route.responseHeaders?.remove ?? []) delete headers[name];
+  for (const [name, value] of Object.entries(route.responseHeaders?.set ?? {})) headers[name] = value;
+}

@@ -1,0 +1,89 @@
+import { createHash } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { STATUS_CODES } from 'node:http';
+import helmet from 'helmet';
+import type { GatewayError } from './errors.js';
+
+const PAGE_STYLE = 'body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#f3f3f3;padding:0 .3em}';
+const PAGE_STYLE_HASH = `'sha256-${createHash('sha256').update(PAGE_STYLE).digest('base64')}'`;
+
+/** Headers on every answer the gateway writes itself (not on proxied responses). */
+const ownHeaders = helmet({
+  contentSecurityPolicy: {
+    useDefaults: false,
+    directives: { defaultSrc: ["'none'"], styleSrc: [PAGE_STYLE_HASH], frameAncestors: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"] },
+  },
+  strictTransportSecurity: false, // set by the pipeline from config, and only over HTTPS
+  crossOriginResourcePolicy: { policy: 'same-origin' },
+  referrerPolicy: { policy: 'no-referrer' },
+});
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+export function wantsHtml(req: IncomingMessage): boolean {
+  const accept = req.headers.accept ?? '';
+  return /\btext\/html\b/i.test(accept) && !/^\s*application\/json/i.test(accept);
+}
+
+export interface ErrorBody {
+  contentType: string;
+  body: string;
+}
+
+/** The client's view of an error: code, public message and request id; never the detail. */
+export function renderError(err: GatewayError, requestId: string, html: boolean): ErrorBody {
+  if (!html) {
+    return {
+      contentType: 'application/json; charset=utf-8',
+      body: JSON.stringify({ error: { code: err.code, message: err.publicMessage, requestId } }),
+    };
+  }
+  const title = `${err.status} ${STATUS_CODES[err.status] ?? ''}`.trim();
+  return {
+    contentType: 'text/html; charset=utf-8',
+    body:
+      `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>` +
+      `<style>${PAGE_STYLE}</style></head><body><h1>${escapeHtml(title)}</h1>` +
+      `<p>${escapeHtml(err.publicMessage)}</p><p>Code <code>${escapeHtml(err.code)}</code> · request <code>${escapeHtml(requestId)}</code></p>` +
+      `<p><small>crm-gateway</small></p></body></html>`,
+  };
+}
+
+/** Writes an answer of the gateway's own: security headers, extra headers, optional body. */
+export function sendOwn(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  headers: Readonly<Record<string, string>>,
+  body?: ErrorBody,
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  ownHeaders(req as never, res as never, () => undefined);
+  res.setHeader('cache-control', 'no-store');
+  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  if (body) {
+    res.setHeader('content-type', body.contentType);
+    res.setHeader('content-length', Buffer.byteLength(body.body));
+  }
+  res.statusCode = status;
+  res.end(req.method === 'HEAD' ? undefined : body?.body);
+}
+
+/** The same answer on a raw socket (a refused websocket upgrade or a parse error), then close. */
+export function writeRawResponse(socket: Duplex, status: number, headers: Readonly<Record<string, string>>, body?: ErrorBody): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`, 'Connection: close', 'Cache-Control: no-store', 'X-Content-Type-Options: nosniff'];
+  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+  if (body) lines.push(`Content-Type: ${body.contentType}`, `Content-Length: ${Buffer.byteLength(body.body)}`);
+  else lines.push('Content-Length: 0');
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${body?.body ?? ''}`);
+}

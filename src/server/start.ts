@@ -1,0 +1,107 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { GatewayConfig } from '../config/schema.js';
+import { createGateway, type Gateway } from '../app.js';
+import type { Logger } from '../log/logger.js';
+import { loadCertificatePair, type CertificateInfo } from '../tls/certificates.js';
+import { createCertificateReloader, type CertificateReloader } from '../tls/reloader.js';
+import { tlsPolicy } from '../tls/options.js';
+import { createRedirectHandler } from './redirect.js';
+import { createAdminServer } from '../admin/server.js';
+
+export interface RunningGateway {
+  readonly gateway: Gateway;
+  readonly httpsServer: https.Server;
+  readonly httpServer: http.Server;
+  readonly adminServer: http.Server;
+  readonly ports: { https: number; http: number; admin: number };
+  readonly certificates: CertificateReloader;
+  /** Stops accepting, lets in-flight requests finish within `shutdownTimeout`, then closes the rest. */
+  shutdown(): Promise<void>;
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/** Node's slow-client defenses, set on every public listener. */
+function harden(server: http.Server, cfg: GatewayConfig): void {
+  server.headersTimeout = cfg.server.headersTimeout;
+  server.requestTimeout = cfg.server.requestTimeout;
+  server.keepAliveTimeout = cfg.server.keepAliveTimeout;
+  server.maxRequestsPerSocket = 1000;
+}
+
+/** Builds the pipeline and opens the HTTPS, HTTP and admin listeners. */
+export async function startGateway(cfg: GatewayConfig, log: Logger): Promise<RunningGateway> {
+  const pair = loadCertificatePair(cfg.tls.certFile, cfg.tls.keyFile);
+  const gateway = createGateway(cfg, log);
+  const serverOptions = { maxHeaderSize: cfg.server.maxHeaderSize, insecureHTTPParser: false, requireHostHeader: true, joinDuplicateHeaders: false };
+
+  const httpsServer = https.createServer({ ...serverOptions, ...tlsPolicy(), cert: pair.cert, key: pair.key }, gateway.app);
+  harden(httpsServer, cfg);
+  httpsServer.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
+  httpsServer.on('clientError', (err, socket) => gateway.handleClientError(err, socket));
+  httpsServer.on('tlsClientError', (err, socket) => {
+    log.security('tls.handshake_failed', { error: err.message, clientIp: socket.remoteAddress });
+  });
+
+  let httpsPort = 0;
+  const httpServer = http.createServer(
+    serverOptions,
+    cfg.forceHttps ? createRedirectHandler(cfg, () => httpsPort) : gateway.app,
+  );
+  harden(httpServer, cfg);
+  httpServer.on('clientError', (err, socket) => gateway.handleClientError(err, socket));
+  if (!cfg.forceHttps) httpServer.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
+  else httpServer.on('upgrade', (_req, socket: Socket) => socket.destroy());
+
+  let draining = false;
+  const adminServer = createAdminServer(cfg, () => draining);
+
+  httpsPort = await listen(httpsServer, cfg.listen.httpsPort, cfg.listen.address);
+  const httpPort = await listen(httpServer, cfg.listen.httpPort, cfg.listen.address);
+  const adminPort = await listen(adminServer, cfg.listen.adminPort, cfg.listen.adminAddress);
+  const certificates = createCertificateReloader([httpsServer], cfg.tls.certFile, cfg.tls.keyFile, pair.info as CertificateInfo, log, { watch: cfg.tls.watch });
+
+  log.app('info', 'gateway listening', { https: httpsPort, http: httpPort, admin: `${cfg.listen.adminAddress}:${adminPort}`, env: cfg.env, routes: cfg.routes.map((r) => r.name) });
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (): Promise<void> => {
+    stopping ??= (async () => {
+      draining = true;
+      gateway.drain();
+      certificates.close();
+      const publicServers = [httpsServer, httpServer];
+      const closed = Promise.all(publicServers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+      for (const s of publicServers) s.closeIdleConnections();
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        closed.then(() => false),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(true), cfg.server.shutdownTimeout);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        log.app('warn', 'shutdown timeout: closing remaining connections', { timeoutMs: cfg.server.shutdownTimeout });
+        for (const s of publicServers) s.closeAllConnections();
+        await closed;
+      }
+      gateway.close();
+      await new Promise<void>((r) => adminServer.close(() => r()));
+      adminServer.closeAllConnections();
+      log.app('info', 'gateway stopped');
+    })();
+    return stopping;
+  };
+
+  return { gateway, httpsServer, httpServer, adminServer, ports: { https: httpsPort, http: httpPort, admin: adminPort }, certificates, shutdown };
+}

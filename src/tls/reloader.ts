@@ -1,0 +1,85 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import type { Server } from 'node:https';
+import { loadCertificatePair, type CertificateInfo } from './certificates.js';
+import { tlsPolicy } from './options.js';
+import type { Logger } from '../log/logger.js';
+
+const DEBOUNCE_MS = 250;
+
+export interface CertificateReloader {
+  /** Reloads now; resolves true when the new pair is in use. */
+  reload(reason: string): boolean;
+  readonly current: CertificateInfo;
+  close(): void;
+}
+
+/**
+ * Swaps the server's certificate without a restart: new handshakes get the new pair, open
+ * connections keep theirs. Watches the files' folders (renewal tools replace files by
+ * rename) and answers SIGHUP. A broken new pair is refused and the old one stays.
+ */
+export function createCertificateReloader(
+  servers: readonly Server[],
+  certFile: string,
+  keyFile: string,
+  initial: CertificateInfo,
+  log: Logger,
+  opts: { watch: boolean },
+): CertificateReloader {
+  let current = initial;
+  let timer: NodeJS.Timeout | undefined;
+  const watchers: FSWatcher[] = [];
+
+  const reload = (reason: string): boolean => {
+    try {
+      const pair = loadCertificatePair(certFile, keyFile);
+      for (const s of servers) s.setSecureContext({ ...tlsPolicy(), cert: pair.cert, key: pair.key });
+      current = pair.info;
+      log.security('tls.certificate_reloaded', { reason, subject: pair.info.subject, validTo: pair.info.validTo.toISOString(), fingerprint256: pair.info.fingerprint256 });
+      return true;
+    } catch (err) {
+      log.security('tls.certificate_reload_failed', { reason, error: (err as Error).message, keptFingerprint256: current.fingerprint256 });
+      log.app('error', 'certificate reload failed; keeping the current certificate', { error: (err as Error).message });
+      return false;
+    }
+  };
+
+  const schedule = (reason: string): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => reload(reason), DEBOUNCE_MS);
+    timer.unref();
+  };
+
+  const onHup = (): void => {
+    reload('SIGHUP');
+  };
+  process.on('SIGHUP', onHup);
+
+  if (opts.watch) {
+    const names = new Set([basename(certFile), basename(keyFile)]);
+    for (const dir of new Set([dirname(certFile), dirname(keyFile)])) {
+      try {
+        const w = watch(dir, { persistent: false }, (_event, file) => {
+          if (file === null || names.has(String(file))) schedule(`file change: ${file ?? dir}`);
+        });
+        w.on('error', (err) => log.app('warn', 'certificate watcher failed', { dir, error: err.message }));
+        watchers.push(w);
+      } catch (err) {
+        log.app('warn', 'cannot watch certificate folder; reload with SIGHUP', { dir, error: (err as Error).message });
+      }
+    }
+  }
+
+  return {
+    reload,
+    get current() {
+      return current;
+    },
+    close() {
+      clearTimeout(timer);
+      process.off('SIGHUP', onHup);
+      for (const w of watchers) w.close();
+    },
+  };
+}
