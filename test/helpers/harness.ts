@@ -1,0 +1,152 @@
+import https from 'node:https';
+import tls from 'node:tls';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { IncomingHttpHeaders } from 'node:http';
+import { parseConfig } from '../../src/config/load.js';
+import type { GatewayConfig } from '../../src/config/schema.js';
+import { createMemoryLogger, type MemoryLogger } from '../../src/log/logger.js';
+import { startGateway, type RunningGateway } from '../../src/server/start.js';
+import { ensureDevCertificate } from '../../src/tls/certificates.js';
+import { startEchoUpstream, type EchoUpstream } from '../../src/demo/echo-upstream.js';
+
+let certCache: { dir: string; cert: string; key: string } | undefined;
+
+/** One self-signed pair (localhost, *.localhost, *.test.local) per test process. */
+export async function testCertificate(): Promise<{ dir: string; cert: string; key: string }> {
+  if (!certCache) {
+    const dir = mkdtempSync(join(tmpdir(), 'crm-gw-cert-'));
+    const cert = join(dir, 'gateway.crt');
+    const key = join(dir, 'gateway.key');
+    await ensureDevCertificate(cert, key, 'test.local');
+    certCache = { dir, cert, key };
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
+  return certCache;
+}
+
+export interface TestGateway {
+  readonly running: RunningGateway;
+  readonly config: GatewayConfig;
+  readonly upstream: EchoUpstream;
+  readonly log: MemoryLogger;
+  readonly port: number;
+  readonly ca: string;
+  /** An HTTPS request through the gateway; `host` sets both SNI and Host unless `servername` is given. */
+  request(opts: RequestOptions): Promise<TestResponse>;
+  close(): Promise<void>;
+}
+
+export interface RequestOptions {
+  method?: string;
+  path: string;
+  host?: string;
+  servername?: string | false;
+  headers?: Record<string, string | string[]>;
+  body?: string | Buffer;
+}
+
+export interface TestResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+  json<T = Record<string, unknown>>(): T;
+}
+
+/**
+ * A gateway on port 0 with real TLS in front of a real echo upstream. `routesYaml` is the
+ * routes section; `UPSTREAM` in it is replaced by the echo upstream's URL.
+ */
+export async function startTestGateway(routesYaml: string, env: Record<string, string> = {}, extraYaml = ''): Promise<TestGateway> {
+  const cert = await testCertificate();
+  const upstream = await startEchoUpstream('test-upstream');
+  const yaml = `${extraYaml}\nroutes:\n${routesYaml.replaceAll('UPSTREAM', upstream.url)}`;
+  const config = parseConfig(yaml, {
+    GATEWAY_DOMAIN: 'test.local',
+    HTTPS_PORT: '0',
+    HTTP_PORT: '0',
+    ADMIN_PORT: '0',
+    LISTEN_ADDRESS: '127.0.0.1',
+    TLS_CERT_FILE: cert.cert,
+    TLS_KEY_FILE: cert.key,
+    ...env,
+  });
+  const log = createMemoryLogger();
+  const running = await startGateway(config, log);
+  const ca = readFileSync(cert.cert, 'utf8');
+  const port = running.ports.https;
+  return {
+    running,
+    config,
+    upstream,
+    log,
+    port,
+    ca,
+    request: (opts) => httpsRequest(port, ca, opts),
+    close: async () => {
+      await running.shutdown();
+      await upstream.close();
+    },
+  };
+}
+
+export function httpsRequest(port: number, ca: string, opts: RequestOptions): Promise<TestResponse> {
+  const host = opts.host ?? 'api.test.local';
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: opts.method ?? 'GET',
+        path: opts.path,
+        ca,
+        servername: opts.servername === false ? undefined : (opts.servername ?? host.replace(/:\d+$/, '')),
+        headers: { host, ...opts.headers },
+        agent: false,
+        checkServerIdentity: () => undefined,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const body = Buffer.concat(chunks).toString('utf8');
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/**
+ * Sends raw bytes over TLS and returns everything the gateway wrote back before closing (or
+ * before `waitMs`). For request shapes no well-behaved client library would send.
+ */
+export function rawTlsExchange(port: number, ca: string, bytes: string | Buffer, opts: { servername?: string; waitMs?: number } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: opts.servername ?? 'api.test.local', checkServerIdentity: () => undefined }, () => {
+      socket.write(bytes);
+    });
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => socket.destroy(), opts.waitMs ?? 2000);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      if (chunks.length > 0) resolve(Buffer.concat(chunks).toString('latin1'));
+      else reject(err);
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    });
+  });
+}
+
+/** Status code of the first response in a raw exchange. */
+export function firstStatus(raw: string): number {
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(raw);
+  return m ? Number(m[1]) : 0;
+}
