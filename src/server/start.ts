@@ -21,6 +21,9 @@ export interface RunningGateway {
   shutdown(): Promise<void>;
 }
 
+/** How often Node checks for clients that are too slow to send headers or a request. */
+const SLOW_CLIENT_SWEEP_MS = 1_000;
+
 function listen(server: http.Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -43,7 +46,14 @@ function harden(server: http.Server, cfg: GatewayConfig): void {
 export async function startGateway(cfg: GatewayConfig, log: Logger): Promise<RunningGateway> {
   const pair = loadCertificatePair(cfg.tls.certFile, cfg.tls.keyFile);
   const gateway = createGateway(cfg, log);
-  const serverOptions = { maxHeaderSize: cfg.server.maxHeaderSize, insecureHTTPParser: false, requireHostHeader: true, joinDuplicateHeaders: false };
+  const serverOptions = {
+    maxHeaderSize: cfg.server.maxHeaderSize,
+    insecureHTTPParser: false,
+    requireHostHeader: true,
+    joinDuplicateHeaders: false,
+    // headersTimeout/requestTimeout are enforced by a sweep; Node's default sweep is every 30 s.
+    connectionsCheckingInterval: SLOW_CLIENT_SWEEP_MS,
+  };
 
   const httpsServer = https.createServer({ ...serverOptions, ...tlsPolicy(), cert: pair.cert, key: pair.key }, gateway.app);
   harden(httpsServer, cfg);
