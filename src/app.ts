@@ -7,7 +7,7 @@ import express, { type Express } from 'express';
 import type { GatewayConfig, RouteConfig } from './config/schema.js';
 import type { RequestContext } from './context.js';
 import { GatewayError, isGatewayError } from './errors.js';
-import type { Logger } from './log/logger.js';
+import type { GatewayDeps } from './deps.js';
 import { createClientIpResolver } from './net/client-ip.js';
 import { IpSet } from './net/ip.js';
 import { createCors } from './policy/cors.js';
@@ -31,14 +31,14 @@ import type { Step } from './step.js';
  * The policy chain of one route, in pipeline order. This list and `prepare` below are the one
  * place the order is stated; plain requests and websocket upgrades both run it.
  */
-function routeSteps(route: RouteConfig): Step[] {
+function routeSteps(route: RouteConfig, deps: GatewayDeps): Step[] {
   const steps: (Step | undefined)[] = [
     // Cheapest refusal first: nothing else should run for an address that is not allowed.
     createIpAllowlist(route),
     // Before auth: preflights carry no credentials, and a foreign origin is refused early.
     createCors(route),
     // Before auth, so password and token guessing spend the budget too.
-    createMemoryRateLimit(route),
+    createMemoryRateLimit(route, deps),
     // Who is calling (JWT / session / webhook signature), then may they use this route.
     createAuthenticate(route),
     createAuthorize(route),
@@ -67,10 +67,11 @@ export function hstsValue(cfg: GatewayConfig): string | undefined {
   return `max-age=${cfg.tls.hstsMaxAge}${cfg.tls.hstsIncludeSubDomains ? '; includeSubDomains' : ''}${cfg.tls.hstsPreload ? '; preload' : ''}`;
 }
 
-export function createGateway(cfg: GatewayConfig, log: Logger, forwarder: Forwarder = createForwarder(hstsValue(cfg))): Gateway {
+export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: Forwarder = createForwarder(hstsValue(cfg))): Gateway {
+  const log = deps.log;
   const resolveAddress = createClientIpResolver(new IpSet(cfg.trustedProxies));
   const hsts = hstsValue(cfg);
-  const routes: CompiledRoute[] = cfg.routes.map((r) => ({ name: r.name, config: r, target: new URL(r.upstream), steps: routeSteps(r) }));
+  const routes: CompiledRoute[] = cfg.routes.map((r) => ({ name: r.name, config: r, target: new URL(r.upstream), steps: routeSteps(r, deps) }));
   const match = createRouter(routes.map((r) => ({ ...r.config, compiled: r })));
   let draining = false;
 
@@ -210,7 +211,7 @@ export function createGateway(cfg: GatewayConfig, log: Logger, forwarder: Forwar
       void handleUpgradeAsync(req, socket, head);
     },
     handleClientError(err, socket) {
-      handleClientError(err, socket, log);
+      handleClientError(err, socket, deps.log);
     },
     drain() {
       draining = true;
@@ -222,7 +223,7 @@ export function createGateway(cfg: GatewayConfig, log: Logger, forwarder: Forwar
 }
 
 /** Requests Node's parser refused: a clear 4xx with a request id, logged, then the socket closes. */
-function handleClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logger): void {
+function handleClientError(err: NodeJS.ErrnoException, socket: Duplex, log: GatewayDeps['log']): void {
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return;

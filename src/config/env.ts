@@ -20,6 +20,7 @@ export const ENV_SETTINGS = [
   ['WHATSAPP_APP_SECRET', ['secrets', 'whatsappAppSecret']],
   ['WHATSAPP_VERIFY_TOKEN', ['secrets', 'whatsappVerifyToken']],
   ['REDIS_URL', ['stores', 'redisUrl']],
+  ['REDIS_PASSWORD', ['stores', 'redisPassword']],
   ['DATABASE_URL', ['stores', 'databaseUrl']],
   ['LOG_LEVEL', ['log', 'level']],
   ['LOG_DIR', ['log', 'dir']],

@@ -187,7 +187,13 @@ export const gatewaySchema = z.strictObject({
       whatsappVerifyToken: z.string().optional(),
     })
     .prefault({}),
-  stores: z.strictObject({ redisUrl: z.string().optional(), databaseUrl: z.string().optional() }).prefault({}),
+  stores: z
+    .strictObject({
+      redisUrl: z.string().regex(/^rediss?:\/\//, 'use redis:// or rediss://').optional(),
+      redisPassword: z.string().optional(),
+      databaseUrl: z.string().regex(/^postgres(ql)?:\/\//, 'use postgres:// or postgresql://').optional(),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['error', 'warn', 'info', 'debug']).default(DEFAULTS.logLevel),

@@ -25,7 +25,7 @@ function expandIpv6(addr: string): string[] {
  * A fixed-window limiter held in this process: the embedded store for a single instance.
  * The rate-limit issue replaces it with Redis-backed limits shared by every instance.
  */
-export function createMemoryRateLimit(route: RouteConfig, now: () => number = Date.now): Step | undefined {
+export function createMemoryRateLimit(route: RouteConfig, _deps?: unknown, now: () => number = Date.now): Step | undefined {
   const limit = route.rateLimit;
   if (!limit) return undefined;
   const windows = new Map<string, { count: number; resetAt: number }>();

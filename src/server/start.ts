@@ -3,7 +3,7 @@ import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { GatewayConfig } from '../config/schema.js';
 import { createGateway, type Gateway } from '../app.js';
-import type { Logger } from '../log/logger.js';
+import type { GatewayDeps } from '../deps.js';
 import { loadCertificatePair, type CertificateInfo } from '../tls/certificates.js';
 import { createCertificateReloader, type CertificateReloader } from '../tls/reloader.js';
 import { tlsPolicy } from '../tls/options.js';
@@ -43,9 +43,10 @@ function harden(server: http.Server, cfg: GatewayConfig): void {
 }
 
 /** Builds the pipeline and opens the HTTPS, HTTP and admin listeners. */
-export async function startGateway(cfg: GatewayConfig, log: Logger): Promise<RunningGateway> {
+export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps): Promise<RunningGateway> {
+  const log = deps.log;
   const pair = loadCertificatePair(cfg.tls.certFile, cfg.tls.keyFile);
-  const gateway = createGateway(cfg, log);
+  const gateway = createGateway(cfg, deps);
   const serverOptions = {
     maxHeaderSize: cfg.server.maxHeaderSize,
     insecureHTTPParser: false,

@@ -73,7 +73,7 @@ export async function startTestGateway(routesYaml: string, env: Record<string, s
     ...env,
   });
   const log = createMemoryLogger();
-  const running = await startGateway(config, log);
+  const running = await startGateway(config, { log });
   const ca = readFileSync(cert.cert, 'utf8');
   const port = running.ports.https;
   return {
