@@ -24,7 +24,7 @@ import { createRouter } from './routing/router.js';
 import { checkFraming } from './routing/framing.js';
 import { renderError, sendOwn, wantsHtml, writeRawResponse } from './respond.js';
 import { accessEntry } from './log/access.js';
-import type { CompiledRoute } from './routes.js';
+import type { CompiledRoute, TerminalHandler } from './routes.js';
 import type { Step } from './step.js';
 
 /**
@@ -40,13 +40,18 @@ function routeSteps(route: RouteConfig, deps: GatewayDeps): Step[] {
     // Before auth, so password and token guessing spend the budget too.
     createMemoryRateLimit(route, deps),
     // Who is calling (JWT / session / webhook signature), then may they use this route.
-    createAuthenticate(route),
+    createAuthenticate(route, deps),
     createAuthorize(route),
     // CSRF for cookie sessions arrives with login sessions (auth issue).
     // Last: a declared body over the limit is refused before a byte goes upstream.
     createBodyLimit(route),
   ];
   return steps.filter((s): s is Step => s !== undefined);
+}
+
+/** Routes answered by something other than the plain proxy. */
+function terminalHandler(_route: RouteConfig, _deps: GatewayDeps): TerminalHandler | undefined {
+  return undefined;
 }
 
 export interface Gateway {
@@ -71,7 +76,7 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
   const log = deps.log;
   const resolveAddress = createClientIpResolver(new IpSet(cfg.trustedProxies));
   const hsts = hstsValue(cfg);
-  const routes: CompiledRoute[] = cfg.routes.map((r) => ({ name: r.name, config: r, target: new URL(r.upstream), steps: routeSteps(r, deps) }));
+  const routes: CompiledRoute[] = cfg.routes.map((r) => ({ name: r.name, config: r, target: new URL(r.upstream), steps: routeSteps(r, deps), handler: terminalHandler(r, deps) }));
   const match = createRouter(routes.map((r) => ({ ...r.config, compiled: r })));
   let draining = false;
 
@@ -155,7 +160,9 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
         return;
       }
       ctx.outcome = 'forwarded';
-      forwarder.web(ctx, route, res, (err) => refuse(ctx, res, err));
+      const fail = (err: GatewayError): void => refuse(ctx, res, err);
+      if (route.handler) route.handler(ctx, res, fail);
+      else forwarder.web(ctx, route, res, fail);
     } catch (err) {
       refuse(ctx, res, isGatewayError(err) ? err : internal(err));
     }

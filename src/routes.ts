@@ -1,5 +1,14 @@
+import type { ServerResponse } from 'node:http';
 import type { RouteConfig } from './config/schema.js';
+import type { RequestContext } from './context.js';
+import type { GatewayError } from './errors.js';
 import type { Step } from './step.js';
+
+/**
+ * Answers a request that passed every step, in place of plain proxying (the WhatsApp webhook
+ * reads, verifies and queues the body itself). `fail` sends a gateway error.
+ */
+export type TerminalHandler = (ctx: RequestContext, res: ServerResponse, fail: (err: GatewayError) => void) => void;
 
 /** A route with its policy chain built once at startup. */
 export interface CompiledRoute {
@@ -7,4 +16,6 @@ export interface CompiledRoute {
   readonly config: RouteConfig;
   readonly target: URL;
   readonly steps: readonly Step[];
+  /** When set, answers instead of the proxy. */
+  readonly handler?: TerminalHandler | undefined;
 }

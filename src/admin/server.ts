@@ -1,10 +1,11 @@
 import http from 'node:http';
 import type { GatewayConfig } from '../config/schema.js';
 import { readiness } from './readiness.js';
+import { metrics } from '../metrics.js';
 
 /**
  * The admin listener, bound to loopback only: `/healthz` (the process answers) and
- * `/readyz` (upstreams and stores reachable). Never served on the public port.
+ * `/readyz` (upstreams and stores reachable) and `/metrics` (Prometheus). Never served on the public port.
  */
 export function createAdminServer(cfg: GatewayConfig, isDraining: () => boolean): http.Server {
   return http.createServer((req, res) => {
@@ -21,6 +22,16 @@ export function createAdminServer(cfg: GatewayConfig, isDraining: () => boolean)
       readiness(cfg).then(
         (r) => send(r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', checks: r.checks }),
         (err: Error) => send(503, { status: 'error', error: err.message }),
+      );
+      return;
+    }
+    if (path === '/metrics') {
+      metrics.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store' });
+          res.end(text);
+        },
+        (err: Error) => send(500, { error: err.message }),
       );
       return;
     }

@@ -39,7 +39,17 @@ function hasBody(req: IncomingMessage): boolean {
 export function createForwarder(hsts: string | undefined): Forwarder {
   const agents = new UpstreamAgents();
   const proxy = httpProxy.createProxyServer({ xfwd: false, ws: true, secure: true, prependPath: true });
-  const contexts = new WeakMap<IncomingMessage, { ctx: RequestContext; route: CompiledRoute; proxyReq?: ClientRequest }>();
+  const contexts = new WeakMap<IncomingMessage, { ctx: RequestContext; route: CompiledRoute; chunked: boolean; proxyReq?: ClientRequest }>();
+
+  // The client's chunked framing is hop-by-hop and left with its headers. Unframed, Node writes a
+  // GET/HEAD body raw and http-proxy gives DELETE/OPTIONS `Content-Length: 0`, so the upstream
+  // would read the body as a request of its own (smuggling). 'start' comes after http-proxy's
+  // own header edits and before the upstream request is built: re-frame the body as chunked.
+  proxy.on('start', (req: IncomingMessage) => {
+    if (!contexts.get(req)?.chunked) return;
+    delete req.headers['content-length'];
+    req.headers['transfer-encoding'] = 'chunked';
+  });
 
   proxy.on('proxyReq', (proxyReq: ClientRequest, req: IncomingMessage, res: ServerResponse) => {
     const entry = contexts.get(req);
@@ -73,15 +83,18 @@ export function createForwarder(hsts: string | undefined): Forwarder {
     const req = ctx.req;
     const path = route.config.stripPrefix && route.config.path ? stripPrefix(ctx.path ?? '/', route.config.path) : (ctx.path ?? '/');
     req.url = ctx.target?.query ? `${path}?${ctx.target.query}` : path;
+    const chunked = !upgrade && req.headers['transfer-encoding'] !== undefined;
     req.headers = buildUpstreamHeaders(ctx, route.config, upgrade);
-    contexts.set(req, { ctx, route });
+    contexts.set(req, { ctx, route, chunked });
   }
 
   return {
     web(ctx, route, res, fail) {
+      // Read before prepare() swaps the client's headers (and its framing) for the upstream's.
+      const withBody = hasBody(ctx.req);
       prepare(ctx, route, false);
       let body: BodyLimiter | undefined;
-      if (hasBody(ctx.req)) {
+      if (withBody) {
         body = new BodyLimiter(route.config.maxBody);
         body.on('error', (err) => {
           // Fail first, so the refusal (413) is what the client sees, then cut the upstream off.
