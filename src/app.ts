@@ -128,7 +128,8 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
     ctx.error = err;
     ctx.outcome = err.status >= 500 ? 'failed' : 'denied';
     ctx.status = err.status;
-    if (err.code === 'BODY_TOO_LARGE' || err.status >= 500) res.shouldKeepAlive = false;
+    // HEADER_INVALID is a framing refusal: the body's end is unknown, so close (RFC 9112 §6.3).
+    if (err.code === 'BODY_TOO_LARGE' || err.code === 'HEADER_INVALID' || err.status >= 500) res.shouldKeepAlive = false;
     if (res.headersSent) {
       res.destroy();
       return;

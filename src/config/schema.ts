@@ -180,9 +180,24 @@ export const gatewaySchema = z.strictObject({
       shutdownTimeout: duration.prefault(DEFAULTS.shutdownTimeout),
     })
     .prefault({}),
+  auth: z
+    .strictObject({
+      /** Token issuer and audience: required claims, checked on every token. */
+      issuer: z.string().min(1).default('crm-gateway'),
+      audience: z.string().min(1).default('crm'),
+      /** Longest lifetime a token may have; longer ones are refused even when signed. */
+      maxTokenTtl: duration.prefault('24h'),
+      /** Browser access-token lifetime (refresh tokens renew it). */
+      sessionTtl: duration.prefault('15m'),
+      refreshTtl: duration.prefault('12h'),
+      clockSkew: duration.prefault('30s'),
+    })
+    .prefault({}),
   secrets: z
     .strictObject({
       apiSecretKey: z.string().optional(),
+      /** Previous JWT keys, `<secret>@<retire-after ISO time>` comma-separated: they verify until then. */
+      apiSecretKeyPrevious: z.string().optional(),
       whatsappAppSecret: z.string().optional(),
       whatsappVerifyToken: z.string().optional(),
     })

@@ -59,6 +59,8 @@ export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps): Promi
   const httpsServer = https.createServer({ ...serverOptions, ...tlsPolicy(), cert: pair.cert, key: pair.key }, gateway.app);
   harden(httpsServer, cfg);
   httpsServer.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
+  // Unheard, Node drops a CONNECT with no answer and no log line; the raw-socket path refuses it (405) and logs it.
+  httpsServer.on('connect', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
   httpsServer.on('clientError', (err, socket) => gateway.handleClientError(err, socket));
   httpsServer.on('tlsClientError', (err, socket) => {
     log.security('tls.handshake_failed', { error: err.message, clientIp: socket.remoteAddress });
