@@ -24,6 +24,8 @@ export interface CertificatePair {
 }
 
 const DEV_CERT_DAYS = 90;
+/** Hosts of the default routes (config/gateway.yaml), under `localhost` and the domain. */
+const DEV_SERVICE_HOSTS = ['api', 'nocodb', 'metabase'];
 
 /**
  * Reads and checks a certificate and key: both parse, the key matches the certificate, and
@@ -50,7 +52,9 @@ export function describe(x509: X509Certificate, keyMode: number): CertificateInf
   return {
     subject: x509.subject,
     issuer: x509.issuer,
-    selfSigned: x509.checkIssued(x509) && x509.verify(x509.publicKey),
+    // Not checkIssued(): OpenSSL says "not issued" when keyUsage lacks keyCertSign, which is the
+    // case for a leaf certificate like our own development one.
+    selfSigned: x509.issuer === x509.subject && x509.verify(x509.publicKey),
     validFrom: new Date(x509.validFrom),
     validTo: new Date(x509.validTo),
     altNames: (x509.subjectAltName ?? '').split(',').map((s) => s.trim()).filter(Boolean),
@@ -66,7 +70,10 @@ export function describe(x509: X509Certificate, keyMode: number): CertificateInf
  */
 export async function ensureDevCertificate(certFile: string, keyFile: string, domain: string): Promise<boolean> {
   if (existsSync(certFile) || existsSync(keyFile)) return false;
-  const names = [...new Set(['localhost', `*.localhost`, domain, `*.${domain}`])];
+  // Verifiers ignore a wildcard directly under a one-label name (`*.localhost`, `*.com`), so
+  // the default routes' hosts are named explicitly as well.
+  const services = [...new Set(['localhost', domain])].flatMap((d) => DEV_SERVICE_HOSTS.map((h) => `${h}.${d}`));
+  const names = [...new Set(['localhost', `*.localhost`, domain, `*.${domain}`, ...services])];
   const notBefore = new Date(Date.now() - 60_000);
   const notAfter = new Date(notBefore.getTime() + DEV_CERT_DAYS * 86_400_000);
   const pems = await selfsigned.generate([{ name: 'commonName', value: domain }, { name: 'organizationName', value: 'crm-gateway development' }], {
