@@ -59,6 +59,7 @@ export function sendOwn(
   status: number,
   headers: Readonly<Record<string, string>>,
   body?: ErrorBody,
+  cookies: readonly string[] = [],
 ): void {
   if (res.headersSent) {
     res.destroy();
@@ -67,6 +68,7 @@ export function sendOwn(
   ownHeaders(req as never, res as never, () => undefined);
   res.setHeader('cache-control', 'no-store');
   for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  if (cookies.length > 0) res.setHeader('set-cookie', [...cookies]);
   if (body) {
     res.setHeader('content-type', body.contentType);
     res.setHeader('content-length', Buffer.byteLength(body.body));
@@ -86,4 +88,9 @@ export function writeRawResponse(socket: Duplex, status: number, headers: Readon
   if (body) lines.push(`Content-Type: ${body.contentType}`, `Content-Length: ${Buffer.byteLength(body.body)}`);
   else lines.push('Content-Length: 0');
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body?.body ?? ''}`);
+  // A client that never closes its side must not hold the connection open.
+  setTimeout(() => socket.destroy(), HALF_OPEN_GRACE_MS).unref();
 }
+
+/** How long a refused connection may stay half-open after the answer. */
+const HALF_OPEN_GRACE_MS = 2_000;

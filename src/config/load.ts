@@ -41,7 +41,9 @@ export function parseConfig(text: string, env: Env, source = 'config'): GatewayC
   if (!isPlainObject(doc)) throw new ConfigError(source, [{ path: '', message: 'the file must hold a mapping' }]);
 
   const problems: InterpolationProblem[] = [];
-  const interpolated = interpolate(doc, { ...INTERPOLATION_DEFAULTS, ...env }, problems);
+  // An empty variable counts as unset here, as it does for the environment overlay.
+  const set = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const interpolated = interpolate(doc, { ...INTERPOLATION_DEFAULTS, ...set }, problems);
   const { overlay, sources } = envOverlay(env);
   const merged = deepMerge(interpolated, overlay);
 
@@ -50,13 +52,22 @@ export function parseConfig(text: string, env: Env, source = 'config'): GatewayC
   if (!result.success) {
     for (const issue of result.error.issues) {
       const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
-      const fromEnv = sources.get(issue.path.join('.'));
+      const fromEnv = envSourceOf(sources, issue.path);
       const routeName = routeNameAt(merged, issue.path);
       all.push({ path: `${path}${routeName ? ` (route ${routeName})` : ''}${fromEnv ? ` (from ${fromEnv})` : ''}`, message: issue.message });
     }
   }
   if (all.length > 0 || !result.success) throw new ConfigError(source, all);
   return result.data;
+}
+
+/** The variable that set this path or one of its parents (`stores.redisSentinels[0]` came from REDIS_SENTINELS). */
+function envSourceOf(sources: ReadonlyMap<string, string>, path: readonly PropertyKey[]): string | undefined {
+  for (let n = path.length; n > 0; n--) {
+    const hit = sources.get(path.slice(0, n).map(String).join('.'));
+    if (hit) return hit;
+  }
+  return undefined;
 }
 
 function routeNameAt(doc: Record<string, unknown>, path: readonly PropertyKey[]): string | undefined {

@@ -29,11 +29,19 @@ export function createClientIpResolver(trusted: IpSet): (req: IncomingMessage) =
       .filter((h) => h !== '');
     let client = peer;
     for (let i = hops.length - 1; i >= 0; i--) {
-      const hop = normalizeIp(hops[i]);
+      const hop = normalizeIp(withoutPort(hops[i] ?? ''));
       if (!hop) break;
       client = hop;
       if (!trusted.has(hop)) break;
     }
     return { client, peer, peerTrusted: true };
   };
+}
+
+/** Some proxies append `ip:port` or `[v6]:port`; the port is not part of the client's identity. */
+function withoutPort(hop: string): string {
+  const v6 = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(hop);
+  if (v6?.[1]) return v6[1];
+  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(hop);
+  return v4?.[1] ?? hop;
 }

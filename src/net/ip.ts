@@ -73,7 +73,22 @@ export class IpSet {
   }
 }
 
-/** True when the set covers every address (0.0.0.0/0 or ::/0). */
+/** Addresses spread over the whole IPv4 and IPv6 space: a set holding all of them trusts the world. */
+const SPREAD_V4 = ['0.0.0.1', '64.0.0.1', '127.255.255.254', '128.0.0.1', '192.0.0.1', '255.255.255.254'];
+const SPREAD_V6 = ['::1', '4000::1', '7fff::1', '8000::1', 'c000::1', 'ffff:ffff::1'];
+
+/**
+ * True when the set covers (nearly) every address of a family: `0.0.0.0/0`, `::/0`, but also
+ * `0.0.0.0/1` + `128.0.0.0/1` or `0/00`. Judged by meaning, not spelling.
+ */
 export function coversEverything(entries: readonly string[]): boolean {
-  return entries.some((e) => /^(0\.0\.0\.0\/0|::\/0|::ffff:0\.0\.0\.0\/96)$/i.test(e.trim()));
+  let set: IpSet;
+  try {
+    set = new IpSet(entries);
+  } catch {
+    return false;
+  }
+  return (
+    SPREAD_V4.every((address) => set.has({ address, family: 'ipv4' })) || SPREAD_V6.every((address) => set.has({ address, family: 'ipv6' }))
+  );
 }

@@ -1,9 +1,14 @@
 import type { RouteConfig } from '../config/schema.js';
 
-/** True when `path` is `prefix` or lies below it (`/public` covers `/public/x`, not `/publics`). */
+/**
+ * True when `path` is `prefix` or lies below it (`/public` covers `/public/x`, not `/publics`).
+ * Path parameters (`;x` after a segment) are ignored here, because Jetty and Tomcat ignore
+ * them: `/admin;x/y` must meet the `/admin` route's policy, not a looser one.
+ */
 export function underPrefix(path: string, prefix: string): boolean {
   if (prefix === '/') return true;
-  return path === prefix || path.startsWith(`${prefix}/`);
+  const p = path.includes(';') ? path.replace(/;[^/]*/g, '') : path;
+  return p === prefix || p.startsWith(`${prefix}/`);
 }
 
 /** `/public/x` under `/public` → `/x`; the prefix itself → `/`. */
