@@ -40,8 +40,8 @@ export function createClientIpResolver(trusted: IpSet): (req: IncomingMessage) =
 
 /** Some proxies append `ip:port` or `[v6]:port`; the port is not part of the client's identity. */
 function withoutPort(hop: string): string {
-  const v6 = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(hop);
-  if (v6?.[1]) return v6[1];
-  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(hop);
-  return v4?.[1] ?? hop;
+  const v6 = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(hop);
+  if (v6?.[1]) return v6[2] === undefined || Number(v6[2]) <= 65_535 ? v6[1] : hop;
+  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(hop);
+  return v4?.[1] && Number(v4[2]) <= 65_535 ? v4[1] : hop;
 }

@@ -9,6 +9,7 @@ import { UpstreamAgents } from './agents.js';
 import { buildUpstreamHeaders } from './request-headers.js';
 import { secureUpstreamHeaders } from './response-headers.js';
 import { stripPrefix } from '../routing/router.js';
+import { installExactUrlJoin } from './url-join.js';
 
 export interface Forwarder {
   web(ctx: RequestContext, route: CompiledRoute, res: ServerResponse, fail: (err: GatewayError) => void): void;
@@ -37,6 +38,7 @@ function hasBody(req: IncomingMessage): boolean {
  * (http-proxy alone leaks it: node-http-proxy #1586); timeouts answer 504, refusals 502.
  */
 export function createForwarder(hsts: string | undefined): Forwarder {
+  installExactUrlJoin();
   const agents = new UpstreamAgents();
   const proxy = httpProxy.createProxyServer({ xfwd: false, ws: true, secure: true, prependPath: true });
   const contexts = new WeakMap<IncomingMessage, { ctx: RequestContext; route: CompiledRoute; chunked: boolean; proxyReq?: ClientRequest }>();
@@ -68,14 +70,37 @@ export function createForwarder(hsts: string | undefined): Forwarder {
     });
   });
 
-  proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage) => {
+  // A websocket handshake gets the route timeout too, until the upstream answers it; once
+  // upgraded, http-proxy clears the socket timeout (an idle websocket is normal).
+  proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage) => {
+    const entry = contexts.get(req);
+    if (!entry) return;
+    const { ctx, route } = entry;
+    proxyReq.setTimeout(route.config.timeout, () => {
+      ctx.upstreamTimedOut = true;
+      proxyReq.destroy();
+    });
+  });
+
+  proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => {
     const entry = contexts.get(req);
     if (!entry) return;
     const { ctx, route } = entry;
     secureUpstreamHeaders(proxyRes.headers, ctx, route.config, ctx.secure ? hsts : undefined);
+    // Node's own keep-alive decision (client's `Connection: close`, HTTP/1.0, shutdown); without
+    // it http-proxy answers `Connection: keep-alive`, since the client's header never went upstream.
+    // The last request a socket may carry (maxRequestsPerSocket) closes too: an explicit header
+    // overrides Node's own `Connection: close` there, and the client's next request got a 503.
+    const last = (res as ServerResponse & { maxRequestsOnConnectionReached?: boolean }).maxRequestsOnConnectionReached === true;
+    proxyRes.headers.connection = res.shouldKeepAlive && !last ? 'keep-alive' : 'close';
     ctx.status = proxyRes.statusCode;
     proxyRes.on('data', (chunk: Buffer) => {
       ctx.bytesOut += chunk.length;
+    });
+    // An upstream that dies mid-body: http-proxy's pipe never ends the client's response, so the
+    // client waited forever on a half body and the connection stayed open. Cut it off too.
+    proxyRes.once('close', () => {
+      if (!proxyRes.complete) res.destroy();
     });
   });
 
@@ -85,6 +110,9 @@ export function createForwarder(hsts: string | undefined): Forwarder {
     req.url = ctx.target?.query ? `${path}?${ctx.target.query}` : path;
     const chunked = !upgrade && req.headers['transfer-encoding'] !== undefined;
     req.headers = buildUpstreamHeaders(ctx, route.config, upgrade);
+    // Node already answered the client's `Expect: 100-continue`. Forwarded, it also makes
+    // http-proxy skip 'proxyReq', so the route timeout and the abort teardown never attach.
+    delete req.headers.expect;
     contexts.set(req, { ctx, route, chunked });
   }
 

@@ -49,7 +49,7 @@ describe('parseConfig: defaults', () => {
     assert.equal(cfg.forceHttps, true);
     assert.deepEqual(cfg.trustedProxies, []);
     assert.deepEqual(cfg.corsOrigins, ['localhost', '127.0.0.1']);
-    assert.deepEqual(cfg.log, { level: 'info', dir: 'logs', retentionDays: 30 });
+    assert.deepEqual(cfg.log, { level: 'info', dir: 'logs', retentionDays: 30, failClosed: false, maxBacklog: 16 * 1024 * 1024 });
     assert.deepEqual(cfg.tls, {
       certFile: 'certs/gateway.crt',
       keyFile: 'certs/gateway.key',
@@ -65,9 +65,10 @@ describe('parseConfig: defaults', () => {
       requestTimeout: 120_000,
       keepAliveTimeout: 5000,
       shutdownTimeout: 10_000,
+      workers: 1,
     });
     assert.deepEqual(cfg.secrets, {});
-    assert.deepEqual(cfg.stores, {});
+    assert.deepEqual(cfg.stores, { dataDir: 'data' });
   });
 
   test('the default GATEWAY_DOMAIN fills ${GATEWAY_DOMAIN}', () => {
@@ -197,8 +198,8 @@ describe('parseConfig: environment overrides', () => {
     assert.deepEqual(cfg.trustedProxies, ['10.0.0.0/8', '192.168.0.1']);
     assert.deepEqual(cfg.corsOrigins, ['https://a.example', 'https://b.example']);
     assert.deepEqual(cfg.secrets, { apiSecretKey: 'k', whatsappAppSecret: 's', whatsappVerifyToken: 't' });
-    assert.deepEqual(cfg.stores, { redisUrl: 'redis://127.0.0.1:6379', databaseUrl: 'postgres://127.0.0.1/crm' });
-    assert.deepEqual(cfg.log, { level: 'debug', dir: '/var/log/gw', retentionDays: 7 });
+    assert.deepEqual(cfg.stores, { redisUrl: 'redis://127.0.0.1:6379', databaseUrl: 'postgres://127.0.0.1/crm', dataDir: 'data' });
+    assert.deepEqual(cfg.log, { level: 'debug', dir: '/var/log/gw', retentionDays: 7, failClosed: false, maxBacklog: 16 * 1024 * 1024 });
   });
 
   test('every ENV_SETTINGS path exists in the schema (no variable silently lands on an unknown key)', () => {

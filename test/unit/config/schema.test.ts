@@ -185,7 +185,7 @@ describe('routeSchema: ipAllowlist, rateLimit, cors, headers', () => {
   });
 
   test('rateLimit: window parsed, by defaults to ip', () => {
-    assert.deepEqual(route('host: x, auth: jwt, rateLimit: { window: 1m, max: 600 }').rateLimit, { window: 60_000, max: 600, by: 'ip' });
+    assert.deepEqual(route('host: x, auth: jwt, rateLimit: { window: 1m, max: 600 }').rateLimit, { window: 60_000, max: 600, by: 'ip', failMode: 'open', ipv6Prefix: 64 });
   });
 
   test('rateLimit: by user needs an authenticated route; max must be positive; unknown keys refused', () => {

@@ -125,9 +125,14 @@ describe('createClientIpResolver: a malformed hop stops the walk', () => {
     assert.equal(clientOf('10.0.0.1', 'garbage, 203.0.113.9'), '203.0.113.9');
   });
 
-  test('shapes that are not a bare address count as malformed', () => {
-    for (const hop of ['unknown', '203.0.113.9:4711', '[2001:db9::5]:443', 'fe80::1%eth0', '_hidden', '10.0.0.0/8', 'for=203.0.113.9']) {
+  test('shapes that are not an address (with or without a port) count as malformed', () => {
+    for (const hop of ['unknown', 'fe80::1%eth0', '_hidden', '10.0.0.0/8', 'for=203.0.113.9', '203.0.113.9:99999', '[2001:db9::5']) {
       assert.equal(clientOf('10.0.0.1', `1.1.1.1, ${hop}`), '10.0.0.1', hop);
     }
+  });
+
+  test('a hop with a port (as Azure and some proxies write it) is its address', () => {
+    assert.equal(clientOf('10.0.0.1', '1.1.1.1, 203.0.113.9:4711'), '203.0.113.9');
+    assert.equal(clientOf('10.0.0.1', '1.1.1.1, [2001:db9::5]:443'), '2001:db9::5');
   });
 });
