@@ -2,22 +2,24 @@ import { GatewayError } from '../errors.js';
 import type { RouteConfig } from '../config/schema.js';
 import type { GatewayDeps } from '../deps.js';
 import type { Step } from '../step.js';
+import { createTokenAuthenticate } from './request-auth.js';
 
 /**
  * Authentication for a route. `auth: none` needs nothing. Until a method is enabled, a route
  * that asks for it refuses every request, so a config never opens a door the gateway cannot
  * guard.
  */
-export function createAuthenticate(route: RouteConfig, _deps: GatewayDeps): Step | undefined {
+export function createAuthenticate(route: RouteConfig, deps: GatewayDeps): Step | undefined {
   switch (route.auth) {
     case 'none':
       return undefined;
     case 'whatsapp':
-      return unavailable(route);
+      // The signature is checked over the raw body by the route's handler (src/webhook/).
+      return deps.whatsapp ? deps.whatsapp.authenticate(route) : unavailable(route);
     case 'jwt':
     case 'session':
     case 'jwt-or-session':
-      return unavailable(route);
+      return deps.auth ? createTokenAuthenticate(route, deps.auth, deps.log) : unavailable(route);
   }
 }
 

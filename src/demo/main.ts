@@ -1,35 +1,58 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { processEnv } from '../config/env.js';
 import { main, exitOnStartupError } from '../main.js';
+import { hashPassword } from '../auth/password.js';
 import { startEchoUpstream } from './echo-upstream.js';
+
+const DEMO_USER = 'demo';
 
 /**
  * `npm run demo`: stand-in upstreams on the seed's ports (CRM API 8000, NocoDB 8080,
- * Metabase 3000) that echo back what reached them, then the gateway in front of them.
+ * Metabase 3000) that echo back what reached them, then the gateway in front of them, with a
+ * throw-away signing key and a demo login when none are configured.
  */
 async function demo(): Promise<void> {
-  const env = processEnv();
+  const base = processEnv();
+  const dataDir = base.DATA_DIR || mkdtempSync(join(tmpdir(), 'crm-gateway-demo-'));
+  const env: Record<string, string | undefined> = { ...base, API_SECRET_KEY: base.API_SECRET_KEY || randomBytes(32).toString('hex'), DATA_DIR: dataDir };
   const upstreams = await Promise.all([
     startEchoUpstream('crm-api (stand-in)', 8000),
     startEchoUpstream('nocodb (stand-in)', 8080),
     startEchoUpstream('metabase (stand-in)', 3000),
   ]);
   const running = await main(env);
-  const domain = env.GATEWAY_DOMAIN || 'localhost';
+  const auth = running.gateway.auth;
+  const password = randomBytes(9).toString('base64url');
+  let token = '(no auth service)';
+  if (auth) {
+    if (!(await auth.store.getUser(DEMO_USER))) {
+      await auth.store.addUser({ name: DEMO_USER, passwordHash: await hashPassword(password), roles: ['staff', 'admin'], disabled: false, createdAt: new Date() });
+    } else {
+      await auth.store.updateUser(DEMO_USER, { passwordHash: await hashPassword(password) });
+    }
+    await auth.store.addClient({ name: 'demo-client', secretHash: randomBytes(32).toString('hex'), roles: ['api'], disabled: false, createdAt: new Date() }).catch(() => undefined);
+    token = auth.tokens.issue({ sub: 'client:demo-client', roles: ['api'], ttlMs: 60 * 60_000, typ: 'access' }).token;
+  }
+  const domain = base.GATEWAY_DOMAIN || 'localhost';
   const port = running.ports.https;
-  const out = process.stderr;
-  out.write(`
+  process.stderr.write(`
 crm-gateway demo is running (self-signed certificate: your browser will ask you to accept it).
 
-  https://api.${domain}:${port}/public/hello     CRM API public route: the echo shows what passed the gateway
-  https://api.${domain}:${port}/                 CRM API (JWT): refused without a valid token
-  https://nocodb.${domain}:${port}/              NocoDB (login session): refused until you log in
-  https://metabase.${domain}:${port}/            Metabase (login session): refused until you log in
-  http://api.${domain}:${running.ports.http}/public/hello      plain HTTP: 308 to HTTPS
-  http://127.0.0.1:${running.ports.admin}/readyz           health (loopback only)
+  https://nocodb.${domain}:${port}/        NocoDB (stand-in): log in as  ${DEMO_USER} / ${password}
+  https://metabase.${domain}:${port}/      Metabase (stand-in): same login
+  https://api.${domain}:${port}/public/hello   CRM API public route (no login)
+  https://api.${domain}:${port}/          CRM API: needs a bearer token (401 without)
+  http://api.${domain}:${running.ports.http}/public/hello     plain HTTP: 308 to HTTPS
+  http://127.0.0.1:${running.ports.admin}/readyz          health (loopback only)
 
-Demo login: browser login and JWT come with the authentication feature; until it is enabled,
-routes that need them refuse every request (they fail closed). Try a hostile path:
-  curl -k 'https://api.${domain}:${port}/public/..%2fadmin'
+Each stand-in answers with the request it received, so you see what passed the gateway:
+the headers it set (X-Gateway-User, X-Forwarded-For, X-Request-Id) and what it removed.
+
+  curl -k -H 'Authorization: Bearer ${token}' https://api.${domain}:${port}/customers
+  curl -k 'https://api.${domain}:${port}/public/..%2fadmin'      # refused: 400 PATH_REJECTED
 
 Stop with Ctrl-C.
 `);

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../context.js';
 import type { RouteConfig } from '../config/schema.js';
+import { withoutGatewayCookies } from '../auth/cookies.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus legacy ones; never forwarded. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
@@ -50,6 +51,12 @@ export function buildUpstreamHeaders(ctx: RequestContext, route: RouteConfig, up
     if (c !== name) continue; // an underscore twin of a real header name: ambiguous, dropped
     out[name] = value;
   }
+  // The gateway's cookies are never for an upstream; its bearer token only when the route says
+  // so (NocoDB would read a Bearer token as one of its own API tokens).
+  const cookie = withoutGatewayCookies(typeof out.cookie === 'string' ? out.cookie : undefined);
+  if (cookie === undefined) delete out.cookie;
+  else out.cookie = cookie;
+  if (ctx.principal?.method === 'jwt' && !route.passCredentials) delete out.authorization;
   for (const name of route.requestHeaders?.remove ?? []) delete out[name];
 
   const clientIp = ctx.address?.client.address ?? '';
@@ -63,6 +70,7 @@ export function buildUpstreamHeaders(ctx: RequestContext, route: RouteConfig, up
     out['x-gateway-user'] = ctx.principal.subject;
     out['x-gateway-roles'] = ctx.principal.roles.join(',');
     out['x-gateway-auth'] = ctx.principal.method;
+    if (ctx.principal.tokenId) out['x-gateway-token-id'] = ctx.principal.tokenId;
   }
   for (const [name, value] of Object.entries(route.requestHeaders?.set ?? {})) out[name] = value;
   if (upgrade) {

@@ -28,6 +28,7 @@ export function secureUpstreamHeaders(headers: IncomingHttpHeaders, ctx: Request
       headers[name] = value;
     }
   }
+  if (ctx.setCookies.length > 0) headers['set-cookie'] = [...(headers['set-cookie'] ?? []), ...ctx.setCookies];
   for (const name of route.responseHeaders?.remove ?? []) delete headers[name];
   for (const [name, value] of Object.entries(route.responseHeaders?.set ?? {})) headers[name] = value;
 }

@@ -1,0 +1,30 @@
+/** Claims of every token the gateway issues and accepts. */
+export interface TokenClaims {
+  sub: string;
+  iss: string;
+  aud: string;
+  iat: number;
+  exp: number;
+  jti: string;
+  roles: string[];
+  /** `access` for bearer tokens of API clients and users, `session` for the browser cookie. */
+  typ: 'access' | 'session';
+  /** Refresh-token family of a session token: logout and reuse detection revoke it. */
+  fam?: string;
+}
+
+const JTI = /^[A-Za-z0-9_-]{8,128}$/;
+
+/** Shape check after the signature is verified: every required claim present and typed. */
+export function missingClaim(p: Record<string, unknown>): string | undefined {
+  if (typeof p.sub !== 'string' || p.sub === '') return 'sub';
+  if (typeof p.iss !== 'string') return 'iss';
+  if (typeof p.aud !== 'string' && !Array.isArray(p.aud)) return 'aud';
+  if (typeof p.iat !== 'number' || !Number.isFinite(p.iat)) return 'iat';
+  if (typeof p.exp !== 'number' || !Number.isFinite(p.exp)) return 'exp';
+  if (typeof p.jti !== 'string' || !JTI.test(p.jti)) return 'jti';
+  if (p.roles !== undefined && (!Array.isArray(p.roles) || !p.roles.every((r) => typeof r === 'string'))) return 'roles';
+  if (p.typ !== undefined && p.typ !== 'access' && p.typ !== 'session') return 'typ';
+  if (p.fam !== undefined && typeof p.fam !== 'string') return 'fam';
+  return undefined;
+}

@@ -1,0 +1,34 @@
+import type { IncomingMessage } from 'node:http';
+import { GatewayError } from '../errors.js';
+import type { RouteConfig } from '../config/schema.js';
+import type { Step } from '../step.js';
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** True when Origin (or, without it, Referer) names this very host over https. */
+export function sameSiteRequest(req: IncomingMessage): boolean {
+  const host = (req.headers.host ?? '').toLowerCase().replace(/\.(?=:\d+$|$)/, '');
+  const from = req.headers.origin ?? req.headers.referer;
+  if (!from || from === 'null') return false;
+  try {
+    const url = new URL(from);
+    return url.protocol === 'https:' && url.host === host;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * CSRF for cookie sessions: an unsafe method carried by the session cookie must come from the
+ * route's own host (Origin, or Referer when a browser sends no Origin). Bearer tokens are not
+ * sent by browsers on their own, so they need no such check.
+ */
+export function createCsrf(route: RouteConfig): Step | undefined {
+  if (route.auth !== 'session' && route.auth !== 'jwt-or-session') return undefined;
+  return (ctx) => {
+    if (ctx.principal?.method !== 'session' || SAFE_METHODS.has(ctx.req.method ?? 'GET')) return;
+    if (!sameSiteRequest(ctx.req)) {
+      throw new GatewayError('CSRF_REJECTED', `${ctx.req.method} with Origin ${String(ctx.req.headers.origin)} Referer ${String(ctx.req.headers.referer)} on route ${route.name}`);
+    }
+  };
+}

@@ -1,0 +1,242 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { GatewayConfig } from '../config/schema.js';
+import type { RequestContext } from '../context.js';
+import { GatewayError, isGatewayError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { ipBucket } from '../ratelimit/keys.js';
+import type { CredentialLimiter } from '../ratelimit/login.js';
+import { ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, clearCookie, parseCookies, setCookie, singleCookie } from './cookies.js';
+import { readBasic } from './credentials.js';
+import { sameSiteRequest } from './csrf.js';
+import { loginPage, logoutPage, sendPage } from './pages.js';
+import { dummyHash, verifyPassword } from './password.js';
+import { safeReturnTo } from './return-to.js';
+import type { AuthService } from './service.js';
+import { CLIENT_SUBJECT_PREFIX } from './store/types.js';
+
+export const AUTH_PATHS = new Set(['/auth/login', '/auth/logout', '/auth/token']);
+const MAX_FORM_BYTES = 16 * 1024;
+const CSRF_TTL_MS = 60 * 60_000;
+/** Lifetime of client-credentials tokens (never above auth.maxTokenTtl). */
+const CLIENT_TOKEN_TTL_MS = 60 * 60_000;
+/** Failed logins from one IPv6 /64 count together. */
+const LOCKOUT_IPV6_PREFIX = 64;
+
+function readForm(req: IncomingMessage): Promise<URLSearchParams> {
+  return new Promise((resolve, reject) => {
+    const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+    if (type !== 'application/x-www-form-urlencoded') {
+      req.resume();
+      reject(new GatewayError('BAD_REQUEST', `form content type ${String(req.headers['content-type'])}`));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_FORM_BYTES) {
+        req.destroy();
+        reject(new GatewayError('BODY_TOO_LARGE', `login form over ${MAX_FORM_BYTES} bytes`));
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(new URLSearchParams(Buffer.concat(chunks).toString('utf8'))));
+    req.on('error', reject);
+  });
+}
+
+function equalSecret(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb) && a.length > 0;
+}
+
+export interface AuthEndpoints {
+  handle(ctx: RequestContext, res: ServerResponse, fail: (err: GatewayError) => void): void;
+}
+
+/**
+ * The gateway's own pages on every routed host: `/auth/login` (form with a CSRF token,
+ * lockout, then session cookies), `/auth/logout` (revokes the session family), and
+ * `/auth/token` (client credentials → bearer token for API clients).
+ */
+export function createAuthEndpoints(
+  cfg: GatewayConfig,
+  auth: AuthService,
+  log: Logger,
+  hsts: string | undefined,
+  limits: { login: CredentialLimiter; token: CredentialLimiter },
+): AuthEndpoints {
+  const hosts = new Set(cfg.routes.flatMap((r) => (r.host ? [r.host] : [])));
+
+  const common = (ctx: RequestContext): Record<string, string> => ({ 'x-request-id': ctx.id, ...(ctx.secure && hsts ? { 'strict-transport-security': hsts } : {}) });
+
+  const freshCsrf = (ctx: RequestContext): string => {
+    const token = randomBytes(24).toString('base64url');
+    ctx.setCookies.push(setCookie(CSRF_COOKIE, token, CSRF_TTL_MS, 'strict'));
+    return token;
+  };
+
+  const returnTo = (ctx: RequestContext, rd: string | null): string =>
+    safeReturnTo(rd, { host: (ctx.req.headers.host ?? '').toLowerCase(), hosts, port: cfg.listen.publicHttpsPort ?? cfg.listen.httpsPort });
+
+  const formCsrfOk = (ctx: RequestContext, form: URLSearchParams): boolean => {
+    const cookie = singleCookie(parseCookies(ctx.req.headers.cookie), CSRF_COOKIE);
+    const field = form.get('csrf') ?? '';
+    return typeof cookie === 'string' && cookie !== 'ambiguous' && equalSecret(cookie, field) && (ctx.req.headers.origin === undefined || sameSiteRequest(ctx.req));
+  };
+
+  async function login(ctx: RequestContext, res: ServerResponse): Promise<void> {
+    const method = ctx.req.method ?? 'GET';
+    if (method === 'GET' || method === 'HEAD') {
+      const rd = returnTo(ctx, new URLSearchParams(ctx.target?.query ?? '').get('rd'));
+      sendPage(res, 200, loginPage({ csrf: freshCsrf(ctx), rd }), common(ctx), ctx.setCookies, returnOrigin(rd));
+      ctx.outcome = 'answered';
+      return;
+    }
+    if (method !== 'POST') throw new GatewayError('METHOD_NOT_ALLOWED', `${method} /auth/login`);
+    const form = await readForm(ctx.req);
+    const rd = returnTo(ctx, form.get('rd'));
+    const name = (form.get('username') ?? '').trim();
+    const password = form.get('password') ?? '';
+    const again = (status: number, message: string, err: GatewayError): void => {
+      ctx.error = err;
+      ctx.outcome = 'denied';
+      sendPage(res, status, loginPage({ csrf: freshCsrf(ctx), rd, error: message, user: name }), { ...common(ctx), ...err.headers }, ctx.setCookies, returnOrigin(rd));
+    };
+    if (!formCsrfOk(ctx, form)) {
+      again(403, 'The form expired. Please sign in again.', new GatewayError('CSRF_REJECTED', 'login form CSRF token or Origin mismatch'));
+      return;
+    }
+    try {
+      await limits.login(ctx, name.slice(0, 64));
+    } catch (err) {
+      if (!isGatewayError(err)) throw err;
+      again(err.status, 'Too many sign-in attempts. Try again later.', err);
+      return;
+    }
+    const attempt = { name: name.slice(0, 64), ipKey: ctx.address ? ipBucket(ctx.address.client, LOCKOUT_IPV6_PREFIX) : 'unknown', requestId: ctx.id };
+    try {
+      await auth.lockout.check(attempt);
+    } catch (err) {
+      if (!isGatewayError(err)) throw err;
+      log.security('auth.login_locked', { requestId: ctx.id, user: attempt.name, clientIp: attempt.ipKey, detail: err.detail });
+      again(429, 'Too many failed sign-ins. Try again later.', err);
+      return;
+    }
+    const user = name ? await auth.store.getUser(name) : undefined;
+    const ok = user ? await verifyPassword(password, user.passwordHash) : (await verifyPassword(password, await dummyHash()), false);
+    if (!user || !ok || user.disabled) {
+      await auth.lockout.failed(attempt, !user ? 'unknown user' : !ok ? 'wrong password' : 'disabled');
+      again(401, 'Wrong user name or password.', new GatewayError('AUTH_FAILED', !user ? 'unknown user' : !ok ? 'wrong password' : 'disabled user'));
+      return;
+    }
+    await auth.lockout.succeeded(attempt);
+    await auth.store.updateUser(user.name, { lastLoginAt: new Date() });
+    const family = await auth.refresh.start(user.name, user.roles);
+    const issued = auth.tokens.issue({ sub: user.name, roles: user.roles, ttlMs: auth.config.sessionTtl, typ: 'session', family: family.record.family });
+    await auth.refresh.setAccess(family.record.family, issued.claims.jti, issued.claims.exp);
+    // No session fixation: every cookie the browser sent before login is cleared (upstream
+    // sessions of a previous user included), then the new session is set.
+    const seen = new Set(parseCookies(ctx.req.headers.cookie).map(([n]) => n));
+    for (const n of seen) {
+      const clear = n === ACCESS_COOKIE || n === REFRESH_COOKIE ? undefined : clearUpstreamCookie(n);
+      if (clear) ctx.setCookies.push(clear);
+    }
+    ctx.setCookies.push(setCookie(ACCESS_COOKIE, issued.token, auth.config.sessionTtl), setCookie(REFRESH_COOKIE, family.token, auth.config.refreshTtl));
+    ctx.principal = { subject: user.name, roles: user.roles, method: 'session', tokenId: issued.claims.jti, expiresAt: issued.claims.exp * 1000 };
+    log.security('auth.login_succeeded', { requestId: ctx.id, user: user.name, roles: user.roles, clientIp: ctx.address?.client.address, tokenId: issued.claims.jti });
+    redirect(ctx, res, rd);
+  }
+
+  function redirect(ctx: RequestContext, res: ServerResponse, location: string): void {
+    ctx.outcome = 'answered';
+    ctx.status = 303;
+    res.statusCode = 303;
+    for (const [k, v] of Object.entries(common(ctx))) res.setHeader(k, v);
+    res.setHeader('location', location);
+    res.setHeader('cache-control', 'no-store');
+    res.setHeader('set-cookie', ctx.setCookies);
+    res.setHeader('content-length', 0);
+    res.end();
+  }
+
+  async function logout(ctx: RequestContext, res: ServerResponse): Promise<void> {
+    const method = ctx.req.method ?? 'GET';
+    if (method === 'GET' || method === 'HEAD') {
+      sendPage(res, 200, logoutPage({ csrf: freshCsrf(ctx) }), common(ctx), ctx.setCookies);
+      ctx.outcome = 'answered';
+      return;
+    }
+    if (method !== 'POST') throw new GatewayError('METHOD_NOT_ALLOWED', `${method} /auth/logout`);
+    const form = await readForm(ctx.req);
+    if (!formCsrfOk(ctx, form)) throw new GatewayError('CSRF_REJECTED', 'logout form CSRF token or Origin mismatch');
+    const cookies = parseCookies(ctx.req.headers.cookie);
+    const access = singleCookie(cookies, ACCESS_COOKIE);
+    const refresh = singleCookie(cookies, REFRESH_COOKIE);
+    let family: string | undefined;
+    if (typeof access === 'string' && access !== 'ambiguous') {
+      try {
+        const claims = await auth.tokens.verify(access);
+        family = claims.fam;
+        await auth.revocations.revoke(claims.jti, claims.exp);
+        ctx.principal = { subject: claims.sub, roles: claims.roles, method: 'session', tokenId: claims.jti };
+      } catch {
+        // An expired or invalid access token needs no revocation.
+      }
+    }
+    if (!family && typeof refresh === 'string' && refresh !== 'ambiguous') family = await auth.refresh.familyOf(refresh);
+    if (family) await auth.refresh.revokeFamily(family);
+    ctx.setCookies.push(clearCookie(ACCESS_COOKIE), clearCookie(REFRESH_COOKIE));
+    log.security('auth.logout', { requestId: ctx.id, user: ctx.principal?.subject, family, clientIp: ctx.address?.client.address });
+    redirect(ctx, res, '/auth/login');
+  }
+
+  async function token(ctx: RequestContext, res: ServerResponse): Promise<void> {
+    if (ctx.req.method !== 'POST') throw new GatewayError('METHOD_NOT_ALLOWED', `${ctx.req.method} /auth/token`);
+    const form = await readForm(ctx.req);
+    if (form.get('grant_type') !== 'client_credentials') throw new GatewayError('BAD_REQUEST', 'grant_type must be client_credentials');
+    const basic = readBasic(ctx.req);
+    if (!basic) throw new GatewayError('AUTH_REQUIRED', 'no client credentials', { 'www-authenticate': 'Basic realm="crm-gateway"' });
+    await limits.token(ctx, basic.name.slice(0, 64));
+    const attempt = { name: `${CLIENT_SUBJECT_PREFIX}${basic.name.slice(0, 64)}`, ipKey: ctx.address ? ipBucket(ctx.address.client, LOCKOUT_IPV6_PREFIX) : 'unknown', requestId: ctx.id };
+    await auth.lockout.check(attempt);
+    const client = await auth.store.getClient(basic.name);
+    const given = createHash('sha256').update(basic.secret).digest('hex');
+    const ok = client !== undefined && timingSafeEqual(Buffer.from(given), Buffer.from(client.secretHash.padEnd(64, '0').slice(0, 64)));
+    if (!client || !ok || client.disabled) {
+      await auth.lockout.failed(attempt, !client ? 'unknown client' : !ok ? 'wrong secret' : 'disabled');
+      throw new GatewayError('AUTH_FAILED', `client ${basic.name}: ${!client ? 'unknown' : !ok ? 'wrong secret' : 'disabled'}`, { 'www-authenticate': 'Basic realm="crm-gateway"' });
+    }
+    await auth.lockout.succeeded(attempt);
+    const ttl = Math.min(CLIENT_TOKEN_TTL_MS, auth.config.maxTokenTtl);
+    const issued = auth.tokens.issue({ sub: `${CLIENT_SUBJECT_PREFIX}${client.name}`, roles: client.roles, ttlMs: ttl, typ: 'access' });
+    log.security('auth.token_issued', { requestId: ctx.id, client: client.name, roles: client.roles, tokenId: issued.claims.jti, expiresAt: new Date(issued.claims.exp * 1000).toISOString(), via: 'client_credentials' });
+    const body = JSON.stringify({ access_token: issued.token, token_type: 'Bearer', expires_in: Math.floor(ttl / 1000) });
+    ctx.outcome = 'answered';
+    ctx.status = 200;
+    res.writeHead(200, { ...common(ctx), 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  }
+
+  return {
+    handle(ctx, res, fail) {
+      const path = ctx.path ?? '';
+      const run = path === '/auth/login' ? login : path === '/auth/logout' ? logout : token;
+      run(ctx, res).catch((err: unknown) => fail(isGatewayError(err) ? err : new GatewayError('INTERNAL', String(err))));
+    },
+  };
+}
+
+/** The origin of an absolute return URL (already checked by safeReturnTo), for the page's form-action. */
+function returnOrigin(rd: string): string | undefined {
+  return rd.startsWith('https://') ? new URL(rd).origin : undefined;
+}
+
+/** Clears a cookie of an upstream app (a previous user's NocoDB or Metabase session). */
+function clearUpstreamCookie(name: string): string | undefined {
+  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) return undefined;
+  return name.startsWith('__Host-') || name.startsWith('__Secure-')
+    ? `${name}=; Max-Age=0; Path=/; Secure`
+    : `${name}=; Max-Age=0; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT`;
+}

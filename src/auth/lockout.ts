@@ -1,0 +1,59 @@
+import { GatewayError } from '../errors.js';
+import type { Kv } from '../stores/kv.js';
+import type { Logger } from '../log/logger.js';
+
+/** Failures counted within this window. */
+const FAILURE_WINDOW_MS = 15 * 60_000;
+/** Failures before a lockout: per account, and per client address (which may try many accounts). */
+const USER_THRESHOLD = 5;
+const IP_THRESHOLD = 20;
+/** The first lockout; each further failure doubles it, up to the maximum. */
+const BASE_LOCK_MS = 30_000;
+const MAX_LOCK_MS = 60 * 60_000;
+
+export interface LoginAttempt {
+  /** User or client name as typed. */
+  name: string;
+  /** The key from the one client-IP resolver (IPv6 grouped by /64). */
+  ipKey: string;
+  requestId: string;
+}
+
+/**
+ * Brute-force protection for the login and token endpoints: failures counted per name and per
+ * address; past a threshold, a lockout that doubles with each further failure. Each failure
+ * and lockout is a security event.
+ */
+export class Lockout {
+  constructor(
+    private readonly kv: Kv,
+    private readonly log: Logger,
+  ) {}
+
+  /** Throws AUTH_LOCKED (with Retry-After) while either the name or the address is locked. */
+  async check(a: LoginAttempt): Promise<void> {
+    for (const key of [`lock:user:${a.name.toLowerCase()}`, `lock:ip:${a.ipKey}`]) {
+      const ttl = await this.kv.pttl(key);
+      if (ttl > 0) throw new GatewayError('AUTH_LOCKED', `${key} locked for ${ttl} ms more`, { 'retry-after': String(Math.ceil(ttl / 1000)) });
+    }
+  }
+
+  async failed(a: LoginAttempt, reason: string): Promise<void> {
+    const name = a.name.toLowerCase();
+    const [userFails, ipFails] = await Promise.all([this.kv.incr(`fail:user:${name}`, FAILURE_WINDOW_MS), this.kv.incr(`fail:ip:${a.ipKey}`, FAILURE_WINDOW_MS)]);
+    this.log.security('auth.login_failed', { requestId: a.requestId, user: a.name, clientIp: a.ipKey, reason, userFailures: userFails, ipFailures: ipFails });
+    await this.lockIfOver(`user:${name}`, userFails, USER_THRESHOLD, a);
+    await this.lockIfOver(`ip:${a.ipKey}`, ipFails, IP_THRESHOLD, a);
+  }
+
+  async succeeded(a: LoginAttempt): Promise<void> {
+    await this.kv.del(`fail:user:${a.name.toLowerCase()}`);
+  }
+
+  private async lockIfOver(subject: string, failures: number, threshold: number, a: LoginAttempt): Promise<void> {
+    if (failures < threshold) return;
+    const ms = Math.min(MAX_LOCK_MS, BASE_LOCK_MS * 2 ** (failures - threshold));
+    await this.kv.set(`lock:${subject}`, '1', ms);
+    this.log.security('auth.lockout', { requestId: a.requestId, subject, failures, lockedForMs: ms });
+  }
+}

@@ -1,0 +1,61 @@
+import { createHash } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+
+const STYLE =
+  'body{font:16px/1.5 system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}main{max-width:22rem;margin:12vh auto;background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002}' +
+  'h1{font-size:1.3rem;margin:0 0 1rem}label{display:block;margin:.8rem 0 .2rem;font-size:.9rem}input{width:100%;box-sizing:border-box;padding:.55rem;border:1px solid #bbc;border-radius:4px;font:inherit}' +
+  'button{margin-top:1.2rem;width:100%;padding:.6rem;border:0;border-radius:4px;background:#2454d6;color:#fff;font:inherit;cursor:pointer}.err{background:#fde8e8;color:#8a1c1c;padding:.5rem .7rem;border-radius:4px;font-size:.9rem}small{color:#667}';
+const STYLE_HASH = `'sha256-${createHash('sha256').update(STYLE).digest('base64')}'`;
+
+/**
+ * The login pages' own policy: nothing external, forms post only to this origin. `returnOrigin`
+ * is the origin of a validated return URL on another gateway host: browsers apply form-action
+ * to the redirect after the POST too, and without it they block the sign-in outright.
+ */
+function csp(returnOrigin?: string): string {
+  return `default-src 'none'; style-src ${STYLE_HASH}; form-action 'self'${returnOrigin ? ` ${returnOrigin}` : ''}; frame-ancestors 'none'; base-uri 'none'`;
+}
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function page(title: string, body: string): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${escapeHtml(title)}</title><style>${STYLE}</style></head><body><main>${body}</main></body></html>`;
+}
+
+export function loginPage(opts: { csrf: string; rd: string; error?: string | undefined; user?: string | undefined }): string {
+  return page(
+    'Sign in · crm-gateway',
+    `<h1>Sign in</h1>${opts.error ? `<p class="err" role="alert">${escapeHtml(opts.error)}</p>` : ''}` +
+      `<form method="post" action="/auth/login"><input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}"><input type="hidden" name="rd" value="${escapeHtml(opts.rd)}">` +
+      `<label for="username">User name</label><input id="username" name="username" autocomplete="username" required maxlength="64" value="${escapeHtml(opts.user ?? '')}" autofocus>` +
+      `<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024">` +
+      `<button type="submit">Sign in</button></form><p><small>crm-gateway</small></p>`,
+  );
+}
+
+export function logoutPage(opts: { csrf: string }): string {
+  return page(
+    'Sign out · crm-gateway',
+    `<h1>Sign out</h1><form method="post" action="/auth/logout"><input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}"><button type="submit">Sign out</button></form>`,
+  );
+}
+
+/** Writes a page of the gateway's own with its strict headers. */
+export function sendPage(res: ServerResponse, status: number, html: string, headers: Readonly<Record<string, string>>, cookies: readonly string[], returnOrigin?: string): void {
+  res.statusCode = status;
+  res.setHeader('content-type', 'text/html; charset=utf-8');
+  res.setHeader('content-security-policy', csp(returnOrigin));
+  res.setHeader('cache-control', 'no-store');
+  res.setHeader('x-frame-options', 'DENY');
+  res.setHeader('x-content-type-options', 'nosniff');
+  // Not no-referrer: under it browsers send `Origin: null` on the form's own same-origin POST
+  // (Fetch spec), which the login CSRF check rightly refuses. same-origin still sends no
+  // Referer (and so no return path) to any other site.
+  res.setHeader('referrer-policy', 'same-origin');
+  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  if (cookies.length > 0) res.setHeader('set-cookie', [...cookies]);
+  res.setHeader('content-length', Buffer.byteLength(html));
+  res.end(html);
+}

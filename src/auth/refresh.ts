@@ -1,0 +1,99 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { GatewayError } from '../errors.js';
+import type { Kv } from '../stores/kv.js';
+
+interface RefreshRecord {
+  family: string;
+  sub: string;
+  roles: string[];
+}
+
+export interface RefreshResult {
+  /** The successor refresh token; undefined for a request inside the grace window (see rotate). */
+  token: string | undefined;
+  record: RefreshRecord;
+}
+
+/**
+ * A browser fires several requests at once when its session expires, each carrying the same
+ * refresh token. Presentations within this window after the first use are the same browser
+ * racing itself: they get a new access token but no new refresh token (the first answer set
+ * it). Later presentations are reuse: the family is revoked.
+ */
+export const DEFAULT_REFRESH_REUSE_GRACE_MS = 10_000;
+
+const hash = (token: string): string => createHash('sha256').update(token).digest('hex');
+
+/**
+ * Rotating refresh tokens for browser sessions. Stored only as hashes; each is single use.
+ * Presenting one that was already used means it was stolen (or replayed): the whole family
+ * is revoked, and the caller revokes the family's current access token too.
+ */
+export class RefreshTokens {
+  constructor(
+    private readonly kv: Kv,
+    private readonly ttlMs: number,
+    /** Called after a family is revoked (reuse or logout): revokes its current access token. */
+    private readonly onFamilyRevoked: (family: string, access: { jti: string; exp: number } | undefined) => Promise<void> = async () => undefined,
+    private readonly reuseGraceMs: number = DEFAULT_REFRESH_REUSE_GRACE_MS,
+  ) {}
+
+  /** Starts a new family (a login). */
+  async start(sub: string, roles: readonly string[]): Promise<RefreshResult & { token: string }> {
+    const family = randomBytes(12).toString('base64url');
+    await this.kv.set(`rtfam:${family}`, 'active', this.ttlMs);
+    return this.mint({ family, sub, roles: [...roles] });
+  }
+
+  /** Uses a refresh token: returns its successor, or throws AUTH_REVOKED / AUTH_INVALID. */
+  async rotate(token: string, now: number = Date.now()): Promise<RefreshResult> {
+    if (!/^[A-Za-z0-9_-]{20,200}$/.test(token)) throw new GatewayError('AUTH_INVALID', 'malformed refresh token');
+    const h = hash(token);
+    const raw = await this.kv.getdel(`rt:${h}`);
+    if (raw === undefined) {
+      const used = await this.kv.get(`rtused:${h}`);
+      if (!used) throw new GatewayError('AUTH_INVALID', 'unknown or expired refresh token');
+      const { record, usedAt } = JSON.parse(used) as { record: RefreshRecord; usedAt: number };
+      if (now - usedAt <= this.reuseGraceMs && (await this.kv.get(`rtfam:${record.family}`)) === 'active') {
+        return { token: undefined, record };
+      }
+      await this.revokeFamily(record.family);
+      throw new GatewayError('AUTH_REVOKED', `refresh token reused ${now - usedAt} ms after its first use: family ${record.family} revoked`);
+    }
+    const record = JSON.parse(raw) as RefreshRecord;
+    await this.kv.set(`rtused:${h}`, JSON.stringify({ record, usedAt: now }), this.ttlMs);
+    if ((await this.kv.get(`rtfam:${record.family}`)) !== 'active') throw new GatewayError('AUTH_REVOKED', `refresh family ${record.family} revoked`);
+    return this.mint(record);
+  }
+
+  /** The access token currently issued for a family, so revoking the family can revoke it. */
+  async setAccess(family: string, jti: string, exp: number): Promise<void> {
+    await this.kv.set(`rtacc:${family}`, `${jti} ${exp}`, this.ttlMs);
+  }
+
+  async currentAccess(family: string): Promise<{ jti: string; exp: number } | undefined> {
+    const v = await this.kv.get(`rtacc:${family}`);
+    if (!v) return undefined;
+    const [jti = '', exp = '0'] = v.split(' ');
+    return { jti, exp: Number(exp) };
+  }
+
+  async revokeFamily(family: string): Promise<void> {
+    await this.kv.set(`rtfam:${family}`, 'revoked', this.ttlMs);
+    await this.onFamilyRevoked(family, await this.currentAccess(family));
+  }
+
+  /** The family of a token without using it (logout). */
+  async familyOf(token: string): Promise<string | undefined> {
+    const raw = await this.kv.get(`rt:${hash(token)}`);
+    if (raw) return (JSON.parse(raw) as RefreshRecord).family;
+    const used = await this.kv.get(`rtused:${hash(token)}`);
+    return used ? (JSON.parse(used) as { record: RefreshRecord }).record.family : undefined;
+  }
+
+  private async mint(record: RefreshRecord): Promise<RefreshResult & { token: string }> {
+    const token = randomBytes(32).toString('base64url');
+    await this.kv.set(`rt:${hash(token)}`, JSON.stringify(record), this.ttlMs);
+    return { token, record };
+  }
+}

@@ -1,0 +1,99 @@
+import { GatewayError, isGatewayError } from '../errors.js';
+import type { RouteConfig } from '../config/schema.js';
+import type { RequestContext } from '../context.js';
+import type { Logger } from '../log/logger.js';
+import { wantsHtml } from '../respond.js';
+import type { Step } from '../step.js';
+import { ACCESS_COOKIE, REFRESH_COOKIE, clearCookie, parseCookies, setCookie, singleCookie } from './cookies.js';
+import { readBearer } from './credentials.js';
+import type { AuthService } from './service.js';
+
+export const LOGIN_PATH = '/auth/login';
+const BEARER_CHALLENGE = 'Bearer realm="crm-gateway"';
+
+/** Only a browser navigating (GET/HEAD for HTML) is sent to the login page; APIs get 401. */
+function isNavigation(ctx: RequestContext): boolean {
+  const m = ctx.req.method ?? 'GET';
+  return ctx.kind === 'http' && (m === 'GET' || m === 'HEAD') && wantsHtml(ctx.req);
+}
+
+function loginRedirect(ctx: RequestContext): { answer: number } {
+  const back = `${ctx.path ?? '/'}${ctx.target?.query ? `?${ctx.target.query}` : ''}`;
+  ctx.responseHeaders.location = `${LOGIN_PATH}?rd=${encodeURIComponent(back)}`;
+  return { answer: 302 };
+}
+
+/**
+ * Authentication for `jwt`, `session` and `jwt-or-session` routes. Bearer tokens come from the
+ * Authorization header only, sessions from the gateway's cookies only; both at once, or a
+ * cookie sent twice, is refused. An expired session is renewed with its refresh token
+ * (single use, rotated). Without credentials a browser is sent to the login page and an API
+ * client gets 401 with a Bearer challenge.
+ */
+export function createTokenAuthenticate(route: RouteConfig, auth: AuthService, log: Logger): Step {
+  const acceptsBearer = route.auth === 'jwt' || route.auth === 'jwt-or-session';
+  const acceptsSession = route.auth === 'session' || route.auth === 'jwt-or-session';
+
+  return async (ctx) => {
+    const bearer = readBearer(ctx.req);
+    const cookies = parseCookies(ctx.req.headers.cookie);
+    const access = singleCookie(cookies, ACCESS_COOKIE);
+    const refresh = singleCookie(cookies, REFRESH_COOKIE);
+    if (access === 'ambiguous' || refresh === 'ambiguous') throw new GatewayError('AUTH_AMBIGUOUS', 'gateway cookie sent more than once');
+    if (bearer && (access || refresh)) throw new GatewayError('AUTH_AMBIGUOUS', 'token in both the Authorization header and a cookie');
+
+    if (bearer) {
+      if (!acceptsBearer) throw new GatewayError('AUTH_INVALID', `bearer token on ${route.auth} route ${route.name}`);
+      const claims = await auth.tokens.verify(bearer);
+      if (claims.typ !== 'access') throw new GatewayError('AUTH_INVALID', `${claims.typ} token used as a bearer token`);
+      ctx.principal = await auth.principalFor(claims, 'jwt');
+      return;
+    }
+
+    if (acceptsSession && (access || refresh)) {
+      try {
+        await sessionPrincipal(ctx, auth, log, access, refresh);
+        return;
+      } catch (err) {
+        if (!isGatewayError(err) || !isNavigation(ctx)) throw err;
+        // A stale or revoked session in a browser: record why, clear it, and offer the login.
+        log.security('auth.session_rejected', { requestId: ctx.id, code: err.code, detail: err.detail, route: route.name, clientIp: ctx.address?.client.address });
+        ctx.setCookies.push(clearCookie(ACCESS_COOKIE), clearCookie(REFRESH_COOKIE));
+        return loginRedirect(ctx);
+      }
+    }
+
+    if (acceptsSession && isNavigation(ctx)) return loginRedirect(ctx);
+    throw new GatewayError('AUTH_REQUIRED', `no credentials on route ${route.name}`, acceptsBearer ? { 'www-authenticate': BEARER_CHALLENGE } : {});
+  };
+}
+
+async function sessionPrincipal(ctx: RequestContext, auth: AuthService, log: Logger, access: string | undefined, refresh: string | undefined): Promise<void> {
+  if (access) {
+    try {
+      const claims = await auth.tokens.verify(access);
+      if (claims.typ !== 'session') throw new GatewayError('AUTH_INVALID', `${claims.typ} token in the session cookie`);
+      ctx.principal = await auth.principalFor(claims, 'session');
+      return;
+    } catch (err) {
+      // Only an expired access token may be renewed; anything else is refused as it is.
+      if (!(isGatewayError(err) && err.code === 'AUTH_EXPIRED' && refresh)) throw err;
+    }
+  }
+  if (!refresh) throw new GatewayError('AUTH_REQUIRED', 'no session');
+  if (ctx.kind !== 'http') throw new GatewayError('AUTH_EXPIRED', 'session expired; websockets cannot renew it');
+  const next = await auth.refresh.rotate(refresh);
+  const user = await auth.store.getUser(next.record.sub);
+  if (!user) throw new GatewayError('AUTH_INVALID', `session of unknown user ${next.record.sub}`);
+  if (user.disabled) {
+    await auth.refresh.revokeFamily(next.record.family);
+    throw new GatewayError('AUTH_DISABLED', `${user.name} is disabled`);
+  }
+  // Roles are read again at each renewal, so a role change reaches sessions within one access lifetime.
+  const issued = auth.tokens.issue({ sub: user.name, roles: user.roles, ttlMs: auth.config.sessionTtl, typ: 'session', family: next.record.family });
+  await auth.refresh.setAccess(next.record.family, issued.claims.jti, issued.claims.exp);
+  ctx.setCookies.push(setCookie(ACCESS_COOKIE, issued.token, auth.config.sessionTtl));
+  if (next.token) ctx.setCookies.push(setCookie(REFRESH_COOKIE, next.token, auth.config.refreshTtl));
+  ctx.principal = await auth.principalFor(issued.claims, 'session');
+  log.security('auth.session_renewed', { requestId: ctx.id, user: user.name, family: next.record.family, tokenId: issued.claims.jti });
+}

@@ -1,0 +1,99 @@
+import { LRUCache } from 'lru-cache';
+import type { GatewayConfig } from '../config/schema.js';
+import type { Principal } from '../context.js';
+import { GatewayError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import { createMemoryKv, createRedisKv, type Kv } from '../stores/kv.js';
+import { migrate } from '../stores/migrations.js';
+import type { TokenClaims } from './claims.js';
+import { KeyRing, parsePreviousKeys } from './keyring.js';
+import { Lockout } from './lockout.js';
+import { RefreshTokens } from './refresh.js';
+import { createFileRevocationList, createRedisRevocationList, type RevocationList } from './revocation.js';
+import { TokenService } from './tokens.js';
+import { AUTH_MIGRATIONS } from './store/migrations.js';
+import { createFileIdentityStore } from './store/file.js';
+import { createPostgresIdentityStore } from './store/postgres.js';
+import { CLIENT_SUBJECT_PREFIX, type IdentityStore } from './store/types.js';
+
+/** How long an account's enabled/disabled state is trusted before it is read again. */
+const SUBJECT_STATUS_TTL_MS = 5_000;
+
+export interface AuthService {
+  readonly tokens: TokenService;
+  readonly revocations: RevocationList;
+  readonly store: IdentityStore;
+  readonly lockout: Lockout;
+  readonly refresh: RefreshTokens;
+  readonly config: GatewayConfig['auth'];
+  /** Verified claims → principal, or AUTH_REVOKED / AUTH_DISABLED. */
+  principalFor(claims: TokenClaims, method: Principal['method']): Promise<Principal>;
+  /** Forget cached account state (after the CLI changes an account in this process). */
+  forget(subject: string): void;
+  close(): Promise<void>;
+}
+
+export interface AuthStores {
+  log: Logger;
+  redis?: Redis | undefined;
+  postgres?: pg.Pool | undefined;
+}
+
+/**
+ * Everything authentication needs, built once at startup. Without API_SECRET_KEY there is no
+ * service, and every route that needs auth refuses (fail closed).
+ */
+export async function createAuthService(cfg: GatewayConfig, stores: AuthStores): Promise<AuthService | undefined> {
+  const secret = cfg.secrets.apiSecretKey;
+  if (!secret) return undefined;
+  const ring = new KeyRing(secret, parsePreviousKeys(cfg.secrets.apiSecretKeyPrevious));
+  const tokens = new TokenService(ring, cfg.auth);
+  let store: IdentityStore;
+  if (stores.postgres) {
+    await migrate(stores.postgres, AUTH_MIGRATIONS);
+    store = createPostgresIdentityStore(stores.postgres);
+  } else {
+    store = createFileIdentityStore(cfg.stores.dataDir);
+  }
+  const kv: Kv = stores.redis ? createRedisKv(stores.redis) : createMemoryKv();
+  const revocations = stores.redis ? await createRedisRevocationList(stores.redis, stores.log) : createFileRevocationList(cfg.stores.dataDir, stores.log);
+  const status = new LRUCache<string, 'ok' | 'disabled' | 'unknown'>({ max: 10_000, ttl: SUBJECT_STATUS_TTL_MS });
+
+  const subjectStatus = async (sub: string): Promise<'ok' | 'disabled' | 'unknown'> => {
+    const hit = status.get(sub);
+    if (hit) return hit;
+    const rec = sub.startsWith(CLIENT_SUBJECT_PREFIX) ? await store.getClient(sub.slice(CLIENT_SUBJECT_PREFIX.length)) : await store.getUser(sub);
+    const s = rec === undefined ? 'unknown' : rec.disabled ? 'disabled' : 'ok';
+    status.set(sub, s);
+    return s;
+  };
+
+  return {
+    tokens,
+    revocations,
+    store,
+    lockout: new Lockout(kv, stores.log),
+    refresh: new RefreshTokens(kv, cfg.auth.refreshTtl, async (family, access) => {
+      if (access && access.exp * 1000 > Date.now()) await revocations.revoke(access.jti, access.exp);
+      stores.log.security('auth.session_family_revoked', { family, accessTokenId: access?.jti });
+    }, cfg.auth.refreshReuseGrace),
+    config: cfg.auth,
+    async principalFor(claims, method) {
+      if (revocations.isRevoked(claims.jti)) throw new GatewayError('AUTH_REVOKED', `jti ${claims.jti} revoked`);
+      let s: 'ok' | 'disabled' | 'unknown';
+      try {
+        s = await subjectStatus(claims.sub);
+      } catch (err) {
+        // The account store is down: refuse rather than let a disabled account through.
+        throw new GatewayError('AUTH_INVALID', `account store unavailable: ${(err as Error).message}`);
+      }
+      if (s === 'disabled') throw new GatewayError('AUTH_DISABLED', `${claims.sub} is disabled`);
+      if (s === 'unknown') throw new GatewayError('AUTH_INVALID', `unknown subject ${claims.sub}`);
+      return { subject: claims.sub, roles: claims.roles, method, tokenId: claims.jti, expiresAt: claims.exp * 1000 };
+    },
+    forget: (sub) => void status.delete(sub),
+    close: () => revocations.close(),
+  };
+}

@@ -1,0 +1,87 @@
+import { hashPassword, passwordProblem } from '../../auth/password.js';
+import { NAME_PATTERN, ROLE_PATTERN } from '../../auth/store/types.js';
+import type { Command } from '../command.js';
+import { CliError, parseArgs, readSecret } from '../context.js';
+import { withAuth } from './with-auth.js';
+
+export function parseRoles(text: string | true | undefined): string[] {
+  if (typeof text !== 'string' || text.trim() === '') throw new CliError('--roles needs a comma-separated list, e.g. --roles staff,admin', 2);
+  const roles = [...new Set(text.split(',').map((r) => r.trim()).filter(Boolean))];
+  const bad = roles.filter((r) => !ROLE_PATTERN.test(r));
+  if (bad.length > 0) throw new CliError(`invalid role name(s): ${bad.join(', ')} (lower-case letters, digits, - and _)`, 2);
+  return roles;
+}
+
+function userName(name: string | undefined): string {
+  if (!name || !NAME_PATTERN.test(name)) throw new CliError('a user name is required: letters, digits, . _ @ - (at most 64)', 2);
+  return name;
+}
+
+async function newPassword(): Promise<string> {
+  const password = await readSecret('Password: ', true);
+  const problem = passwordProblem(password);
+  if (problem) throw new CliError(`password: ${problem}`);
+  return hashPassword(password);
+}
+
+const USAGE = `users add NAME --roles a,b | list [--json] | disable NAME | enable NAME | set-password NAME | set-roles NAME a,b`;
+
+export const usersCommand: Command = {
+  name: 'users',
+  usage: `users <add|list|disable|enable|set-password|set-roles>   manage login users (password from a prompt or stdin)`,
+  run(args) {
+    const { positional, options } = parseArgs(args);
+    const [sub, rawName, rolesArg] = positional;
+    return withAuth(async ({ auth, log }) => {
+      switch (sub) {
+        case 'add': {
+          const name = userName(rawName);
+          const roles = parseRoles(options.get('roles'));
+          if (await auth.store.getUser(name)) throw new CliError(`user ${name} exists`);
+          await auth.store.addUser({ name, passwordHash: await newPassword(), roles, disabled: false, createdAt: new Date() });
+          log.security('admin.user_added', { user: name, roles });
+          process.stderr.write(`user ${name} added with roles ${roles.join(', ')}\n`);
+          return 0;
+        }
+        case 'list': {
+          const users = await auth.store.listUsers();
+          log.security('admin.users_listed', { count: users.length });
+          if (options.has('json')) {
+            process.stdout.write(`${JSON.stringify(users.map(({ passwordHash: _h, ...u }) => u), null, 2)}\n`);
+          } else {
+            for (const u of users) {
+              process.stdout.write(`${u.name}\t${u.roles.join(',')}\t${u.disabled ? 'disabled' : 'enabled'}\tlast login ${u.lastLoginAt?.toISOString() ?? 'never'}\n`);
+            }
+          }
+          return 0;
+        }
+        case 'disable':
+        case 'enable': {
+          const name = userName(rawName);
+          if (!(await auth.store.updateUser(name, { disabled: sub === 'disable' }))) throw new CliError(`no user ${name}`);
+          log.security(`admin.user_${sub}d`, { user: name });
+          process.stderr.write(`user ${name} ${sub}d${sub === 'disable' ? ' (open sessions end within 5 s, at their next request)' : ''}\n`);
+          return 0;
+        }
+        case 'set-password': {
+          const name = userName(rawName);
+          if (!(await auth.store.getUser(name))) throw new CliError(`no user ${name}`);
+          await auth.store.updateUser(name, { passwordHash: await newPassword() });
+          log.security('admin.user_password_set', { user: name });
+          process.stderr.write(`password of ${name} changed\n`);
+          return 0;
+        }
+        case 'set-roles': {
+          const name = userName(rawName);
+          const roles = parseRoles(rolesArg ?? options.get('roles'));
+          if (!(await auth.store.updateUser(name, { roles }))) throw new CliError(`no user ${name}`);
+          log.security('admin.user_roles_set', { user: name, roles });
+          process.stderr.write(`roles of ${name}: ${roles.join(', ')} (sessions pick them up at their next renewal)\n`);
+          return 0;
+        }
+        default:
+          throw new CliError(`usage: crm-gateway ${USAGE}`, 2);
+      }
+    });
+  },
+};
