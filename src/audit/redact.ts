@@ -1,0 +1,159 @@
+import { hashIdentifier, shortTokenHash } from './identifiers.js';
+
+/**
+ * Redaction by default: every field of every log line passes through here before it is
+ * written anywhere (files, PostgreSQL, webhook, console).
+ *
+ * - credentials (`Authorization`, `Cookie`, `Set-Cookie`, `xc-auth`, `xc-token`,
+ *   `X-Metabase-Session`, `X-Api-Key`, `hub.verify_token`, names with token/session/cookie…)
+ *   appear only as a short hash;
+ * - secrets (names with password/secret/key/credential…) never appear at all;
+ * - personal identifiers (WhatsApp `from`, `wa_id`, `recipient_id`, phone) appear as a keyed hash;
+ * - message content (`body`, `text`, `caption`) never appears.
+ * The same rules apply to `name=value` pairs inside strings (query strings, cookie headers) and
+ * bearer tokens or JWTs inside any string.
+ */
+export type FieldClass = 'token' | 'secret' | 'identifier' | 'content';
+
+export const REDACTED = '[redacted]';
+
+const TOKEN_NAMES = new Set([
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'set-cookie',
+  'xc-auth',
+  'xc-token',
+  'x-metabase-session',
+  'x-api-key',
+  'hub.verify_token',
+  'x-hub-signature',
+  'x-hub-signature-256',
+]);
+const IDENTIFIER_NAMES = new Set(['from', 'wa_id', 'waid', 'recipient_id', 'phone', 'phone_number', 'phonenumber']);
+const CONTENT_NAMES = new Set(['body', 'text', 'caption', 'message_body']);
+const SECRET_WORDS = new Set(['password', 'passwords', 'passwd', 'pwd', 'passphrase', 'secret', 'secrets', 'key', 'keys', 'credential', 'credentials', 'private', 'otp']);
+const TOKEN_WORDS = new Set(['token', 'tokens', 'authorization', 'cookie', 'cookies', 'session', 'apikey', 'jwt', 'bearer', 'signature']);
+/**
+ * A last word that makes a name describe a credential rather than hold it (`keyFile`,
+ * `tokenId`, `sessionTtl`): such fields are kept, or the log would lose what it is for.
+ */
+const DESCRIPTIVE_LAST_WORDS = new Set([
+  'file', 'path', 'dir', 'mode', 'type', 'ttl', 'id', 'jti', 'count', 'length', 'name', 'method', 'kind', 'fingerprint',
+  'fingerprint256', 'expires', 'expiry', 'exp', 'at', 'age', 'hash', 'source', 'version', 'policy', 'status', 'reason',
+]);
+
+const MAX_DEPTH = 8;
+const CLASS_CACHE_LIMIT = 4096;
+const classCache = new Map<string, FieldClass | null>();
+
+function words(name: string): string[] {
+  return name
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter((w) => w !== '');
+}
+
+/** What a field of this name holds, for redaction; undefined when it is safe to write. */
+export function classifyName(name: string): FieldClass | undefined {
+  const cached = classCache.get(name);
+  if (cached !== undefined) return cached ?? undefined;
+  const result = classifyUncached(name);
+  if (classCache.size >= CLASS_CACHE_LIMIT) classCache.clear();
+  classCache.set(name, result ?? null);
+  return result;
+}
+
+function classifyUncached(name: string): FieldClass | undefined {
+  const lower = name.toLowerCase();
+  if (TOKEN_NAMES.has(lower)) return 'token';
+  if (IDENTIFIER_NAMES.has(lower)) return 'identifier';
+  if (CONTENT_NAMES.has(lower)) return 'content';
+  const w = words(name);
+  if (w.length > 1 && DESCRIPTIVE_LAST_WORDS.has(w[w.length - 1] as string)) return undefined;
+  if (w.some((x) => SECRET_WORDS.has(x))) return 'secret';
+  if (w.some((x) => TOKEN_WORDS.has(x))) return 'token';
+  return undefined;
+}
+
+const SCHEME_TOKEN = /^(Bearer|Basic|Token|Digest)\s+(.+)$/is;
+
+function hashToken(value: string): string {
+  const m = SCHEME_TOKEN.exec(value.trim());
+  return m ? `${m[1]} ${shortTokenHash(m[2] as string)}` : shortTokenHash(value);
+}
+
+function redactClassified(cls: FieldClass, value: unknown): unknown {
+  if (value === undefined || value === null) return value;
+  switch (cls) {
+    case 'secret':
+    case 'content':
+      return REDACTED;
+    case 'token':
+      if (typeof value === 'string') return hashToken(value);
+      if (Array.isArray(value)) return value.map((v) => (typeof v === 'string' ? hashToken(v) : REDACTED));
+      return REDACTED;
+    case 'identifier':
+      if (typeof value === 'string' || typeof value === 'number') return hashIdentifier(String(value));
+      if (Array.isArray(value)) return value.map((v) => (typeof v === 'string' || typeof v === 'number' ? hashIdentifier(String(v)) : REDACTED));
+      return REDACTED;
+  }
+}
+
+const PAIR = /(^|[?&;\s,])([^=&?;#\s,]+)=([^&;#\s]*)/g;
+const BEARER_IN_TEXT = /\b(Bearer|Basic)\s+([A-Za-z0-9._~+/=-]{8,})/gi;
+const JWT_IN_TEXT = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
+
+function decodeName(name: string): string {
+  if (!name.includes('%') && !name.includes('+')) return name;
+  try {
+    return decodeURIComponent(name.replace(/\+/g, ' '));
+  } catch {
+    return name;
+  }
+}
+
+/** Redacts credentials inside free text: `name=value` pairs, bearer tokens, JWTs. */
+export function scrubText(text: string): string {
+  let out = text;
+  if (out.includes('=')) {
+    out = out.replace(PAIR, (whole, lead: string, name: string, value: string) => {
+      const cls = classifyName(decodeName(name));
+      if (!cls || value === '') return whole;
+      const replaced = redactClassified(cls, decodeName(value));
+      return `${lead}${name}=${String(replaced)}`;
+    });
+  }
+  // Cheap pre-checks first: most strings hold none of these.
+  if ((out.includes('earer') || out.includes('asic') || out.includes('EARER') || out.includes('ASIC')) && /bearer|basic/i.test(out)) out = out.replace(BEARER_IN_TEXT, (_w, scheme: string, token: string) => `${scheme} ${shortTokenHash(token)}`);
+  if (out.includes('eyJ')) out = out.replace(JWT_IN_TEXT, (jwt) => shortTokenHash(jwt));
+  return out;
+}
+
+function redactValue(value: unknown, depth: number, seen: WeakSet<object>): unknown {
+  if (typeof value === 'string') return scrubText(value);
+  if (value === null || typeof value !== 'object') return typeof value === 'bigint' ? value.toString() : value;
+  if (value instanceof Date) return value.toISOString();
+  if (value instanceof Error) return scrubText(value.message);
+  if (Buffer.isBuffer(value) || ArrayBuffer.isView(value)) return `[binary ${(value as ArrayBufferView).byteLength} bytes]`;
+  if (depth >= MAX_DEPTH || seen.has(value)) return '[elided]';
+  seen.add(value);
+  if (Array.isArray(value)) return value.map((v) => redactValue(v, depth + 1, seen));
+  return redactObject(value as Record<string, unknown>, depth + 1, seen);
+}
+
+function redactObject(obj: Record<string, unknown>, depth: number, seen: WeakSet<object>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(obj)) {
+    if (v === undefined) continue;
+    const cls = classifyName(k);
+    out[k] = cls ? redactClassified(cls, v) : redactValue(v, depth, seen);
+  }
+  return out;
+}
+
+/** A copy of `fields` that is safe to write to any log: see the module comment. */
+export function redactFields(fields: Record<string, unknown>): Record<string, unknown> {
+  return redactObject(fields, 0, new WeakSet());
+}

@@ -1,0 +1,84 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { classifyName, redactFields, scrubText, REDACTED } from '../../../src/audit/redact.js';
+import { hashIdentifier, setIdentifierKey, shortTokenHash } from '../../../src/audit/identifiers.js';
+
+test('every header named in the issue becomes a short hash, never its value', () => {
+  const headers = {
+    Authorization: 'Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl',
+    Cookie: 'crmgw_session=abc123secretcookie',
+    'Set-Cookie': ['crmgw_session=abc123secretcookie; HttpOnly'],
+    'xc-auth': 'nocodb-auth-secret-value',
+    'xc-token': 'nocodb-api-token-value',
+    'X-Metabase-Session': 'metabase-session-uuid-value',
+    'X-Api-Key': 'api-key-value-0123456789',
+    'hub.verify_token': 'verify-token-value',
+  };
+  const out = redactFields({ headers }) as { headers: Record<string, unknown> };
+  const text = JSON.stringify(out);
+  for (const v of ['eyJhbGciOiJIUzI1NiJ9', 'abc123secretcookie', 'nocodb-auth-secret-value', 'nocodb-api-token-value', 'metabase-session-uuid-value', 'api-key-value-0123456789', 'verify-token-value']) {
+    assert.ok(!text.includes(v), `${v} leaked: ${text}`);
+  }
+  assert.match(String(out.headers.Authorization), /^Bearer sha256:[0-9a-f]{12}$/);
+  assert.equal(out.headers['xc-token'], shortTokenHash('nocodb-api-token-value'));
+  assert.equal(out.headers['X-Api-Key'], shortTokenHash('api-key-value-0123456789'));
+  assert.equal(out.headers['hub.verify_token'], shortTokenHash('verify-token-value'));
+});
+
+test('fields named like password, secret or key are never written, not even hashed', () => {
+  const out = redactFields({ password: 'hunter2', newPassword: 'x', clientSecret: 's', apiKey: 'k', privateKey: 'p', nested: { db_password: 'pw' } });
+  assert.deepEqual(out, { password: REDACTED, newPassword: REDACTED, clientSecret: REDACTED, apiKey: REDACTED, privateKey: REDACTED, nested: { db_password: REDACTED } });
+});
+
+test('fields named like token or session appear only as a short hash', () => {
+  const out = redactFields({ token: 'tok-1', refreshToken: 'tok-2', session: 'sess', jwt: 'a.b.c' });
+  assert.equal(out.token, shortTokenHash('tok-1'));
+  assert.equal(out.refreshToken, shortTokenHash('tok-2'));
+  assert.equal(out.session, shortTokenHash('sess'));
+});
+
+test('names that describe a credential rather than hold it are kept (keyFile, tokenId, sessionTtl)', () => {
+  assert.equal(classifyName('keyFile'), undefined);
+  assert.equal(classifyName('tokenId'), undefined);
+  assert.equal(classifyName('sessionTtl'), undefined);
+  assert.deepEqual(redactFields({ keyFile: 'certs/gateway.key', tokenId: 'jti-1' }), { keyFile: 'certs/gateway.key', tokenId: 'jti-1' });
+});
+
+test('WhatsApp phone numbers are a keyed hash; message bodies never appear', () => {
+  setIdentifierKey('key-one-0123456789abcdef');
+  const out = redactFields({ from: '+34 600 111 222', wa_id: '34600111222', recipient_id: '34600999888', text: { body: 'hola, mi DNI es 1234' }, body: 'raw body', caption: 'photo caption' });
+  assert.equal(out.from, out.wa_id, 'the same number, formatted differently, hashes the same');
+  assert.match(String(out.from), /^id:[0-9a-f]{16}$/);
+  assert.notEqual(out.recipient_id, out.from);
+  assert.equal(out.text, REDACTED);
+  assert.equal(out.body, REDACTED);
+  assert.equal(out.caption, REDACTED);
+  const withKeyOne = hashIdentifier('34600111222');
+  setIdentifierKey('key-two-0123456789abcdef');
+  assert.notEqual(hashIdentifier('34600111222'), withKeyOne, 'the hash depends on LOG_HASH_KEY');
+});
+
+test('query strings: values of secret-like names are redacted, others kept', () => {
+  assert.equal(
+    scrubText('hub.mode=subscribe&hub.verify_token=vt123&hub.challenge=42&page=2&password=hunter2&access_token=abc&api_key=k1'),
+    `hub.mode=subscribe&hub.verify_token=${shortTokenHash('vt123')}&hub.challenge=42&page=2&password=${REDACTED}&access_token=${shortTokenHash('abc')}&api_key=${REDACTED}`,
+  );
+  assert.equal(scrubText('hub%2Everify_token=vt123'), `hub%2Everify_token=${shortTokenHash('vt123')}`);
+});
+
+test('bearer tokens and JWTs inside free text are hashed', () => {
+  const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2lnbmF0dXJlMTIz';
+  const out = scrubText(`upstream said: invalid token ${jwt}; header was Bearer abcdefgh12345678`);
+  assert.ok(!out.includes(jwt) && !out.includes('abcdefgh12345678'), out);
+  assert.ok(out.includes(shortTokenHash(jwt)));
+});
+
+test('errors, dates, buffers and cycles are written safely', () => {
+  const cyclic: Record<string, unknown> = { a: 1 };
+  cyclic.self = cyclic;
+  const out = redactFields({ error: new Error('failed with password=pw1'), at: new Date(0), buf: Buffer.from('secret bytes'), cyclic });
+  assert.equal(out.error, `failed with password=${REDACTED}`);
+  assert.equal(out.at, '1970-01-01T00:00:00.000Z');
+  assert.equal(out.buf, '[binary 12 bytes]');
+  assert.deepEqual(out.cyclic, { a: 1, self: '[elided]' });
+});
