@@ -1,0 +1,121 @@
+import { relative, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { processEnv } from '../../config/env.js';
+import { keyId } from '../../secrets/keyring.js';
+import { manualRotationSteps, rotateSecrets, secretsDue } from '../../secrets/rotate.js';
+import { runSetup } from '../../secrets/setup.js';
+import { readDotenvFile } from '../../secrets/files.js';
+import { maxTokenTtl } from '../../secrets/token-ttl.js';
+import type { Command } from '../command.js';
+
+const USAGE = `secrets rotate [--whatsapp-app-secret-from-stdin] [--drop-whatsapp-previous] [--skip-jwt] [--no-grace]
+                         rotate the JWT key ring (old tokens stay valid) and, from stdin, Meta's new app secret;
+                         print the exact steps for the secrets that need a restart
+  secrets rotate-jwt [--no-grace]
+                         only the JWT key ring (--no-grace: every earlier key stops verifying now)
+  secrets generate NAME...
+                         a fresh value for each named secret (backup first); see the steps from secrets rotate
+  secrets status         key ids and ages of the secrets in .env (never their values)
+  (each takes --env-file .env)`;
+
+/** Largest app secret accepted on stdin: refuses a file piped by mistake. */
+const MAX_STDIN_BYTES = 4096;
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write("paste Meta's new app secret, then press Enter and Ctrl-D:\n");
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_STDIN_BYTES) throw new Error('more than 4 KB on stdin: that is not an app secret');
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8').trim();
+}
+
+function printRotation(r: ReturnType<typeof rotateSecrets>, cwd: string): void {
+  const rel = (p: string): string => relative(cwd, p) || p;
+  const lines: string[] = [];
+  if (r.jwt) {
+    lines.push(`JWT key ring: new current key ${r.jwt.newKid}${r.jwt.oldKid ? `; ${r.jwt.oldKid} keeps verifying until ${r.jwt.retireAfter?.toISOString() ?? 'now (no grace)'}` : ''}`);
+    if (r.jwt.dropped > 0) lines.push(`  dropped ${r.jwt.dropped} earlier key(s) past their retire-after time${r.jwt.retireAfter ? '' : ' (or retired now by --no-grace)'}`);
+  }
+  if (r.whatsapp === 'rotated') lines.push('WhatsApp app secret: new secret stored; the previous one stays accepted (WHATSAPP_APP_SECRET_PREVIOUS)');
+  if (r.whatsapp === 'previous-dropped') lines.push('WhatsApp app secret: the previous secret is no longer accepted');
+  if (r.backup) lines.push(`${rel(r.envFile)} updated (mode 600); previous copy ${rel(r.backup)}`);
+  if (r.jwt || r.whatsapp) lines.push('apply: docker compose up -d --force-recreate gateway (or restart the gateway)');
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+export const secretsCommand: Command = {
+  name: 'secrets',
+  usage: USAGE,
+  async run(args) {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: [...args],
+        allowPositionals: true,
+        options: {
+          'env-file': { type: 'string' },
+          'whatsapp-app-secret-from-stdin': { type: 'boolean' },
+          'drop-whatsapp-previous': { type: 'boolean' },
+          'skip-jwt': { type: 'boolean' },
+          'no-grace': { type: 'boolean' },
+        },
+      });
+    } catch (err) {
+      process.stderr.write(`${(err as Error).message}\nusage: crm-gateway ${USAGE}\n`);
+      return 2;
+    }
+    const [sub, ...names] = parsed.positionals;
+    const cwd = process.cwd();
+    const envFile = parsed.values['env-file'];
+    const v = parsed.values;
+    try {
+      switch (sub) {
+        case 'rotate':
+        case 'rotate-jwt': {
+          if (sub === 'rotate-jwt' && (v['whatsapp-app-secret-from-stdin'] || v['drop-whatsapp-previous'] || v['skip-jwt'])) throw new Error('rotate-jwt only rotates the JWT key ring');
+          const ttl = maxTokenTtl(cwd, envFile, processEnv());
+          if (ttl.warning && !v['skip-jwt']) process.stderr.write(`WARNING: ${ttl.warning}\n`);
+          const r = rotateSecrets({
+            cwd,
+            envFile,
+            maxTokenTtlMs: ttl.ms,
+            grace: !v['no-grace'],
+            skipJwt: v['skip-jwt'] === true,
+            whatsappAppSecret: v['whatsapp-app-secret-from-stdin'] ? await readStdin() : undefined,
+            dropWhatsappPrevious: v['drop-whatsapp-previous'] === true,
+          });
+          printRotation(r, cwd);
+          if (sub === 'rotate') process.stdout.write(`\n${manualRotationSteps(envFile ?? '.env')}`);
+          return 0;
+        }
+        case 'generate': {
+          if (names.length === 0) throw new Error('name the secrets to generate, e.g. secrets generate CRM_DB_PASSWORD');
+          const ttl = maxTokenTtl(cwd, envFile, processEnv());
+          const r = await runSetup({ cwd, envFile, only: names, maxTokenTtlMs: ttl.ms });
+          process.stdout.write(`generated ${r.generated.join(', ')}${r.backup ? `; previous ${relative(cwd, r.envFile)} kept in ${relative(cwd, r.backup)}` : ''}\nrecreate the services that use them (npx crm-gateway secrets rotate prints which)\n`);
+          return 0;
+        }
+        case 'status': {
+          const doc = readDotenvFile(resolve(cwd, envFile ?? '.env'));
+          const due = new Set(secretsDue(doc).map((d) => d.name));
+          for (const name of doc.keys()) {
+            if (!/(SECRET|PASSWORD|TOKEN|_KEY)$/.test(name) || !doc.get(name)) continue;
+            const created = doc.createdAt(name);
+            process.stdout.write(`${name.padEnd(26)} ${created ? `created ${created.toISOString()}` : 'age unknown'}${due.has(name) ? '  ROTATE' : ''}${name === 'API_SECRET_KEY' ? `  kid ${keyId(doc.get(name) ?? '')}` : ''}\n`);
+          }
+          return 0;
+        }
+        default:
+          process.stderr.write(`usage: crm-gateway ${USAGE}\n`);
+          return 2;
+      }
+    } catch (err) {
+      process.stderr.write(`secrets: ${(err as Error).message}\n`);
+      return 1;
+    }
+  },
+};

@@ -1,0 +1,21 @@
+import { findingResults } from './policy.js';
+import { pass, type Check, type CheckResult } from '../types.js';
+
+/** The architecture's development defaults: in production they let local pages call the API. */
+const DEV_ORIGINS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+export const corsCheck: Check = (ctx) => {
+  if (!ctx.config) return [];
+  const out: CheckResult[] = findingResults(ctx, ['cors-wildcard'], 'cors');
+  if (ctx.production) {
+    const dev = ctx.config.corsOrigins.filter((o) => DEV_ORIGINS.has(o) || /^https?:\/\/(localhost|127\.0\.0\.1)(:\d+)?$/.test(o));
+    if (dev.length > 0) out.push({ id: 'cors', status: 'WARN', message: `CORS_ORIGINS still allows development origins: ${dev.join(', ')}`, fix: 'set CORS_ORIGINS to the exact origins of your front ends (https://app.example.com)' });
+  }
+  return out.length > 0 ? out : [pass('cors', `origins: ${ctx.config.corsOrigins.join(', ') || '(none)'}`)];
+};
+
+export const trustedProxiesCheck: Check = (ctx) => {
+  if (!ctx.config) return [];
+  const out = findingResults(ctx, ['trusted-proxies-everything'], 'trusted-proxies');
+  return out.length > 0 ? out : [pass('trusted-proxies', ctx.config.trustedProxies.length > 0 ? `X-Forwarded-For believed only from ${ctx.config.trustedProxies.join(', ')}` : 'no proxy is trusted: client addresses come from the socket')];
+};

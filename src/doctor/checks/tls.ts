@@ -1,0 +1,89 @@
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tlsPolicy } from '../../tls/options.js';
+import { findingResults } from './policy.js';
+import { pass, prodFail, type Check, type CheckResult, type DoctorContext } from '../types.js';
+
+/** Renew before this: certificate tools renew at 30 days, so 14 means renewal is failing. */
+export const CERT_EXPIRY_WARNING_DAYS = 14;
+/** HSTS shorter than half a year protects little (and is below preload requirements). */
+export const MIN_HSTS_SECONDS = 15_552_000;
+const MIN_RSA_BITS = 2048;
+const DAY_MS = 86_400_000;
+const OLD_TLS = /\b(SSLv2|SSLv3|TLSv1|TLSv1\.1)\b(?!\.)/;
+
+/** The hosts the routes answer on: the certificate must cover each, or browsers refuse. */
+function routeHosts(ctx: DoctorContext): string[] {
+  return [...new Set((ctx.config?.routes ?? []).flatMap((r) => (r.host ? [r.host] : [])))];
+}
+
+function keyStrength(x509: X509Certificate): string | undefined {
+  const d = x509.publicKey.asymmetricKeyDetails;
+  if (x509.publicKey.asymmetricKeyType === 'rsa' && (d?.modulusLength ?? 0) < MIN_RSA_BITS) return `RSA key of ${d?.modulusLength} bits (want ${MIN_RSA_BITS} or more)`;
+  return undefined;
+}
+
+/** Loads, matches its key, is valid now, not self-signed (production), covers the hosts, not about to expire. */
+export const certificateCheck: Check = (ctx) => {
+  if (!ctx.config) return [];
+  if (ctx.certificate?.error) return [{ id: 'certificate', status: 'FAIL', message: ctx.certificate.error, fix: `check TLS_CERT_FILE (${ctx.config.tls.certFile}) and TLS_KEY_FILE (${ctx.config.tls.keyFile}) name a matching PEM pair` }];
+  const out: CheckResult[] = findingResults(ctx, ['certificate-missing', 'certificate-self-signed', 'certificate-expired'], 'certificate');
+  const pair = ctx.certificate?.pair;
+  if (!pair) return out;
+  const x509 = new X509Certificate(pair.cert);
+  const info = pair.info;
+  if (info.validFrom.getTime() > ctx.now.getTime()) out.push({ id: 'certificate', status: 'FAIL', message: `the certificate is not valid before ${info.validFrom.toISOString()}`, fix: 'check the clock, or the certificate you installed' });
+  const daysLeft = Math.floor((info.validTo.getTime() - ctx.now.getTime()) / DAY_MS);
+  if (daysLeft >= 0 && daysLeft < CERT_EXPIRY_WARNING_DAYS) {
+    out.push({ id: 'certificate', status: prodFail(ctx), message: `the certificate expires in ${daysLeft} days (${info.validTo.toISOString()})`, fix: 'renew it now and check why automatic renewal did not (certbot renew --dry-run)' });
+  }
+  const uncovered = routeHosts(ctx).filter((h) => x509.checkHost(h) === undefined);
+  if (uncovered.length > 0) out.push({ id: 'certificate', status: prodFail(ctx), message: `the certificate does not cover ${uncovered.join(', ')}`, fix: 'issue it for every route host (or *.<domain>)' });
+  const weak = keyStrength(x509);
+  if (weak) out.push({ id: 'certificate', status: 'FAIL', message: `the certificate has a ${weak}`, fix: 'reissue with an ECDSA P-256 or RSA 2048+ key' });
+  return out.length > 0 ? out : [pass('certificate', `${info.subject.replace(/\n/g, ', ')}; valid until ${info.validTo.toISOString()} (${daysLeft} days); issuer ${info.issuer.replace(/\n/g, ', ')}`)];
+};
+
+export const certificateKeyModeCheck: Check = (ctx) => {
+  const pair = ctx.certificate?.pair;
+  if (!pair) return [];
+  const out = findingResults(ctx, ['key-mode'], 'certificate-key-mode');
+  return out.length > 0 ? out : [pass('certificate-key-mode', `TLS key is mode ${pair.info.keyMode.toString(8)}`)];
+};
+
+/** The gateway's own floor, and any nginx edge config shipped beside it. */
+export const tlsMinVersionCheck: Check = (ctx) => {
+  const min = tlsPolicy().minVersion;
+  const out: CheckResult[] = [];
+  if (min !== 'TLSv1.2' && min !== 'TLSv1.3') out.push({ id: 'tls-min-version', status: 'FAIL', message: `the gateway accepts ${min}`, fix: 'minVersion TLSv1.2 in src/tls/options.ts' });
+  const nginxDir = ctx.at('nginx');
+  if (existsSync(nginxDir)) {
+    for (const file of readdirSync(nginxDir).filter((f) => f.endsWith('.conf'))) {
+      const lines = readFileSync(join(nginxDir, file), 'utf8').split('\n');
+      lines.forEach((line, i) => {
+        const directive = line.replace(/#.*/, '').trim();
+        if (directive.startsWith('ssl_protocols') && OLD_TLS.test(directive)) {
+          out.push({ id: 'tls-min-version', status: 'FAIL', message: `nginx/${file}:${i + 1} offers ${directive}`, fix: 'ssl_protocols TLSv1.2 TLSv1.3;' });
+        }
+      });
+    }
+  }
+  return out.length > 0 ? out : [pass('tls-min-version', `gateway minimum ${min}${existsSync(nginxDir) ? '; nginx configs no lower' : ''}`)];
+};
+
+export const hstsCheck: Check = (ctx) => {
+  if (!ctx.config) return [];
+  const { hstsMaxAge, hstsIncludeSubDomains } = ctx.config.tls;
+  if (hstsMaxAge <= 0) return [{ id: 'hsts', status: prodFail(ctx), message: 'HSTS is off (tls.hstsMaxAge: 0)', fix: `tls.hstsMaxAge: ${31_536_000}` }];
+  const out: CheckResult[] = [];
+  if (hstsMaxAge < MIN_HSTS_SECONDS) out.push({ id: 'hsts', status: 'WARN', message: `HSTS max-age is ${hstsMaxAge} s (under 180 days)`, fix: 'tls.hstsMaxAge: 31536000' });
+  if (!hstsIncludeSubDomains) out.push({ id: 'hsts', status: 'WARN', message: 'HSTS without includeSubDomains: sibling hosts can be stripped to HTTP', fix: 'tls.hstsIncludeSubDomains: true' });
+  return out.length > 0 ? out : [pass('hsts', `max-age=${hstsMaxAge}; includeSubDomains`)];
+};
+
+export const httpsRedirectCheck: Check = (ctx) => {
+  if (!ctx.config) return [];
+  const out = findingResults(ctx, ['force-https-off'], 'https-redirect');
+  return out.length > 0 ? out : [pass('https-redirect', 'plain HTTP answers 308 to HTTPS')];
+};
