@@ -1,0 +1,42 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+
+/** Format version, first byte of every sealed value: a new format gets a new number. */
+const VERSION = 1;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const KEY_BYTES = 32;
+
+/**
+ * AES-256-GCM for webhook payloads at rest (the Redis queue): the security architecture asks
+ * that message content is never stored in clear. The associated data binds a sealed value to
+ * its place (the route's queue), so an entry copied to another queue does not open.
+ */
+export class Sealer {
+  private readonly key: Buffer;
+
+  constructor(hexKey: string) {
+    const key = Buffer.from(hexKey, 'hex');
+    if (key.length !== KEY_BYTES || !/^[0-9a-fA-F]+$/.test(hexKey)) throw new Error(`the queue key must be ${KEY_BYTES} bytes hex`);
+    this.key = key;
+  }
+
+  /** version(1) ‖ iv(12) ‖ tag(16) ‖ ciphertext; a fresh random IV per value. */
+  seal(plain: Buffer, aad: string): Buffer {
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.key, iv);
+    cipher.setAAD(Buffer.from(aad));
+    const body = Buffer.concat([cipher.update(plain), cipher.final()]);
+    return Buffer.concat([Buffer.from([VERSION]), iv, cipher.getAuthTag(), body]);
+  }
+
+  /** Throws when the value was altered, sealed with another key, or for another place. */
+  open(sealed: Buffer, aad: string): Buffer {
+    if (sealed.length < 1 + IV_BYTES + TAG_BYTES || sealed[0] !== VERSION) throw new Error('not a sealed value of a known version');
+    const iv = sealed.subarray(1, 1 + IV_BYTES);
+    const tag = sealed.subarray(1 + IV_BYTES, 1 + IV_BYTES + TAG_BYTES);
+    const decipher = createDecipheriv('aes-256-gcm', this.key, iv);
+    decipher.setAAD(Buffer.from(aad));
+    decipher.setAuthTag(tag);
+    return Buffer.concat([decipher.update(sealed.subarray(1 + IV_BYTES + TAG_BYTES)), decipher.final()]);
+  }
+}

@@ -1,0 +1,32 @@
+import type { GatewayConfig } from '../config/schema.js';
+
+/** Everything the webhook needs from the config, read once at startup. */
+export interface WhatsappSettings {
+  readonly appSecret: string | undefined;
+  readonly appSecretPrevious: string | undefined;
+  readonly verifyToken: string | undefined;
+  /** 32 bytes hex: AES-256-GCM key of queued payloads. */
+  readonly queueKey: string | undefined;
+  /** How long Meta's request waits for the CRM API before the payload is acknowledged as queued. */
+  readonly ackTimeoutMs: number;
+  readonly retryMinMs: number;
+  readonly retryMaxMs: number;
+  /** Queue length at which new payloads are refused (503, Meta retries) rather than stored. */
+  readonly maxQueued: number;
+  /** The Strict-Transport-Security value of the gateway's own answers over HTTPS. */
+  readonly hsts: string | undefined;
+}
+
+export function whatsappSettings(cfg: GatewayConfig, hsts: string | undefined): WhatsappSettings {
+  return {
+    appSecret: cfg.secrets.whatsappAppSecret || undefined,
+    appSecretPrevious: cfg.secrets.whatsappAppSecretPrevious || undefined,
+    verifyToken: cfg.secrets.whatsappVerifyToken || undefined,
+    queueKey: cfg.secrets.whatsappQueueKey || undefined,
+    ackTimeoutMs: cfg.whatsapp.ackTimeout,
+    retryMinMs: cfg.whatsapp.retryMin,
+    retryMaxMs: cfg.whatsapp.retryMax,
+    maxQueued: cfg.whatsapp.maxQueued,
+    hsts,
+  };
+}
