@@ -1,0 +1,546 @@
+#!/usr/bin/env node
+// `npm run bench`: what the gateway costs over a bare Node TLS proxy, measured in one run on
+// this machine (loopback only, a few minutes). See README "Performance" and issue #8.
+//
+// In turn: a bare floor proxy (https + http-proxy + keep-alive agent), the gateway with its full
+// pipeline (TLS, JWT, Redis rate limit, audit log), the gateway with each feature off, two
+// cluster workers, nginx and Caddy (when installed). Each row: 2 s warm-up, then 10 s of
+// closed-loop load (wrk when installed, else autocannon), 32 connections. Then p99 latency at
+// half the floor's peak rate (paced client) and RSS with 1,000 idle TLS connections.
+//
+// Environment (all optional): BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (32),
+// BENCH_ONLY (comma-separated row ids), BENCH_PROFILE=1 (--cpu-prof on the full-pipeline row;
+// prints the top self-time frames), BENCH_TOOL=autocannon (even when wrk is installed).
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import { cpus, freemem, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { cpuSeconds, currentRss, freePort, machineCpu, peakRss, start, waitForPort, which } from './procs.mjs';
+import { loadTool } from './load.mjs';
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
+const BENCH = join(REPO, 'bench');
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : undefined;
+const PROFILE = process.env.BENCH_PROFILE === '1';
+const HOLD_CONNECTIONS = 1_000;
+const MB = 1024 * 1024;
+
+const log = (line) => process.stderr.write(`${line}\n`);
+
+/** dist/ from this source tree: built unless every compiled file is newer than every source file. */
+function ensureBuilt() {
+  const newest = (dir, ext) => {
+    let t = 0;
+    for (const name of readdirSync(dir, { recursive: true })) {
+      if (!String(name).endsWith(ext)) continue;
+      t = Math.max(t, statSync(join(dir, String(name))).mtimeMs);
+    }
+    return t;
+  };
+  const main = join(REPO, 'dist', 'main.js');
+  if (existsSync(main) && statSync(main).mtimeMs >= newest(join(REPO, 'src'), '.ts')) return;
+  log('building dist/ (npm run build) ...');
+  const r = spawnSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('npm run build failed');
+}
+
+function machine(tool) {
+  const sh = (cmd) => spawnSync('sh', ['-c', cmd], { encoding: 'utf8' }).stdout.trim();
+  return {
+    nproc: Number(sh('nproc')) || cpus().length,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    memTotal: `${(totalmem() / 1024 ** 3).toFixed(1)} GiB`,
+    memFree: `${(freemem() / 1024 ** 3).toFixed(1)} GiB`,
+    freeH: sh('free -h'),
+    node: process.version,
+    kernel: sh('uname -r'),
+    loadTool: tool,
+    nginx: which('nginx') ? sh('nginx -v 2>&1').replace(/^nginx version: /, '') : undefined,
+    caddy: which('caddy') ? sh('caddy version').split(' ')[0] : undefined,
+    wrk: which('wrk') ? sh('wrk -v 2>&1 | head -1') : undefined,
+  };
+}
+
+/** One HTTPS GET; resolves with the status (certificate not checked: loopback, our own cert). */
+function probe(port, headers = {}) {
+  return new Promise((resolve) => {
+    const req = https.get({ host: '127.0.0.1', port, path: '/bench/probe', headers, rejectUnauthorized: false, agent: false, timeout: 5_000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(0));
+  });
+}
+
+async function until200(port, headers, server, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last = 0;
+  while (Date.now() < deadline) {
+    if (server.exited) break;
+    last = await probe(port, headers);
+    if (last === 200) return;
+    await sleep(200);
+  }
+  throw new Error(`${server.name}: no 200 within ${timeoutMs} ms (last status ${last})\n${server.output.slice(-3000)}`);
+}
+
+// -- the pieces ------------------------------------------------------------------------------
+
+async function startNodeChild(name, script, env, nodeArgs = []) {
+  const child = start(name, process.execPath, [...nodeArgs, script], { env: { PATH: process.env.PATH, HOME: process.env.HOME ?? tmpdir(), ...env }, cwd: REPO });
+  await child.waitFor(/"ready":true/);
+  const port = Number(/"port":(\d+)/.exec(child.output)?.[1]);
+  return { child, port };
+}
+
+async function startRedis(work) {
+  const bin = which('redis-server');
+  if (!bin) {
+    if (process.env.REDIS_URL) return { url: process.env.REDIS_URL, note: `redis-server not installed: using REDIS_URL=${process.env.REDIS_URL}` };
+    return { url: undefined, note: 'redis-server not installed and REDIS_URL unset: rate limits use the in-memory store; no workers row' };
+  }
+  const port = await freePort();
+  const server = start('redis', bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', work]);
+  await waitForPort(port);
+  return { url: `redis://127.0.0.1:${port}`, server, note: `own redis-server on 127.0.0.1:${port}` };
+}
+
+/** The route under test: shaped like crm-api in config/gateway.yaml, with a limit never reached. */
+function routeYaml(upstreamPort, { jwt = true, rateLimit = true } = {}) {
+  const lines = ['routes:', '  - name: bench-api', '    path: /', `    upstream: http://127.0.0.1:${upstreamPort}`];
+  if (jwt) lines.push('    auth: jwt', '    roles: [api, admin]');
+  else lines.push('    auth: none');
+  // `by: user` needs an authenticated route; without JWT the limit counts by address.
+  if (rateLimit) lines.push(`    rateLimit: { window: 1m, max: 1000000000, by: ${jwt ? 'user' : 'ip'} }`);
+  lines.push('    cors: { origins: ["localhost"] }', '    timeout: 60s', '    maxBody: 1mb', '');
+  return lines.join('\n');
+}
+
+class Bench {
+  constructor() {
+    this.work = mkdtempSync(join(tmpdir(), 'crm-gw-bench-'));
+    this.rows = [];
+    this.notes = [];
+    this.extra = {};
+  }
+
+  want(id) {
+    return !ONLY || ONLY.has(id);
+  }
+
+  async setup() {
+    const { ensureDevCertificate } = await import(join(REPO, 'dist', 'tls', 'certificates.js'));
+    this.cert = join(this.work, 'gateway.crt');
+    this.key = join(this.work, 'gateway.key');
+    await ensureDevCertificate(this.cert, this.key, 'bench.local');
+    this.secret = randomBytes(32).toString('hex');
+    this.redis = await startRedis(this.work);
+    this.notes.push(this.redis.note);
+    const up = await startNodeChild('upstream', join(BENCH, 'upstream.mjs'), {});
+    this.upstream = up;
+    this.dataDir = join(this.work, 'data');
+    // A registered API client and its token, made the way an operator does.
+    const env = this.gatewayEnv({ configFile: this.writeConfig('cli', routeYaml(up.port)), logDir: join(this.work, 'cli-logs') });
+    const r = spawnSync(process.execPath, [join(REPO, 'bin', 'crm-gateway.js'), 'tokens', 'issue', '--client', 'bench', '--roles', 'api', '--ttl', '1h'], { cwd: REPO, env, encoding: 'utf8' });
+    const token = r.stdout.split('\n')[0]?.trim();
+    if (r.status !== 0 || !token) throw new Error(`crm-gateway tokens issue failed (${r.status}):\n${r.stderr}`);
+    this.auth = { authorization: `Bearer ${token}` };
+  }
+
+  writeConfig(name, yaml) {
+    const file = join(this.work, `${name}.yaml`);
+    writeFileSync(file, yaml);
+    return file;
+  }
+
+  gatewayEnv({ configFile, logDir, workers = 1, ports = {} }) {
+    return {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME ?? this.work,
+      GATEWAY_ENV: 'development',
+      GATEWAY_CONFIG: configFile,
+      LISTEN_ADDRESS: '127.0.0.1',
+      HTTPS_PORT: String(ports.https ?? 0),
+      HTTP_PORT: String(ports.http ?? 0),
+      ADMIN_PORT: String(ports.admin ?? 0),
+      TLS_CERT_FILE: this.cert,
+      TLS_KEY_FILE: this.key,
+      API_SECRET_KEY: this.secret,
+      DATA_DIR: this.dataDir,
+      LOG_DIR: logDir,
+      LOG_LEVEL: 'info',
+      LOG_HASH_KEY: randomBytes(32).toString('hex'),
+      GATEWAY_WORKERS: String(workers),
+      ...(this.redis.url ? { REDIS_URL: this.redis.url } : {}),
+    };
+  }
+
+  async startGateway(id, { jwt = true, rateLimit = true, audit = true, workers = 1, nodeArgs = [], env = {} } = {}) {
+    const https = await freePort();
+    const configFile = this.writeConfig(id, routeYaml(this.upstream.port, { jwt, rateLimit }));
+    const logDir = join(this.work, `logs-${id}`);
+    const script = audit ? join(REPO, 'dist', 'main.js') : join(BENCH, 'gateway-noaudit.mjs');
+    const server = start(id, process.execPath, [...nodeArgs, script], {
+      env: { ...this.gatewayEnv({ configFile, logDir, workers, ports: { https, http: await freePort(), admin: await freePort() } }), ...env },
+      cwd: REPO,
+    });
+    // Every worker says so once it listens.
+    const listening = new RegExp(Array(workers).fill('gateway listening').join('[^]*'));
+    await server.waitFor(listening, 60_000);
+    await until200(https, jwt ? this.auth : {}, server);
+    return { server, port: https, headers: jwt ? this.auth : {}, logDir };
+  }
+
+  /** Warm-up, then the measured run; CPU and peak RSS of the server's whole process tree. */
+  async measure(id, label, target, opts = {}) {
+    const { port, headers = {} } = target;
+    const pids = target.pids ?? [target.pid];
+    const cpuOf = () => pids.reduce((n, p) => n + cpuSeconds(p), 0);
+    const url = `https://127.0.0.1:${port}/bench/item?id=42`;
+    log(`- ${label}: ${WARMUP}s warm-up + ${SECONDS}s with ${this.tool.name}, ${CONNECTIONS} connections ...`);
+    await this.tool.run({ url, headers, connections: CONNECTIONS, seconds: WARMUP });
+    const cpu0 = cpuOf();
+    const box0 = machineCpu();
+    const r = await this.tool.run({ url, headers, connections: CONNECTIONS, seconds: SECONDS });
+    const cpu = cpuOf() - cpu0;
+    const box1 = machineCpu();
+    const row = {
+      id,
+      label,
+      rps: Math.round(r.rps),
+      p50: round2(r.p50),
+      p99: round2(r.p99),
+      peakRssMB: round1(pids.reduce((n, p) => n + peakRss(p), 0) / MB),
+      cpuUsPerReq: r.requests > 0 ? Math.round((cpu / r.requests) * 1e6) : undefined,
+      // Cores the server under test kept busy, and how busy the whole machine was (load
+      // generator, upstream and Redis included): at 100% nothing more can scale.
+      serverCores: round2(cpu / SECONDS),
+      machineBusyPct: Math.round(((box1.busy - box0.busy) / Math.max(1, box1.total - box0.total)) * 100),
+      non2xx: r.non2xx,
+      errors: r.errors,
+      ...opts,
+    };
+    log(`  ${row.rps} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, peak RSS ${row.peakRssMB} MB, ${row.cpuUsPerReq} µs CPU/req, ${row.serverCores} cores, machine ${row.machineBusyPct}% busy${row.non2xx || row.errors ? `, ${row.non2xx} non-2xx, ${row.errors} errors` : ''}`);
+    this.rows.push(row);
+    return row;
+  }
+
+  async row(id, label, startFn, after) {
+    if (!this.want(id)) return undefined;
+    let target;
+    try {
+      target = await startFn();
+      const row = await this.measure(id, label, target);
+      if (after) await after(target, row);
+      return row;
+    } catch (err) {
+      this.notes.push(`${label}: not measured: ${err.message.split('\n')[0]}`);
+      log(`  ${label}: FAILED: ${err.message}`);
+      return undefined;
+    } finally {
+      await target?.stop?.();
+    }
+  }
+
+  gatewayTarget(g) {
+    return { port: g.port, headers: g.headers, pid: g.server.pid, gateway: g, stop: () => g.server.stop() };
+  }
+
+  /** Paced load at `rate` req/s, latency from the scheduled send time. */
+  async paced(label, port, headers, rate) {
+    const client = start(`paced ${label}`, process.execPath, [join(BENCH, 'clients.mjs'), 'paced', JSON.stringify({ port, path: '/bench/item?id=42', headers, rate, connections: CONNECTIONS, seconds: SECONDS, warmup: WARMUP })]);
+    await client.waitFor(/"p99"/, (SECONDS + 30) * 1000);
+    const r = JSON.parse(client.output.trim().split('\n').pop());
+    log(`  paced ${label} at ${rate} req/s: p50 ${r.p50} ms, p99 ${r.p99} ms (${r.requests} requests, ${r.non2xx} non-2xx, ${r.errors} errors)`);
+    return r;
+  }
+
+  /** RSS of the server tree with HOLD_CONNECTIONS idle keep-alive TLS connections, each after one request. */
+  async holdRss(label, port, headers, pid) {
+    const before = currentRss(pid);
+    const client = start(`hold ${label}`, process.execPath, [join(BENCH, 'clients.mjs'), 'hold', JSON.stringify({ port, path: '/bench/item?id=42', headers, count: HOLD_CONNECTIONS })]);
+    await client.waitFor(/"open":\d+/, 120_000);
+    const rss = currentRss(pid);
+    const info = JSON.parse(/\{"open".*\}/.exec(client.output)[0]);
+    await client.stop();
+    const r = { label, connections: info.open, failed: info.failed, statuses: info.statuses, rssBeforeMB: round1(before / MB), rssMB: round1(rss / MB) };
+    log(`  ${label}: ${r.rssMB} MB RSS with ${r.connections} open TLS connections (${r.rssBeforeMB} MB before)`);
+    return r;
+  }
+
+  async run() {
+    ensureBuilt();
+    const wrk = process.env.BENCH_TOOL === 'autocannon' ? undefined : which('wrk');
+    this.tool = loadTool(wrk);
+    if (!wrk) this.notes.push('wrk not installed: load from autocannon, which runs in Node and takes more of the shared CPU than wrk would');
+    this.machine = machine(this.tool.name);
+    log(`crm-gateway benchmark: ${this.machine.nproc} CPUs (${this.machine.cpu}), node ${this.machine.node}, load from ${this.tool.name}`);
+    await this.setup();
+    const up = this.upstream.port;
+    const tlsEnv = { TLS_CERT_FILE: this.cert, TLS_KEY_FILE: this.key, UPSTREAM_URL: `http://127.0.0.1:${up}` };
+
+    const floor = await this.row('floor', 'floor: https + http-proxy + keep-alive agent', async () => {
+      const f = await startNodeChild('floor', join(BENCH, 'floor.mjs'), tlsEnv);
+      return { port: f.port, pid: f.child.pid, child: f.child, stop: () => f.child.stop() };
+    });
+    if (!floor) throw new Error('the floor could not be measured; nothing to compare with');
+
+    await this.row('full', 'gateway: full pipeline (TLS, JWT, Redis limit, audit log)', async () => {
+      const profileDir = join(BENCH, 'results', `profile-${stamp()}`);
+      if (PROFILE) mkdirSync(profileDir, { recursive: true });
+      const g = await this.startGateway('full', { nodeArgs: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] });
+      return { ...this.gatewayTarget(g), profileDir };
+    }, async (t, row) => {
+      const logged = countLines(t.gateway.logDir, 'access');
+      row.accessLines = logged;
+      // While this gateway is up: latency at half the floor's peak (the target), at half the
+      // gateway's own peak (a rate both can carry), and memory at 1,000 connections.
+      this.extra.pacedRate = Math.max(1, Math.round(floor.rps / 2));
+      this.extra.pacedOwnRate = Math.max(1, Math.round(row.rps / 2));
+      if (this.want('paced') || this.want('hold')) {
+        const ft = await startNodeChild('floor', join(BENCH, 'floor.mjs'), tlsEnv);
+        try {
+          if (this.want('paced')) {
+            this.extra.pacedFloor = await this.paced('floor', ft.port, {}, this.extra.pacedRate);
+            this.extra.pacedOwnFloor = await this.paced('floor', ft.port, {}, this.extra.pacedOwnRate);
+          }
+          if (this.want('hold')) this.extra.holdFloor = await this.holdRss('floor', ft.port, {}, ft.child.pid);
+        } finally {
+          await ft.child.stop();
+        }
+      }
+      if (this.want('paced')) {
+        this.extra.pacedFull = await this.paced('gateway full', t.port, t.headers, this.extra.pacedRate);
+        this.extra.pacedOwnFull = await this.paced('gateway full', t.port, t.headers, this.extra.pacedOwnRate);
+      }
+      if (this.want('hold')) this.extra.holdFull = await this.holdRss('gateway full', t.port, t.headers, t.pid);
+      if (PROFILE) {
+        await t.stop();
+        const { summarize } = await import('./profile.mjs');
+        const file = readdirSync(t.profileDir).find((n) => n.endsWith('.cpuprofile'));
+        if (file) this.extra.profile = { file: join(t.profileDir, file), ...summarize(join(t.profileDir, file), 25) };
+      }
+    });
+
+    if (this.want('hold')) {
+      // The same 1,000 connections on a gateway that has served nothing before: what the
+      // connections themselves cost, apart from the heap a load before them left behind.
+      try {
+        const g = await this.startGateway('hold-fresh');
+        try {
+          this.extra.holdFresh = await this.holdRss('gateway full, fresh (no load before)', g.port, g.headers, g.server.pid);
+        } finally {
+          await g.server.stop();
+        }
+      } catch (err) {
+        this.notes.push(`fresh-gateway RSS at ${HOLD_CONNECTIONS} connections not measured: ${err.message.split('\n')[0]}`);
+      }
+    }
+
+    await this.row('no-jwt', 'gateway: JWT off (auth: none, limit by IP)', async () => this.gatewayTarget(await this.startGateway('no-jwt', { jwt: false })));
+    await this.row('no-ratelimit', 'gateway: rate limit off', async () => this.gatewayTarget(await this.startGateway('no-ratelimit', { rateLimit: false })));
+    await this.row('no-audit', 'gateway: audit log off (bench/gateway-noaudit.mjs)', async () => this.gatewayTarget(await this.startGateway('no-audit', { audit: false })));
+    await this.row('core', 'gateway: JWT, limit and audit log all off', async () => this.gatewayTarget(await this.startGateway('core', { jwt: false, rateLimit: false, audit: false })));
+    if (this.redis.url) {
+      await this.row('workers', 'gateway: full pipeline, GATEWAY_WORKERS=2', async () => this.gatewayTarget(await this.startGateway('workers', { workers: 2 })));
+    } else this.notes.push('GATEWAY_WORKERS=2 not measured: it needs Redis');
+
+    if (which('nginx')) {
+      await this.row('nginx', 'nginx → upstream (bench/nginx-bench.conf)', () => this.startNginx('nginx', readFileSync(join(BENCH, 'nginx-bench.conf'), 'utf8'), up));
+      await this.row('nginx-edge', 'nginx/crm-gateway.conf edge → gateway full', async () => {
+        const g = await this.startGateway('edge-gw', { env: { TRUSTED_PROXIES: '127.0.0.1/32' } });
+        try {
+          // nginx verifies the gateway's certificate by name (never by IP address) and sends that
+          // name as SNI, so this row asks for a host name the development certificate carries.
+          const headers = { ...g.headers, Host: 'api.bench.local' };
+          const n = await this.startNginx('nginx-edge', edgeConf(readFileSync(join(REPO, 'nginx', 'crm-gateway.conf'), 'utf8')), up, g.port, headers);
+          // Memory and CPU of both: the edge and the gateway behind it.
+          return { ...n, pids: [n.pid, g.server.pid], stop: async () => Promise.all([n.stop(), g.server.stop()]) };
+        } catch (err) {
+          await g.server.stop();
+          throw err;
+        }
+      });
+    } else this.notes.push('nginx not installed: nginx rows skipped (apt-get install nginx)');
+    if (which('caddy')) {
+      await this.row('caddy', 'Caddy → upstream (bench/Caddyfile.bench)', () => this.startCaddy(up));
+    } else this.notes.push('caddy not installed: Caddy row skipped (apt-get install caddy)');
+  }
+
+  async startNginx(id, conf, upstreamPort, gatewayPort, headers = {}) {
+    const prefix = join(this.work, id);
+    for (const d of ['certs', 'logs', 'run']) mkdirSync(join(prefix, d), { recursive: true });
+    copyFileSync(this.cert, join(prefix, 'certs', 'edge.crt'));
+    copyFileSync(this.key, join(prefix, 'certs', 'edge.key'));
+    copyFileSync(this.cert, join(prefix, 'certs', 'gateway.crt'));
+    const port = await freePort();
+    const text = conf
+      .replaceAll('__HTTPS_PORT__', String(port))
+      .replaceAll('__HTTP_PORT__', String(await freePort()))
+      .replaceAll('__UPSTREAM_PORT__', String(upstreamPort))
+      .replaceAll('__GATEWAY_PORT__', String(gatewayPort ?? 0));
+    writeFileSync(join(prefix, 'nginx.conf'), text);
+    const args = ['-e', 'stderr', '-p', `${prefix}/`, '-c', join(prefix, 'nginx.conf')];
+    const test = spawnSync(which('nginx'), ['-t', ...args], { encoding: 'utf8' });
+    if (test.status !== 0) throw new Error(`nginx -t: ${test.stderr}`);
+    const server = start(id, which('nginx'), [...args, ...(text.includes('daemon off') ? [] : ['-g', 'daemon off;'])]);
+    await waitForPort(port);
+    await until200(port, headers, server);
+    return { port, headers, pid: server.pid, stop: () => server.stop() };
+  }
+
+  async startCaddy(upstreamPort) {
+    const dir = join(this.work, 'caddy');
+    mkdirSync(dir, { recursive: true });
+    const port = await freePort();
+    const text = readFileSync(join(BENCH, 'Caddyfile.bench'), 'utf8')
+      .replaceAll('__HTTPS_PORT__', String(port))
+      .replaceAll('__UPSTREAM_PORT__', String(upstreamPort))
+      .replaceAll('__CERT__', this.cert)
+      .replaceAll('__KEY__', this.key);
+    writeFileSync(join(dir, 'Caddyfile'), text);
+    const server = start('caddy', which('caddy'), ['run', '--config', join(dir, 'Caddyfile'), '--adapter', 'caddyfile'], {
+      cwd: dir,
+      env: { PATH: process.env.PATH, HOME: dir, XDG_DATA_HOME: dir, XDG_CONFIG_HOME: dir },
+    });
+    await waitForPort(port);
+    await until200(port, {}, server);
+    return { port, headers: {}, pid: server.pid, stop: () => server.stop() };
+  }
+
+  async cleanup() {
+    await this.upstream?.child.stop();
+    await this.redis?.server?.stop();
+    rmSync(this.work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The shipped edge config with the bench's ports: its listeners on loopback high ports and its
+ * upstream on the gateway under test. Throws when the file no longer has the lines replaced.
+ */
+function edgeConf(text) {
+  const swaps = [
+    [/^(\s*)listen 80;\s*$/m, '$1listen 127.0.0.1:__HTTP_PORT__;'],
+    [/^\s*listen \[::\]:80;\s*$/m, ''],
+    [/^(\s*)listen 443 ssl( http2)?;\s*$/m, '$1listen 127.0.0.1:__HTTPS_PORT__ ssl$2;'],
+    [/^\s*listen \[::\]:443 ssl( http2)?;\s*$/m, ''],
+    [/^(\s*)server 127\.0\.0\.1:8443;\s*$/m, '$1server 127.0.0.1:__GATEWAY_PORT__;'],
+  ];
+  let out = text;
+  for (const [re, to] of swaps) {
+    if (!re.test(out)) throw new Error(`nginx/crm-gateway.conf has no line matching ${re}: update bench/run.mjs edgeConf()`);
+    out = out.replace(re, to);
+  }
+  return out;
+}
+
+function countLines(dir, prefix) {
+  try {
+    return readdirSync(dir)
+      .filter((n) => n.startsWith(prefix) && n.endsWith('.log'))
+      .reduce((n, f) => n + readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean).length, 0);
+  } catch {
+    return undefined;
+  }
+}
+
+const round1 = (v) => (Number.isFinite(v) ? Math.round(v * 10) / 10 : v);
+const round2 = (v) => (Number.isFinite(v) ? Math.round(v * 100) / 100 : v);
+const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? Math.round((a / b) * 100) / 100 : undefined);
+const stamp = () => new Date().toISOString().replace(/[:.]/g, '-');
+
+function verdicts(b) {
+  const by = Object.fromEntries(b.rows.map((r) => [r.id, r]));
+  const { floor, full, workers, caddy } = by;
+  const out = [];
+  if (full && floor) out.push({ target: 'full pipeline throughput ≥ 0.9 × floor', value: ratio(full.rps, floor.rps), met: ratio(full.rps, floor.rps) >= 0.9 });
+  if (b.extra.pacedFull && b.extra.pacedFloor) {
+    const d = round2(b.extra.pacedFull.p99 - b.extra.pacedFloor.p99);
+    const over = full && full.rps < b.extra.pacedRate ? ` — above the gateway's own peak of ${full.rps} req/s, so requests queue` : '';
+    out.push({ target: `p99 at half the floor's peak (${b.extra.pacedRate} req/s) ≤ floor + 2 ms`, value: `${b.extra.pacedFull.p99} vs ${b.extra.pacedFloor.p99} ms (+${d} ms)${over}`, met: d <= 2 });
+  }
+  if (workers && full) out.push({ target: 'two workers ≥ 1.3 × one worker', value: ratio(workers.rps, full.rps), met: ratio(workers.rps, full.rps) >= 1.3 });
+  if (workers && caddy) out.push({ target: 'two workers ≥ 0.9 × Caddy', value: ratio(workers.rps, caddy.rps), met: ratio(workers.rps, caddy.rps) >= 0.9 });
+  if (b.extra.holdFull) out.push({ target: `RSS < 150 MB at ${HOLD_CONNECTIONS} open connections`, value: `${b.extra.holdFull.rssMB} MB (${b.extra.holdFull.connections} open)`, met: b.extra.holdFull.rssMB < 150 && b.extra.holdFull.connections >= HOLD_CONNECTIONS * 0.99 });
+  return out;
+}
+
+function table(b) {
+  const floor = b.rows.find((r) => r.id === 'floor');
+  const head = ['', 'req/s', '× floor', 'p50 ms', 'p99 ms', 'peak RSS MB', '× floor', 'CPU µs/req', '× floor', 'server cores', 'machine busy', 'non-2xx/err'];
+  const lines = b.rows.map((r) => [
+    r.label,
+    r.rps,
+    ratio(r.rps, floor.rps),
+    r.p50,
+    r.p99,
+    r.peakRssMB,
+    ratio(r.peakRssMB, floor.peakRssMB),
+    r.cpuUsPerReq,
+    ratio(r.cpuUsPerReq, floor.cpuUsPerReq),
+    r.serverCores,
+    `${r.machineBusyPct}%`,
+    `${r.non2xx}/${r.errors}`,
+  ]);
+  const md = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`, ...lines.map((l) => `| ${l.map((v) => (v === undefined ? '–' : String(v))).join(' | ')} |`)];
+  return md.join('\n');
+}
+
+const bench = new Bench();
+let failed = false;
+try {
+  await bench.run();
+} catch (err) {
+  failed = true;
+  log(`benchmark failed: ${err.stack ?? err}`);
+} finally {
+  await bench.cleanup();
+}
+if (bench.rows.length > 0) {
+  const results = {
+    when: new Date().toISOString(),
+    machine: bench.machine,
+    settings: { seconds: SECONDS, warmup: WARMUP, connections: CONNECTIONS, loadTool: bench.tool?.name, holdConnections: HOLD_CONNECTIONS, pacedRate: bench.extra.pacedRate, pacedOwnRate: bench.extra.pacedOwnRate },
+    rows: bench.rows,
+    paced: { floor: bench.extra.pacedFloor, full: bench.extra.pacedFull, ownRate: bench.extra.pacedOwnRate, floorAtOwnRate: bench.extra.pacedOwnFloor, fullAtOwnRate: bench.extra.pacedOwnFull },
+    rssAtConnections: { floor: bench.extra.holdFloor, full: bench.extra.holdFull, fresh: bench.extra.holdFresh },
+    targets: verdicts(bench),
+    profile: bench.extra.profile,
+    notes: bench.notes,
+  };
+  mkdirSync(join(BENCH, 'results'), { recursive: true });
+  const file = join(BENCH, 'results', `bench-${stamp()}.json`);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  const out = [];
+  out.push('', `## crm-gateway benchmark (${results.when})`, '');
+  out.push(`${results.machine.nproc} CPUs (${results.machine.cpu}), ${results.machine.memTotal} RAM, Node ${results.machine.node}, load: ${results.settings.loadTool}, ${CONNECTIONS} connections, ${SECONDS} s per row after ${WARMUP} s warm-up; load generator, upstream and Redis share the same CPUs.`, '');
+  out.push(table(bench), '');
+  if (results.paced.floor && results.paced.full) {
+    out.push(`Paced load at ${results.settings.pacedRate} req/s (half the floor's peak): floor p50 ${results.paced.floor.p50} ms / p99 ${results.paced.floor.p99} ms; gateway full p50 ${results.paced.full.p50} ms / p99 ${results.paced.full.p99} ms.`);
+  }
+  if (results.paced.floorAtOwnRate && results.paced.fullAtOwnRate) {
+    out.push(`Paced load at ${results.paced.ownRate} req/s (half the gateway's peak): floor p50 ${results.paced.floorAtOwnRate.p50} ms / p99 ${results.paced.floorAtOwnRate.p99} ms; gateway full p50 ${results.paced.fullAtOwnRate.p50} ms / p99 ${results.paced.fullAtOwnRate.p99} ms.`);
+  }
+  for (const h of [results.rssAtConnections.floor, results.rssAtConnections.full, results.rssAtConnections.fresh].filter(Boolean)) out.push(`RSS with ${h.connections} idle TLS keep-alive connections: ${h.label} ${h.rssMB} MB (${h.rssBeforeMB} MB before).`);
+  out.push('', 'Targets:');
+  for (const t of results.targets) out.push(`- ${t.met ? 'MET    ' : 'NOT MET'} ${t.target}: ${t.value}`);
+  if (results.profile) {
+    out.push('', `CPU profile of the full-pipeline gateway (${results.profile.file}), self time:`);
+    for (const g of results.profile.groups.slice(0, 15)) out.push(`  ${String(g.pct).padStart(5)}%  ${g.name}`);
+    out.push('  top frames:');
+    for (const f of results.profile.frames.slice(0, 20)) out.push(`  ${String(f.pct).padStart(5)}%  ${f.name}`);
+  }
+  if (results.notes.length > 0) out.push('', 'Notes:', ...results.notes.map((n) => `- ${n}`));
+  out.push('', `Results: ${file}`, '');
+  process.stdout.write(out.join('\n'));
+}
+process.exitCode = failed ? 1 : 0;
