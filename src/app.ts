@@ -3,7 +3,6 @@ import { performance } from 'node:perf_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import express, { type Express } from 'express';
 import type { GatewayConfig, RouteConfig } from './config/schema.js';
 import type { RequestContext } from './context.js';
 import { GatewayError, isGatewayError } from './errors.js';
@@ -13,9 +12,14 @@ import { IpSet } from './net/ip.js';
 import { createCors } from './policy/cors.js';
 import { createIpAllowlist } from './policy/ip-allowlist.js';
 import { createBodyLimit } from './policy/body-limit.js';
-import { createMemoryRateLimit } from './ratelimit/memory.js';
+import { createRateLimit, createUserRateLimit } from './ratelimit/index.js';
 import { createAuthenticate } from './auth/authenticate.js';
 import { createAuthorize } from './auth/authorize.js';
+import { createCsrf } from './auth/csrf.js';
+import { AUTH_PATHS, createAuthEndpoints } from './auth/endpoints.js';
+import { LiveSockets } from './auth/live-sockets.js';
+import { createLoginLimiter } from './ratelimit/login.js';
+import { createIpAllowlist as createEndpointGuard } from './policy/ip-allowlist.js';
 import { createForwarder, type Forwarder } from './proxy/forwarder.js';
 import { normalizeHost } from './routing/host.js';
 import { normalizePath } from './routing/normalize-path.js';
@@ -23,7 +27,7 @@ import { readRequestTarget } from './routing/request-target.js';
 import { createRouter } from './routing/router.js';
 import { checkFraming } from './routing/framing.js';
 import { renderError, sendOwn, wantsHtml, writeRawResponse } from './respond.js';
-import { accessEntry } from './log/access.js';
+import { accessEntry, deniedEvent } from './log/access.js';
 import type { CompiledRoute, TerminalHandler } from './routes.js';
 import type { Step } from './step.js';
 
@@ -38,11 +42,14 @@ function routeSteps(route: RouteConfig, deps: GatewayDeps): Step[] {
     // Before auth: preflights carry no credentials, and a foreign origin is refused early.
     createCors(route),
     // Before auth, so password and token guessing spend the budget too.
-    createMemoryRateLimit(route, deps),
+    createRateLimit(route, deps),
     // Who is calling (JWT / session / webhook signature), then may they use this route.
     createAuthenticate(route, deps),
     createAuthorize(route),
-    // CSRF for cookie sessions arrives with login sessions (auth issue).
+    // `by: user` limits: the first point where the principal is known (see createRateLimit).
+    createUserRateLimit(route, deps),
+    // After auth: only requests carried by the session cookie need a same-site Origin.
+    createCsrf(route),
     // Last: a declared body over the limit is refused before a byte goes upstream.
     createBodyLimit(route),
   ];
@@ -50,16 +57,24 @@ function routeSteps(route: RouteConfig, deps: GatewayDeps): Step[] {
 }
 
 /** Routes answered by something other than the plain proxy. */
-function terminalHandler(_route: RouteConfig, _deps: GatewayDeps): TerminalHandler | undefined {
-  return undefined;
+function terminalHandler(route: RouteConfig, deps: GatewayDeps): TerminalHandler | undefined {
+  if (route.auth !== 'whatsapp') return undefined;
+  // A webhook route never falls back to the plain proxy: without the webhook service it refuses.
+  return deps.whatsapp?.handlerFor(route) ?? ((_ctx, _res, fail) => fail(new GatewayError('AUTH_UNAVAILABLE', `route ${route.name}: the WhatsApp webhook is not set up`)));
 }
 
 export interface Gateway {
-  /** The Express app that serves HTTPS (and plain HTTP when FORCE_HTTPS=false). */
-  readonly app: Express;
+  /**
+   * The request listener of the HTTPS server (and of plain HTTP when FORCE_HTTPS=false). A plain
+   * listener, not an Express app: Express re-prototypes every req/res, which tripled the
+   * per-request CPU of the whole pipeline (issue #8 profile), and no Express feature is used.
+   */
+  readonly handleRequest: (req: IncomingMessage, res: ServerResponse) => void;
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   handleClientError(err: NodeJS.ErrnoException, socket: Duplex): void;
   readonly routes: readonly CompiledRoute[];
+  /** The auth service the pipeline uses, when enabled (the demo seeds its login with it). */
+  readonly auth?: GatewayDeps['auth'];
   /** Answer with `Connection: close` from now on; set on shutdown. */
   drain(): void;
   close(): void;
@@ -78,6 +93,13 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
   const hsts = hstsValue(cfg);
   const routes: CompiledRoute[] = cfg.routes.map((r) => ({ name: r.name, config: r, target: new URL(r.upstream), steps: routeSteps(r, deps), handler: terminalHandler(r, deps) }));
   const match = createRouter(routes.map((r) => ({ ...r.config, compiled: r })));
+  // The gateway's own login/logout/token pages answer on every routed host, behind that
+  // route's IP allowlist; without an auth service they refuse (fail closed).
+  const authEndpoints = deps.auth
+    ? createAuthEndpoints(cfg, deps.auth, log, hsts, { login: createLoginLimiter(deps, 'login'), token: createLoginLimiter(deps, 'token') })
+    : undefined;
+  const endpointGuards = new Map(routes.map((r) => [r, createEndpointGuard(r.config)]));
+  const liveSockets = deps.auth ? new LiveSockets(deps.auth.revocations) : undefined;
   let draining = false;
 
   function createContext(req: IncomingMessage, kind: RequestContext['kind']): RequestContext {
@@ -86,7 +108,7 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
     const offered = req.headers['x-request-id'];
     const id = address.peerTrusted && typeof offered === 'string' && REQUEST_ID.test(offered) ? offered : randomUUID();
     const servername = socket.encrypted && typeof socket.servername === 'string' ? normalizeHost(socket.servername) : undefined;
-    return { id, startedAt: performance.now(), kind, req, secure: socket.encrypted === true, servername, address, responseHeaders: {}, bytesIn: 0, bytesOut: 0 };
+    return { id, startedAt: performance.now(), kind, req, secure: socket.encrypted === true, servername, address, responseHeaders: {}, setCookies: [], bytesIn: 0, bytesOut: 0 };
   }
 
   /** Steps before any route policy: framing, target, Host/SNI, path normalized once, route. */
@@ -94,6 +116,8 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
     checkFraming(ctx.req);
     const target = readRequestTarget(ctx.req, cfg.server.maxUrlLength);
     ctx.target = target;
+    // AUDIT_FAIL_CLOSED: nothing is served while it cannot be recorded (this refusal still is, once the disk is back).
+    if (log.accepting?.() === false) throw new GatewayError('AUDIT_UNAVAILABLE', 'the audit log cannot be written');
     if (ctx.servername !== undefined && ctx.servername !== target.host) {
       throw new GatewayError('MISDIRECTED_REQUEST', `SNI ${ctx.servername} but Host ${target.host}`);
     }
@@ -118,8 +142,9 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
 
   function record(ctx: RequestContext): void {
     log.access(accessEntry(ctx));
-    if (ctx.error && ctx.error.status < 500) {
-      log.security('request.denied', { requestId: ctx.id, code: ctx.error.code, detail: ctx.error.detail, clientIp: ctx.address?.client.address, route: ctx.route?.name, method: ctx.req.method, host: ctx.target?.host, path: ctx.path ?? ctx.target?.rawPath });
+    // Rate-limit refusals have their own sampled event (ratelimit.rejected): one per flood, not one per request.
+    if (ctx.error && ctx.error.status < 500 && ctx.error.code !== 'RATE_LIMITED') {
+      log.security('request.denied', deniedEvent(ctx));
     }
   }
 
@@ -136,13 +161,14 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
     }
     const headers: Record<string, string> = { 'x-request-id': ctx.id, ...(ctx.secure && hsts ? { 'strict-transport-security': hsts } : {}), ...err.headers };
     if (err.code !== 'CORS_ORIGIN_DENIED') Object.assign(headers, ctx.responseHeaders);
-    sendOwn(ctx.req, res, err.status, headers, renderError(err, ctx.id, wantsHtml(ctx.req)));
+    sendOwn(ctx.req, res, err.status, headers, renderError(err, ctx.id, wantsHtml(ctx.req)), ctx.setCookies);
   }
 
   async function handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const ctx = createContext(req, 'http');
     res.once('close', () => {
-      if (!ctx.outcome && !res.writableFinished) ctx.outcome = 'aborted';
+      // A forwarded response that never finished was cut short (the forwarder's own mark comes too late).
+      if ((ctx.outcome === undefined || ctx.outcome === 'forwarded') && !res.writableFinished) ctx.outcome = 'aborted';
       ctx.status ??= res.statusCode;
       record(ctx);
     });
@@ -153,11 +179,17 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
     if (draining) res.shouldKeepAlive = false;
     try {
       const route = prepare(ctx);
+      if (AUTH_PATHS.has(ctx.path ?? '')) {
+        await endpointGuards.get(route)?.(ctx);
+        if (!authEndpoints) throw new GatewayError('AUTH_UNAVAILABLE', 'login is not enabled (API_SECRET_KEY is not set)');
+        authEndpoints.handle(ctx, res, (err) => refuse(ctx, res, err));
+        return;
+      }
       const answer = await runSteps(ctx, route);
       if (answer !== undefined) {
         ctx.outcome = 'answered';
         ctx.status = answer;
-        sendOwn(req, res, answer, { 'x-request-id': ctx.id, ...(ctx.secure && hsts ? { 'strict-transport-security': hsts } : {}), ...ctx.responseHeaders });
+        sendOwn(req, res, answer, { 'x-request-id': ctx.id, ...(ctx.secure && hsts ? { 'strict-transport-security': hsts } : {}), ...ctx.responseHeaders }, undefined, ctx.setCookies);
         return;
       }
       ctx.outcome = 'forwarded';
@@ -196,6 +228,7 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
       ctx.outcome = 'forwarded';
       ctx.status = 101;
       forwarder.ws(ctx, route, socket, head, refuseRaw);
+      if (liveSockets && ctx.principal) liveSockets.track(socket, ctx.principal);
       socket.once('close', () => {
         if (!ctx.error) record(ctx);
       });
@@ -204,17 +237,12 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
     }
   }
 
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  app.set('query parser', false);
-  app.use((req, res) => {
-    void handleHttp(req, res);
-  });
-
   return {
-    app,
+    handleRequest(req, res) {
+      void handleHttp(req, res);
+    },
     routes,
+    auth: deps.auth,
     handleUpgrade(req, socket, head) {
       void handleUpgradeAsync(req, socket, head);
     },
@@ -236,11 +264,21 @@ function handleClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Gate
     socket.destroy();
     return;
   }
+  // A TLS-layer failure after the handshake (e.g. a refused renegotiation): no HTTP answer can
+  // cross the broken session and `end()` would never finish, so the connection stayed open.
+  if (err.code?.startsWith('ERR_SSL_') || (err as { library?: string }).library === 'SSL routines') {
+    log.security('tls.connection_failed', { error: err.message, clientIp: (socket as Duplex & { remoteAddress?: string }).remoteAddress });
+    socket.destroy();
+    return;
+  }
   const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
   const gerr = new GatewayError(code, `${err.code ?? 'parse error'}: ${err.message}`);
   const id = randomUUID();
   const remote = (socket as Duplex & { remoteAddress?: string }).remoteAddress;
   log.access({ requestId: id, clientIp: remote, outcome: 'denied', status: gerr.status, code: gerr.code, detail: gerr.detail });
   log.security('request.denied', { requestId: id, code: gerr.code, detail: gerr.detail, clientIp: remote });
+  // As Node's own default: bytes after a request must not put a second answer into a response
+  // already under way (it would corrupt it); that response ends or closes the connection.
+  if ((socket as Duplex & { _httpMessage?: { headersSent: boolean } })._httpMessage?.headersSent) return;
   writeRawResponse(socket, gerr.status, { 'X-Request-Id': id }, renderError(gerr, id, false));
 }

@@ -9,6 +9,10 @@ export interface Principal {
   subject: string;
   roles: readonly string[];
   method: 'jwt' | 'session' | 'whatsapp';
+  /** The token's `jti`, when a token authenticated the request. */
+  tokenId?: string | undefined;
+  /** When the credentials expire (ms since epoch): websockets are closed then. */
+  expiresAt?: number | undefined;
 }
 
 /** What the gateway did with a request, for the access log. */
@@ -35,6 +39,8 @@ export interface RequestContext {
   principal?: Principal;
   /** Headers that go back on whatever answer the client gets (CORS, rate limit). */
   readonly responseHeaders: Record<string, string>;
+  /** Set-Cookie values for whatever answer the client gets (session refresh, logout). */
+  readonly setCookies: string[];
   outcome?: Outcome;
   error?: GatewayError;
   status?: number;

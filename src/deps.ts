@@ -1,6 +1,10 @@
+import type { IncomingMessage } from 'node:http';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Logger } from './log/logger.js';
+import type { OverviewSnapshot } from './audit/overview-data.js';
+import type { AuthService } from './auth/service.js';
+import type { WhatsappWebhooks } from './webhook/service.js';
 
 /**
  * Process-wide services handed to the pipeline. Stores are optional: without REDIS_URL /
@@ -10,4 +14,15 @@ export interface GatewayDeps {
   readonly log: Logger;
   readonly redis?: Redis | undefined;
   readonly postgres?: pg.Pool | undefined;
+  /** Present when API_SECRET_KEY is set; without it, routes that need auth refuse. */
+  readonly auth?: AuthService | undefined;
+  /**
+   * Who is asking, for admin pages on the admin listener (the security overview). Missing, or
+   * answering undefined or a principal without the `admin` role, means refused (fail closed).
+   */
+  readonly adminAuth?: ((req: IncomingMessage) => Promise<{ subject: string; roles: readonly string[] } | undefined>) | undefined;
+  /** The last 24 hours of security events, for the overview page (the audit logger's). */
+  readonly securityOverview?: { snapshot(): OverviewSnapshot } | undefined;
+  /** Built by startGateway when a route has `auth: whatsapp`. */
+  readonly whatsapp?: WhatsappWebhooks | undefined;
 }

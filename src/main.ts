@@ -1,23 +1,58 @@
 import { pathToFileURL } from 'node:url';
 import { processEnv, type Env } from './config/env.js';
 import { ConfigError } from './config/load.js';
-import { createConsoleLogger } from './log/logger.js';
+import type { Logger } from './log/logger.js';
+import { createBufferedLogger } from './log/buffered.js';
+import { createAuditLogger } from './audit/audit-logger.js';
+import { auditOptions } from './audit/options.js';
 import { prepare, RefusedToStart } from './bootstrap.js';
 import { startGateway, type RunningGateway } from './server/start.js';
 import { createRedis } from './stores/redis.js';
 import { createPostgres } from './stores/postgres.js';
+import { sentinelOptions } from './stores/sentinel.js';
+import { clusterLogger, isClusterPrimary, joinCluster, runPrimary } from './server/cluster.js';
+import { createAuthService } from './auth/service.js';
+import { createAdminAuth } from './auth/admin-auth.js';
+import { startBackupScheduler } from './backup/scheduler.js';
+import { watchBackupDir } from './backup/metrics.js';
 
 /** Wires only: load config → validate → build app → listen → stop on SIGTERM/SIGINT. */
 export async function main(env: Env = processEnv()): Promise<RunningGateway> {
-  const log = createConsoleLogger(env.LOG_LEVEL === 'debug' ? 'debug' : 'info');
-  const { config } = await prepare(env, log);
-  const redis = createRedis(config, log);
+  // Lines logged before LOG_DIR is known wait here, then go to the audit files.
+  const early = createBufferedLogger();
+  const { config } = await prepare(env, early);
+  const audit = await createAuditLogger(auditOptions(config));
+  early.replayInto(audit);
+  // AUDIT_FAIL_CLOSED is read through `accepting`, which the worker-id wrapper would hide.
+  const log: Logger = { ...clusterLogger(audit), accepting: () => audit.accepting() };
+  // BACKUP_ENABLED: backups run in the cluster primary only (the one process when GATEWAY_WORKERS=1).
+  const backups = await startBackupScheduler(config, log);
+  // GATEWAY_WORKERS > 1: this process only supervises; each worker comes back through here.
+  if (isClusterPrimary(config)) return runPrimary(config, log);
+  const member = await joinCluster();
+  // Every process serving /metrics reports the backups on disk, whichever process made them.
+  if (config.backup.enabled) watchBackupDir(config.backup.dir);
+  const redis = createRedis(config, log, sentinelOptions(config));
   const postgres = createPostgres(config, log);
-  const running = await startGateway(config, { log, redis, postgres });
+  if (postgres) await audit.attachPostgres(postgres);
+  const auth = await createAuthService(config, { log, redis, postgres });
+  if (!auth) log.app('warn', 'API_SECRET_KEY not set: routes that need authentication refuse every request');
+  // The handlers go in before the listeners open: "gateway listening" tells a supervisor the
+  // process is up, and a SIGTERM right after it must stop gracefully, not kill by default.
+  let running: RunningGateway | undefined = undefined;
+  let pending: string | undefined;
   const stop = (signal: string): void => {
+    if (!running) {
+      pending = signal;
+      return;
+    }
     log.app('info', 'shutting down', { signal });
     running
       .shutdown()
+      .then(() => backups?.stop())
+      .then(() => auth?.close())
+      // Every buffered log line reaches the disk before the process exits.
+      .then(() => audit.close())
       .then(() => Promise.allSettled([redis?.quit(), postgres?.end()]))
       .then(
         () => process.exit(0),
@@ -26,6 +61,9 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  running = await startGateway(config, { log, redis, postgres, auth, adminAuth: auth ? createAdminAuth(auth) : undefined, securityOverview: audit.overview }, { ticketKeys: member?.ticketKeys });
+  member?.follow(running.httpsServer);
+  if (pending) stop(pending);
   return running;
 }
 

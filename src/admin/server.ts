@@ -2,12 +2,14 @@ import http from 'node:http';
 import type { GatewayConfig } from '../config/schema.js';
 import { readiness } from './readiness.js';
 import { metrics } from '../metrics.js';
+import { handleOverview, type OverviewDeps } from './overview.js';
 
 /**
  * The admin listener, bound to loopback only: `/healthz` (the process answers) and
- * `/readyz` (upstreams and stores reachable) and `/metrics` (Prometheus). Never served on the public port.
+ * `/readyz` (upstreams and stores reachable) and `/metrics` (Prometheus), and `/security`, the
+ * security overview (admin role). Never served on the public port.
  */
-export function createAdminServer(cfg: GatewayConfig, isDraining: () => boolean): http.Server {
+export function createAdminServer(cfg: GatewayConfig, isDraining: () => boolean, overview?: OverviewDeps): http.Server {
   return http.createServer((req, res) => {
     const send = (status: number, body: unknown): void => {
       const text = JSON.stringify(body);
@@ -35,6 +37,8 @@ export function createAdminServer(cfg: GatewayConfig, isDraining: () => boolean)
       );
       return;
     }
+    // The security overview (admin role only; refused when no admin authentication is wired).
+    if (overview && handleOverview(overview, req, res, path ?? '')) return;
     send(404, { error: 'not found' });
   });
 }

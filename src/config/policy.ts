@@ -32,6 +32,7 @@ export function insecureSettings(cfg: GatewayConfig, cert: CertificateFacts): Po
     if (r.cors?.origins.includes('*')) out.push({ id: 'cors-wildcard', message: `route ${r.name} allows CORS from any origin (*)` });
   }
   if (coversEverything(cfg.trustedProxies)) out.push({ id: 'trusted-proxies-everything', message: 'TRUSTED_PROXIES covers every address: any client can forge X-Forwarded-For' });
+  if (!cfg.log.hashKey) out.push({ id: 'log-hash-key-missing', message: 'LOG_HASH_KEY is not set: phone numbers in the logs would be hashed with a key that changes at every start' });
 
   const needs = new Map<string, { value: string | undefined; routes: string[] }>();
   const need = (env: string, value: string | undefined, route: string): void => {
@@ -44,6 +45,9 @@ export function insecureSettings(cfg: GatewayConfig, cert: CertificateFacts): Po
     if (r.auth === 'whatsapp') {
       need('WHATSAPP_APP_SECRET', cfg.secrets.whatsappAppSecret, r.name);
       need('WHATSAPP_VERIFY_TOKEN', cfg.secrets.whatsappVerifyToken, r.name);
+      // Without both, every webhook POST answers 503: nothing can be stored, so nothing is acknowledged.
+      need('WHATSAPP_QUEUE_KEY', cfg.secrets.whatsappQueueKey, r.name);
+      if (!cfg.stores.redisUrl) out.push({ id: 'whatsapp-without-redis', message: `REDIS_URL is not set: route ${r.name} cannot queue webhook payloads and answers every one with 503` });
     }
   }
   for (const [env, { value, routes }] of needs) {

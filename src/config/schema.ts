@@ -1,4 +1,6 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
+import { Cron } from 'croner';
 import { parseDuration, parseSize } from './units.js';
 import { IpSet } from '../net/ip.js';
 
@@ -25,6 +27,37 @@ export const DEFAULTS = {
   logLevel: 'info',
   logDir: 'logs',
   logRetentionDays: 30,
+  /** Log lines the gateway may hold in memory while the disk is slow or refusing (per stream). */
+  logMaxBacklog: '16mb',
+  alertCooldown: '10m',
+  alertFailedLoginWindow: '10m',
+  alertFailedLoginsPerUser: 5,
+  alertFailedLoginsPerIp: 20,
+  alertSuspiciousWindow: '1m',
+  alertRateLimitedPerIp: 50,
+  alertRejectedPathsPerIp: 20,
+  alertUpstreamWindow: '1m',
+  alertUpstreamErrors: 5,
+  alertResourceInterval: '10s',
+  alertEventLoopLag: '500ms',
+  alertMaxRss: '1gb',
+  alertMaxHeapRatio: 0.9,
+  backupSchedule: '0 2 * * *',
+  backupRetentionDays: 7,
+  backupDir: 'backups',
+  backupKeyFile: 'secrets/backup.key',
+  /** S3-compatible services mostly ignore the region, but the signature needs one. */
+  backupS3Region: 'us-east-1',
+  /** IPv6 clients share one rate-limit bucket per /64: one host usually holds a whole /64. */
+  rateLimitIpv6Prefix: 64,
+  rateLimitFailMode: 'open',
+  workers: 1,
+  /** Meta wants a quick 200: past this the payload is acknowledged as queued. */
+  whatsappAckTimeout: '5s',
+  whatsappRetryMin: '1s',
+  whatsappRetryMax: '60s',
+  /** Queued webhook payloads at which new ones are refused (503, Meta retries) instead of stored. */
+  whatsappMaxQueued: 10_000,
 } as const;
 
 const duration = z
@@ -115,7 +148,15 @@ export const routeSchema = z
     auth: z.enum(AUTH_MODES),
     roles: z.array(z.string().min(1)).default([]),
     rateLimit: z
-      .strictObject({ window: duration, max: z.number().int().positive(), by: z.enum(['ip', 'user']).default('ip') })
+      .strictObject({
+        // At least a second (Retry-After counts seconds), at most a day (timers and TTLs stay sane).
+        window: duration.pipe(z.number().min(1_000, 'window must be at least 1s').max(86_400_000, 'window must be at most 24h')),
+        max: z.number().int().positive(),
+        by: z.enum(['ip', 'user']).default('ip'),
+        /** While the shared store (Redis) is unreachable: open lets requests pass, closed refuses them (503). */
+        failMode: z.enum(['open', 'closed']).default(DEFAULTS.rateLimitFailMode),
+        ipv6Prefix: z.number().int().min(1).max(128).default(DEFAULTS.rateLimitIpv6Prefix),
+      })
       .optional(),
     cors: z
       .strictObject({
@@ -135,6 +176,8 @@ export const routeSchema = z
     requestHeaders: headerEdits.optional(),
     responseHeaders: headerEdits.optional(),
     preserveHost: bool.default(false),
+    /** Forward the client's gateway bearer token to the upstream (off: stripped after verification). */
+    passCredentials: bool.default(false),
   })
   .superRefine((r, ctx) => {
     if (!r.host && !r.path) ctx.addIssue({ code: 'custom', message: 'a route needs a host, a path, or both' });
@@ -178,6 +221,12 @@ export const gatewaySchema = z.strictObject({
       requestTimeout: duration.prefault(DEFAULTS.requestTimeout),
       keepAliveTimeout: duration.prefault(DEFAULTS.keepAliveTimeout),
       shutdownTimeout: duration.prefault(DEFAULTS.shutdownTimeout),
+      /** Worker processes (node:cluster) on this host; `auto` is one per core. More than one needs REDIS_URL. */
+      workers: z
+        .union([z.literal('auto'), z.number(), z.string().regex(/^\d+$/, 'a number or auto').transform(Number)])
+        .transform((v) => (v === 'auto' ? availableParallelism() : v))
+        .pipe(z.number().int().min(1).max(256))
+        .default(DEFAULTS.workers),
     })
     .prefault({}),
   auth: z
@@ -190,6 +239,8 @@ export const gatewaySchema = z.strictObject({
       /** Browser access-token lifetime (refresh tokens renew it). */
       sessionTtl: duration.prefault('15m'),
       refreshTtl: duration.prefault('12h'),
+      /** A refresh token presented again this soon after its first use is the same browser racing itself. */
+      refreshReuseGrace: duration.prefault('10s').pipe(z.number().max(60_000, 'at most 60s')),
       clockSkew: duration.prefault('30s'),
     })
     .prefault({}),
@@ -200,13 +251,31 @@ export const gatewaySchema = z.strictObject({
       apiSecretKeyPrevious: z.string().optional(),
       whatsappAppSecret: z.string().optional(),
       whatsappVerifyToken: z.string().optional(),
+      /** The app secret before a rotation: its signatures are accepted until it is removed. */
+      whatsappAppSecretPrevious: z.string().optional(),
+      /** AES-256-GCM key of queued webhook payloads (message content is never at rest in clear). */
+      whatsappQueueKey: z.string().regex(/^[0-9a-fA-F]{64}$/, 'use 32 bytes hex (64 characters): openssl rand -hex 32').optional(),
+    })
+    .prefault({}),
+  /** The WhatsApp webhook's delivery to the CRM API (routes with `auth: whatsapp`). */
+  whatsapp: z
+    .strictObject({
+      ackTimeout: duration.prefault(DEFAULTS.whatsappAckTimeout),
+      retryMin: duration.prefault(DEFAULTS.whatsappRetryMin),
+      retryMax: duration.prefault(DEFAULTS.whatsappRetryMax),
+      maxQueued: z.number().int().positive().default(DEFAULTS.whatsappMaxQueued),
     })
     .prefault({}),
   stores: z
     .strictObject({
       redisUrl: z.string().regex(/^rediss?:\/\//, 'use redis:// or rediss://').optional(),
       redisPassword: z.string().optional(),
+      /** Redis Sentinel: `host:port` list; the master named `redisSentinelName` (default mymaster) is asked of them. */
+      redisSentinels: list.pipe(z.array(z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'use host:port'))).optional(),
+      redisSentinelName: z.string().min(1).optional(),
       databaseUrl: z.string().regex(/^postgres(ql)?:\/\//, 'use postgres:// or postgresql://').optional(),
+      /** Embedded stores (users, revocations) without DATABASE_URL / REDIS_URL; files of mode 0600. */
+      dataDir: z.string().default('data'),
     })
     .prefault({}),
   log: z
@@ -214,6 +283,90 @@ export const gatewaySchema = z.strictObject({
       level: z.enum(['error', 'warn', 'info', 'debug']).default(DEFAULTS.logLevel),
       dir: z.string().default(DEFAULTS.logDir),
       retentionDays: z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)]).pipe(z.number().int().min(1)).default(DEFAULTS.logRetentionDays),
+      /** Key of the hash that stands in for phone numbers and other personal identifiers in logs. */
+      hashKey: z.string().min(16, 'use at least 16 characters (openssl rand -hex 32)').optional(),
+      /** true: answer 503 while log lines cannot be written; false: keep serving and alert. */
+      failClosed: bool.default(false),
+      maxBacklog: size.pipe(z.number().int().min(64 * 1024, 'at least 64kb')).prefault(DEFAULTS.logMaxBacklog),
+      /** This gateway's name in shared audit tables (PostgreSQL); default the host name. */
+      node: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ -').optional(),
+    })
+    .prefault({}),
+  alerts: z
+    .strictObject({
+      /** JSON POST of every alert (with retries); unset: alerts go to the logs only. */
+      webhookUrl: z.url({ protocol: /^https?$/, message: 'use an http(s) URL' }).optional(),
+      /** The same alert (type and subject) is not raised again within this time. */
+      cooldown: duration.prefault(DEFAULTS.alertCooldown),
+      failedLogins: z
+        .strictObject({
+          window: duration.prefault(DEFAULTS.alertFailedLoginWindow),
+          perUser: z.number().int().positive().default(DEFAULTS.alertFailedLoginsPerUser),
+          perIp: z.number().int().positive().default(DEFAULTS.alertFailedLoginsPerIp),
+        })
+        .prefault({}),
+      newIp: bool.default(true),
+      suspicious: z
+        .strictObject({
+          window: duration.prefault(DEFAULTS.alertSuspiciousWindow),
+          rateLimited: z.number().int().positive().default(DEFAULTS.alertRateLimitedPerIp),
+          rejectedPaths: z.number().int().positive().default(DEFAULTS.alertRejectedPathsPerIp),
+        })
+        .prefault({}),
+      upstreamDown: z
+        .strictObject({ window: duration.prefault(DEFAULTS.alertUpstreamWindow), errors: z.number().int().positive().default(DEFAULTS.alertUpstreamErrors) })
+        .prefault({}),
+      resources: z
+        .strictObject({
+          interval: duration.prefault(DEFAULTS.alertResourceInterval),
+          eventLoopLag: duration.prefault(DEFAULTS.alertEventLoopLag),
+          maxRss: size.prefault(DEFAULTS.alertMaxRss),
+          maxHeapRatio: z.number().gt(0).max(1).default(DEFAULTS.alertMaxHeapRatio),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  /** Encrypted database backups (the `backup` commands); doctor checks these against the checklist. */
+  backup: z
+    .strictObject({
+      enabled: bool.default(false),
+      schedule: z
+        .string()
+        .default(DEFAULTS.backupSchedule)
+        .refine((s) => {
+          try {
+            new Cron(s, { paused: true });
+            return true;
+          } catch {
+            return false;
+          }
+        }, 'not a cron schedule (five fields, e.g. 0 2 * * *)'),
+      retentionDays: z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)]).pipe(z.number().int().min(1)).default(DEFAULTS.backupRetentionDays),
+      dir: z.string().default(DEFAULTS.backupDir),
+      /** The encryption key's file (32 bytes hex, mode 0600): never in `.env`, never beside the backups. */
+      keyFile: z.string().default(DEFAULTS.backupKeyFile),
+      /** The CRM database to back up; unset: DATABASE_URL. */
+      databaseUrl: z.string().regex(/^postgres(ql)?:\/\//, 'use postgres:// or postgresql://').optional(),
+      /** Remote copy of every verified backup (S3 or S3-compatible); off without a bucket. */
+      s3: z
+        .strictObject({
+          bucket: z.string().min(1).optional(),
+          /** Unset: AWS S3. Set (e.g. https://minio.internal:9000): path-style requests to that service. */
+          endpoint: z.url({ protocol: /^https?$/, message: 'use an http(s) URL' }).optional(),
+          region: z.string().min(1).default(DEFAULTS.backupS3Region),
+          /** Key prefix inside the bucket, e.g. `crm/`. */
+          prefix: z.string().regex(/^[A-Za-z0-9!_.*'()/-]*$/, 'letters, digits and !_.*\'()/- only').default(''),
+          accessKeyId: z.string().min(1).optional(),
+          secretAccessKey: z.string().min(1).optional(),
+        })
+        // Each problem sits on the setting that was given, so it names the variable that set it.
+        .superRefine((s, ctx) => {
+          const both = 'set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither (the SDK then looks for a role)';
+          if (s.accessKeyId && !s.secretAccessKey) ctx.addIssue({ code: 'custom', path: ['accessKeyId'], message: both });
+          if (s.secretAccessKey && !s.accessKeyId) ctx.addIssue({ code: 'custom', path: ['secretAccessKey'], message: both });
+          if (!s.bucket && s.endpoint) ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'an S3 endpoint without a bucket: set BACKUP_S3_BUCKET (or unset BACKUP_S3_ENDPOINT)' });
+        })
+        .prefault({}),
     })
     .prefault({}),
   routes: z
@@ -231,8 +384,14 @@ export const gatewaySchema = z.strictObject({
         keys.set(key, r.name);
       });
     }),
+}).superRefine((c, ctx) => {
+  // Embedded stores count per process: N workers without Redis would multiply every limit by N.
+  if (c.server.workers > 1 && !c.stores.redisUrl) ctx.addIssue({ code: 'custom', path: ['server', 'workers'], message: 'more than one worker needs REDIS_URL (shared limits and state)' });
+  if (c.stores.redisSentinels?.length && !c.stores.redisUrl) ctx.addIssue({ code: 'custom', path: ['stores', 'redisSentinels'], message: 'Sentinel needs REDIS_URL too (it gives TLS, password and database)' });
 });
 
 export type GatewayConfig = z.output<typeof gatewaySchema>;
 export type RouteConfig = z.output<typeof routeSchema>;
 export type CorsConfig = NonNullable<RouteConfig['cors']>;
+export type AlertsConfig = GatewayConfig['alerts'];
+export type LogConfig = GatewayConfig['log'];

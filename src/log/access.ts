@@ -1,7 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import type { RequestContext } from '../context.js';
 
-/** The access-log line of one request or upgrade; the audit issue adds redaction and chaining. */
+/**
+ * The access-log line of one request or upgrade. `code` is the reason code of a denial (the
+ * stable error code the client saw) and `detail` says why; the audit logger redacts every
+ * field (query values of secret-like names, tokens) and chains the line.
+ */
 export function accessEntry(ctx: RequestContext): Record<string, unknown> {
   return {
     requestId: ctx.id,
@@ -11,6 +15,7 @@ export function accessEntry(ctx: RequestContext): Record<string, unknown> {
     method: ctx.req.method,
     host: ctx.target?.host,
     path: ctx.path ?? ctx.target?.rawPath,
+    query: ctx.target?.query || undefined,
     route: ctx.route?.name,
     upstream: ctx.outcome === 'forwarded' ? ctx.route?.target.origin : undefined,
     status: ctx.status,
@@ -19,8 +24,27 @@ export function accessEntry(ctx: RequestContext): Record<string, unknown> {
     detail: ctx.error?.detail,
     user: ctx.principal?.subject,
     roles: ctx.principal?.roles,
+    authMethod: ctx.principal?.method,
     bytesIn: ctx.bytesIn,
     bytesOut: ctx.bytesOut,
     durationMs: Math.round((performance.now() - ctx.startedAt) * 100) / 100,
+  };
+}
+
+/** The `request.denied` security event of a refused request: reason code, detail, who and what. */
+export function deniedEvent(ctx: RequestContext): Record<string, unknown> {
+  return {
+    requestId: ctx.id,
+    code: ctx.error?.code,
+    detail: ctx.error?.detail,
+    status: ctx.error?.status,
+    clientIp: ctx.address?.client.address,
+    route: ctx.route?.name,
+    method: ctx.req.method,
+    host: ctx.target?.host,
+    path: ctx.path ?? ctx.target?.rawPath,
+    query: ctx.target?.query || undefined,
+    user: ctx.principal?.subject,
+    kind: ctx.kind,
   };
 }

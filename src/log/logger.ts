@@ -1,6 +1,6 @@
 /**
- * The logging seam. The audit issue replaces the sinks (rotated, hash-chained files); the
- * pipeline only ever calls these three methods.
+ * The logging seam. The gateway's logger is src/audit/audit-logger.ts (rotated, hash-chained,
+ * redacted files); the pipeline calls these three methods, plus `accepting` when present.
  */
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
@@ -11,6 +11,13 @@ export interface Logger {
   security(event: string, fields?: Record<string, unknown>): void;
   /** Process events. */
   app(level: LogLevel, message: string, fields?: Record<string, unknown>): void;
+  /**
+   * False while lines cannot be recorded and the operator chose to refuse requests then
+   * (AUDIT_FAIL_CLOSED): the pipeline answers 503 AUDIT_UNAVAILABLE. Absent means always true.
+   */
+  accepting?(): boolean;
+  /** Writes out every buffered line; called once on shutdown. */
+  close?(): Promise<void>;
 }
 
 const RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };

@@ -2,13 +2,15 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { GatewayConfig } from '../config/schema.js';
-import { createGateway, type Gateway } from '../app.js';
+import { createGateway, hstsValue, type Gateway } from '../app.js';
 import type { GatewayDeps } from '../deps.js';
 import { loadCertificatePair, type CertificateInfo } from '../tls/certificates.js';
 import { createCertificateReloader, type CertificateReloader } from '../tls/reloader.js';
 import { tlsPolicy } from '../tls/options.js';
 import { createRedirectHandler } from './redirect.js';
 import { createAdminServer } from '../admin/server.js';
+import { countConnections } from '../audit/metrics.js';
+import { createWhatsappWebhooks } from '../webhook/service.js';
 
 export interface RunningGateway {
   readonly gateway: Gateway;
@@ -43,10 +45,18 @@ function harden(server: http.Server, cfg: GatewayConfig): void {
 }
 
 /** Builds the pipeline and opens the HTTPS, HTTP and admin listeners. */
-export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps): Promise<RunningGateway> {
+/** Process wiring that is not config: set by a cluster worker. */
+export interface StartOptions {
+  /** TLS session-ticket keys shared by every worker (48 bytes), so resumption works across them. */
+  ticketKeys?: Buffer | undefined;
+}
+
+export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps, opts: StartOptions = {}): Promise<RunningGateway> {
   const log = deps.log;
   const pair = loadCertificatePair(cfg.tls.certFile, cfg.tls.keyFile);
-  const gateway = createGateway(cfg, deps);
+  // The WhatsApp webhook's handlers and delivery worker (one per process; a Redis lease elects the deliverer).
+  const whatsapp = createWhatsappWebhooks(cfg, deps, hstsValue(cfg));
+  const gateway = createGateway(cfg, { ...deps, whatsapp });
   const serverOptions = {
     maxHeaderSize: cfg.server.maxHeaderSize,
     insecureHTTPParser: false,
@@ -56,8 +66,9 @@ export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps): Promi
     connectionsCheckingInterval: SLOW_CLIENT_SWEEP_MS,
   };
 
-  const httpsServer = https.createServer({ ...serverOptions, ...tlsPolicy(), cert: pair.cert, key: pair.key }, gateway.app);
+  const httpsServer = https.createServer({ ...serverOptions, ...tlsPolicy(), cert: pair.cert, key: pair.key, ...(opts.ticketKeys ? { ticketKeys: opts.ticketKeys } : {}) }, gateway.handleRequest);
   harden(httpsServer, cfg);
+  countConnections(httpsServer);
   httpsServer.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
   // Unheard, Node drops a CONNECT with no answer and no log line; the raw-socket path refuses it (405) and logs it.
   httpsServer.on('connect', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
@@ -69,22 +80,35 @@ export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps): Promi
   let httpsPort = 0;
   const httpServer = http.createServer(
     serverOptions,
-    cfg.forceHttps ? createRedirectHandler(cfg, () => httpsPort) : gateway.app,
+    cfg.forceHttps ? createRedirectHandler(cfg, () => httpsPort) : gateway.handleRequest,
   );
   harden(httpServer, cfg);
+  countConnections(httpServer);
   httpServer.on('clientError', (err, socket) => gateway.handleClientError(err, socket));
   if (!cfg.forceHttps) httpServer.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
   else httpServer.on('upgrade', (_req, socket: Socket) => socket.destroy());
 
   let draining = false;
-  const adminServer = createAdminServer(cfg, () => draining);
+  const adminServer = createAdminServer(cfg, () => draining, { log, adminAuth: deps.adminAuth, overview: deps.securityOverview });
 
   httpsPort = await listen(httpsServer, cfg.listen.httpsPort, cfg.listen.address);
   const httpPort = await listen(httpServer, cfg.listen.httpPort, cfg.listen.address);
   const adminPort = await listen(adminServer, cfg.listen.adminPort, cfg.listen.adminAddress);
   const certificates = createCertificateReloader([httpsServer], cfg.tls.certFile, cfg.tls.keyFile, pair.info as CertificateInfo, log, { watch: cfg.tls.watch });
 
+  whatsapp?.start();
   log.app('info', 'gateway listening', { https: httpsPort, http: httpPort, admin: `${cfg.listen.adminAddress}:${adminPort}`, env: cfg.env, routes: cfg.routes.map((r) => r.name) });
+
+  // Every TCP connection of the public listeners. Upgraded websockets (and unfinished TLS
+  // handshakes) are outside the HTTP servers' own tracking: closeAllConnections() misses them,
+  // and close() would wait on them past the shutdown timeout, for as long as they stay open.
+  const sockets = new Set<Socket>();
+  for (const s of [httpsServer, httpServer]) {
+    s.on('connection', (socket: Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
+  }
 
   let stopping: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
@@ -106,8 +130,11 @@ export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps): Promi
       if (timedOut) {
         log.app('warn', 'shutdown timeout: closing remaining connections', { timeoutMs: cfg.server.shutdownTimeout });
         for (const s of publicServers) s.closeAllConnections();
+        for (const socket of sockets) socket.destroy();
         await closed;
       }
+      // After in-flight requests: a webhook request may still wait on its delivery.
+      await whatsapp?.stop();
       gateway.close();
       await new Promise<void>((r) => adminServer.close(() => r()));
       adminServer.closeAllConnections();

@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import type { IncomingHttpHeaders } from 'node:http';
 import { parseConfig } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
-import { createMemoryLogger, type MemoryLogger } from '../../src/log/logger.js';
+import { createMemoryLogger, type Logger, type MemoryLogger } from '../../src/log/logger.js';
 import { startGateway, type RunningGateway } from '../../src/server/start.js';
+import type { GatewayDeps } from '../../src/deps.js';
 import { ensureDevCertificate } from '../../src/tls/certificates.js';
 import { startEchoUpstream, type EchoUpstream } from '../../src/demo/echo-upstream.js';
 
@@ -58,7 +59,13 @@ export interface TestResponse {
  * A gateway on port 0 with real TLS in front of a real echo upstream. `routesYaml` is the
  * routes section; `UPSTREAM` in it is replaced by the echo upstream's URL.
  */
-export async function startTestGateway(routesYaml: string, env: Record<string, string> = {}, extraYaml = ''): Promise<TestGateway> {
+export async function startTestGateway(
+  routesYaml: string,
+  env: Record<string, string> = {},
+  extraYaml = '',
+  /** Stores (e.g. a real Redis client) handed to the gateway besides the memory logger. */
+  deps: Omit<GatewayDeps, 'log'> & { /** A real logger (the audit logger) that gets every line too. */ log?: Logger } = {},
+): Promise<TestGateway> {
   const cert = await testCertificate();
   const upstream = await startEchoUpstream('test-upstream');
   const yaml = `${extraYaml}\nroutes:\n${routesYaml.replaceAll('UPSTREAM', upstream.url)}`;
@@ -73,7 +80,7 @@ export async function startTestGateway(routesYaml: string, env: Record<string, s
     ...env,
   });
   const log = createMemoryLogger();
-  const running = await startGateway(config, { log });
+  const running = await startGateway(config, { ...deps, log: deps.log ? teeLogger(log, deps.log) : log });
   const ca = readFileSync(cert.cert, 'utf8');
   const port = running.ports.https;
   return {
@@ -88,6 +95,16 @@ export async function startTestGateway(routesYaml: string, env: Record<string, s
       await running.shutdown();
       await upstream.close();
     },
+  };
+}
+
+/** Every line to both loggers; `accepting` (AUDIT_FAIL_CLOSED) is the real logger's. */
+function teeLogger(memory: Logger, real: Logger): Logger {
+  return {
+    access: (entry) => (memory.access(entry), real.access(entry)),
+    security: (event, fields) => (memory.security(event, fields), real.security(event, fields)),
+    app: (level, message, fields) => (memory.app(level, message, fields), real.app(level, message, fields)),
+    ...(real.accepting ? { accepting: () => (real.accepting as () => boolean)() } : {}),
   };
 }
 
