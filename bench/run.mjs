@@ -10,7 +10,7 @@
 //
 // Environment (all optional): BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (32),
 // BENCH_ONLY (comma-separated row ids), BENCH_PROFILE=1 (--cpu-prof on the full-pipeline row;
-// prints the top self-time frames), BENCH_TOOL=autocannon (even when wrk is installed).
+// prints the top self-time frames; BENCH_PROFILE=<row id> profiles that gateway row instead), BENCH_TOOL=autocannon (even when wrk is installed).
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -28,7 +28,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : undefined;
-const PROFILE = process.env.BENCH_PROFILE === '1';
+const PROFILE_ROW = process.env.BENCH_PROFILE === '1' ? 'full' : process.env.BENCH_PROFILE || undefined;
+const PROFILE = PROFILE_ROW === 'full';
 const HOLD_CONNECTIONS = 1_000;
 const MB = 1024 * 1024;
 
@@ -188,6 +189,11 @@ class Bench {
     const configFile = this.writeConfig(id, routeYaml(this.upstream.port, { jwt, rateLimit }));
     const logDir = join(this.work, `logs-${id}`);
     const script = audit ? join(REPO, 'dist', 'main.js') : join(BENCH, 'gateway-noaudit.mjs');
+    if (PROFILE_ROW === id && id !== 'full') {
+      this.profileDir = join(BENCH, 'results', `profile-${id}-${stamp()}`);
+      mkdirSync(this.profileDir, { recursive: true });
+      nodeArgs = [...nodeArgs, '--cpu-prof', `--cpu-prof-dir=${this.profileDir}`];
+    }
     const server = start(id, process.execPath, [...nodeArgs, script], {
       env: { ...this.gatewayEnv({ configFile, logDir, workers, ports: { https, http: await freePort(), admin: await freePort() } }), ...env },
       cwd: REPO,
@@ -505,6 +511,12 @@ try {
 } finally {
   await bench.cleanup();
 }
+if (bench.profileDir && !bench.extra.profile) {
+  // A row other than `full` was profiled: its gateway has stopped, so its profile is written.
+  const { summarize } = await import('./profile.mjs');
+  const file = readdirSync(bench.profileDir).find((n) => n.endsWith('.cpuprofile'));
+  if (file) bench.extra.profile = { file: join(bench.profileDir, file), ...summarize(join(bench.profileDir, file), 25) };
+}
 if (bench.rows.length > 0) {
   const results = {
     when: new Date().toISOString(),
@@ -534,7 +546,7 @@ if (bench.rows.length > 0) {
   out.push('', 'Targets:');
   for (const t of results.targets) out.push(`- ${t.met ? 'MET    ' : 'NOT MET'} ${t.target}: ${t.value}`);
   if (results.profile) {
-    out.push('', `CPU profile of the full-pipeline gateway (${results.profile.file}), self time:`);
+    out.push('', `CPU profile of the ${PROFILE_ROW} gateway row (${results.profile.file}), self time:`);
     for (const g of results.profile.groups.slice(0, 15)) out.push(`  ${String(g.pct).padStart(5)}%  ${g.name}`);
     out.push('  top frames:');
     for (const f of results.profile.frames.slice(0, 20)) out.push(`  ${String(f.pct).padStart(5)}%  ${f.name}`);

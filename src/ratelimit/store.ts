@@ -64,12 +64,25 @@ function memoryLimitStore(windowMs: number): LimitStore {
  * failure, which is what lets limits come back by themselves when Redis does. A Redis restart
  * that forgets the script is handled by RedisStore itself (NOSCRIPT → reload).
  */
+/** The refund script as an ioredis command: EVALSHA, with EVAL only when Redis lacks the script. */
+const REFUND_COMMAND = 'crmgwRateLimitRefund';
+type RefundingRedis = Redis & { [REFUND_COMMAND]?: (key: string) => Promise<unknown> };
+
+function refundCommand(redis: Redis): (key: string) => Promise<unknown> {
+  const r = redis as RefundingRedis;
+  if (!r[REFUND_COMMAND]) redis.defineCommand(REFUND_COMMAND, { numberOfKeys: 1, lua: REFUND_SCRIPT });
+  const command = r[REFUND_COMMAND];
+  if (!command) throw new Error('ioredis did not define the refund command');
+  return (key) => command.call(redis, key);
+}
+
 function redisLimitStore(windowMs: number, redis: Redis, timeoutMs: number): LimitStore {
   const store = new RedisStore({
     prefix: RATE_LIMIT_KEY_PREFIX,
     sendCommand: (command: string, ...args: string[]) => redis.call(command, ...args) as Promise<RedisReply>,
   });
   store.windowMs = windowMs;
+  const refund = refundCommand(redis);
   let scriptLoaded = false;
 
   const ensureUp = (): void => {
@@ -95,7 +108,7 @@ function redisLimitStore(windowMs: number, redis: Redis, timeoutMs: number): Lim
     },
     refund: async (key) => {
       ensureUp();
-      await withTimeout(redis.eval(REFUND_SCRIPT, 1, store.prefixKey(key)), timeoutMs);
+      await withTimeout(refund(store.prefixKey(key)), timeoutMs);
     },
     close: () => undefined, // the client belongs to the process, not to a limit
   };
