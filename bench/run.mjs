@@ -10,7 +10,8 @@
 //
 // Environment (all optional): BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (32),
 // BENCH_ONLY (comma-separated row ids), BENCH_PROFILE=1 (--cpu-prof on the full-pipeline row;
-// prints the top self-time frames; BENCH_PROFILE=<row id> profiles that gateway row instead), BENCH_TOOL=autocannon (even when wrk is installed).
+// prints the top self-time frames; BENCH_PROFILE=<row id> profiles that gateway row instead),
+// BENCH_GATEWAY_NODE_ARGS (node flags for every gateway process, e.g. --max-semi-space-size=32), BENCH_TOOL=autocannon (even when wrk is installed).
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -194,6 +195,7 @@ class Bench {
       mkdirSync(this.profileDir, { recursive: true });
       nodeArgs = [...nodeArgs, '--cpu-prof', `--cpu-prof-dir=${this.profileDir}`];
     }
+    if (process.env.BENCH_GATEWAY_NODE_ARGS) nodeArgs = [...process.env.BENCH_GATEWAY_NODE_ARGS.split(' '), ...nodeArgs];
     const server = start(id, process.execPath, [...nodeArgs, script], {
       env: { ...this.gatewayEnv({ configFile, logDir, workers, ports: { https, http: await freePort(), admin: await freePort() } }), ...env },
       cwd: REPO,

@@ -10,6 +10,7 @@ import { buildUpstreamHeaders } from './request-headers.js';
 import { secureUpstreamHeaders } from './response-headers.js';
 import { stripPrefix } from '../routing/router.js';
 import { installExactUrlJoin } from './url-join.js';
+import { parse as parseUrl } from 'node:url';
 
 export interface Forwarder {
   web(ctx: RequestContext, route: CompiledRoute, res: ServerResponse, fail: (err: GatewayError) => void): void;
@@ -37,6 +38,20 @@ function hasBody(req: IncomingMessage): boolean {
  * are piped, never buffered; a client that goes away tears its upstream request down
  * (http-proxy alone leaks it: node-http-proxy #1586); timeouts answer 504, refusals 502.
  */
+/**
+ * The upstream as http-proxy wants it (a legacy `url.parse` object), parsed once per route:
+ * given a string, http-proxy parses it again for every request. It only reads the object.
+ */
+const parsedTargets = new WeakMap<CompiledRoute, ReturnType<typeof parseUrl>>();
+function parsedTarget(route: CompiledRoute): ReturnType<typeof parseUrl> {
+  let t = parsedTargets.get(route);
+  if (!t) {
+    t = parseUrl(route.target.href);
+    parsedTargets.set(route, t);
+  }
+  return t;
+}
+
 export function createForwarder(hsts: string | undefined): Forwarder {
   installExactUrlJoin();
   const agents = new UpstreamAgents();
@@ -140,7 +155,7 @@ export function createForwarder(hsts: string | undefined): Forwarder {
         ctx.req,
         res,
         {
-          target: route.target.href,
+          target: parsedTarget(route),
           agent: agents.for(route.target),
           changeOrigin: !route.config.preserveHost,
           ...(body ? { buffer: body } : {}),
