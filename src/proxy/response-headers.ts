@@ -4,13 +4,27 @@ import type { RouteConfig } from '../config/schema.js';
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate'];
 
+/** Framing is rebuilt by Node for the client whatever the upstream's Connection says. */
+const KEEP = new Set(['content-length']);
+
+/**
+ * Headers the upstream declares hop-by-hop in its own `Connection` (RFC 9110 §7.6.1): they are
+ * for the gateway's hop only, often internal details, and must not reach the client.
+ */
+function namedInConnection(headers: IncomingHttpHeaders): string[] {
+  return String(headers.connection ?? '')
+    .split(',')
+    .map((t) => t.trim().toLowerCase())
+    .filter((t) => t !== '' && !KEEP.has(t));
+}
+
 /**
  * Security headers on a proxied response, edited in place before it is written. The
  * upstream's own Content-Security-Policy is left alone and none is added: Metabase ships a
  * hashed CSP and two CSP headers would intersect and break it.
  */
 export function secureUpstreamHeaders(headers: IncomingHttpHeaders, ctx: RequestContext, route: RouteConfig, hsts: string | undefined): void {
-  for (const h of HOP_BY_HOP) delete headers[h];
+  for (const h of [...namedInConnection(headers), ...HOP_BY_HOP]) delete headers[h];
   delete headers['x-powered-by'];
   if (hsts) headers['strict-transport-security'] = hsts;
   headers['x-content-type-options'] ??= 'nosniff';

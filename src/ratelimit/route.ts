@@ -57,8 +57,18 @@ export function createRateLimit(route: RouteConfig, deps: GatewayDeps): Step | u
 }
 
 /**
+ * Principals named before their credential is checked. The WhatsApp webhook names its caller
+ * in the authentication step, but the signature is verified later, by the route's handler, once
+ * the body is read: at this point any forger has that principal. Refunding its address charge
+ * would let forged requests go unlimited while they spend the one bucket all of Meta's
+ * deliveries share, so these keep their address charge and are never charged as a user.
+ */
+const UNVERIFIED_METHODS: ReadonlySet<string> = new Set(['whatsapp']);
+
+/**
  * The per-user limit of a `by: user` route, right after authorization: the first point where
- * the principal is known. A request without a principal keeps its IP charge.
+ * the principal is known. A request without a principal (or with one not yet verified, see
+ * UNVERIFIED_METHODS) keeps its IP charge.
  */
 export function createUserRateLimit(route: RouteConfig, deps: GatewayDeps): Step | undefined {
   if (route.rateLimit?.by !== 'user') return undefined;
@@ -66,7 +76,7 @@ export function createUserRateLimit(route: RouteConfig, deps: GatewayDeps): Step
   if (!rl) return undefined;
   return async (ctx) => {
     const principal = ctx.principal;
-    if (!principal) return;
+    if (!principal || UNVERIFIED_METHODS.has(principal.method)) return;
     const charged = rl.provisional.get(ctx);
     if (charged !== undefined) {
       rl.provisional.delete(ctx);

@@ -393,13 +393,21 @@ test('request targets and methods: absolute-form foreign host, OPTIONS *, TRACE,
 
 test('a route prefix cannot be dodged: encoded and doubled spellings of /admin hit the strict route', async (t) => {
   const gw = await gateway(t);
-  for (const path of ['/admin', '/%61dmin', '/%61%64%6D%69%6E', '//admin', '///admin/', '/admin//users', '//%61dmin/users?x=1', '/admin;x/users']) {
+  for (const path of ['/admin', '/%61dmin', '/%61%64%6D%69%6E', '//admin', '///admin/', '/admin//users', '//%61dmin/users?x=1']) {
     await t.test(path, async () => {
       gw.upstream.seen.length = 0;
       assertRefused(await gw.request({ path }), 403, 'IP_DENIED');
       await assertNothingUpstream(gw);
     });
   }
+
+  // /admin;x/users is /admin/users to Jetty and Tomcat but not under /admin to uvicorn: the two
+  // readings pick different routes, so neither is guessed.
+  await t.test('/admin;x/users', async () => {
+    gw.upstream.seen.length = 0;
+    assertRefused(await gw.request({ path: '/admin;x/users' }), 400, 'PATH_REJECTED');
+    await assertNothingUpstream(gw);
+  });
 
   await t.test('a sibling path is the loose route (control)', async () => {
     gw.upstream.seen.length = 0;
