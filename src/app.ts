@@ -99,7 +99,7 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
     ? createAuthEndpoints(cfg, deps.auth, log, hsts, { login: createLoginLimiter(deps, 'login'), token: createLoginLimiter(deps, 'token') })
     : undefined;
   const endpointGuards = new Map(routes.map((r) => [r, createEndpointGuard(r.config)]));
-  const liveSockets = deps.auth ? new LiveSockets(deps.auth.revocations) : undefined;
+  const liveSockets = deps.auth ? new LiveSockets(deps.auth.revocations, deps.auth.accountStatus) : undefined;
   let draining = false;
 
   function createContext(req: IncomingMessage, kind: RequestContext['kind']): RequestContext {
@@ -255,6 +255,7 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
       draining = true;
     },
     close() {
+      liveSockets?.close();
       forwarder.close();
     },
   };

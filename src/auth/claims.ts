@@ -11,6 +11,8 @@ export interface TokenClaims {
   typ: 'access' | 'session';
   /** Refresh-token family of a session token: logout and reuse detection revoke it. */
   fam?: string;
+  /** Session tokens: when the user logged in with the password (seconds, to the millisecond), kept across renewals. */
+  auth_time?: number;
 }
 
 const JTI = /^[A-Za-z0-9_-]{8,128}$/;
@@ -26,5 +28,6 @@ export function missingClaim(p: Record<string, unknown>): string | undefined {
   if (p.roles !== undefined && (!Array.isArray(p.roles) || !p.roles.every((r) => typeof r === 'string'))) return 'roles';
   if (p.typ !== undefined && p.typ !== 'access' && p.typ !== 'session') return 'typ';
   if (p.fam !== undefined && typeof p.fam !== 'string') return 'fam';
+  if (p.auth_time !== undefined && (typeof p.auth_time !== 'number' || !Number.isFinite(p.auth_time))) return 'auth_time';
   return undefined;
 }

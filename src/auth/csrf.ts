@@ -20,15 +20,21 @@ export function sameSiteRequest(req: IncomingMessage): boolean {
 
 /**
  * CSRF for cookie sessions: an unsafe method carried by the session cookie must come from the
- * route's own host (Origin, or Referer when a browser sends no Origin). Bearer tokens are not
- * sent by browsers on their own, so they need no such check.
+ * route's own host (Origin, or Referer when a browser sends no Origin). So must a websocket
+ * upgrade, though it is a GET: the same-origin policy does not cover websockets, so any page
+ * (including one a CORS list names, or a sibling host's, which gets the SameSite=Lax cookie)
+ * could otherwise open one with the user's session and read and write over it (cross-site
+ * websocket hijacking; RFC 6455 §10.2). Bearer tokens are not sent by browsers on their own,
+ * so they need no such check.
  */
 export function createCsrf(route: RouteConfig): Step | undefined {
   if (route.auth !== 'session' && route.auth !== 'jwt-or-session') return undefined;
   return (ctx) => {
-    if (ctx.principal?.method !== 'session' || SAFE_METHODS.has(ctx.req.method ?? 'GET')) return;
+    if (ctx.principal?.method !== 'session') return;
+    if (ctx.kind !== 'upgrade' && SAFE_METHODS.has(ctx.req.method ?? 'GET')) return;
     if (!sameSiteRequest(ctx.req)) {
-      throw new GatewayError('CSRF_REJECTED', `${ctx.req.method} with Origin ${String(ctx.req.headers.origin)} Referer ${String(ctx.req.headers.referer)} on route ${route.name}`);
+      const what = ctx.kind === 'upgrade' ? 'websocket upgrade' : ctx.req.method;
+      throw new GatewayError('CSRF_REJECTED', `${what} with Origin ${String(ctx.req.headers.origin)} Referer ${String(ctx.req.headers.referer)} on route ${route.name}`);
     }
   };
 }

@@ -6,6 +6,8 @@ interface RefreshRecord {
   family: string;
   sub: string;
   roles: string[];
+  /** When the user logged in with the password (seconds, to the millisecond); absent in records made before it was kept. */
+  authTime?: number;
 }
 
 export interface RefreshResult {
@@ -24,6 +26,24 @@ export const DEFAULT_REFRESH_REUSE_GRACE_MS = 10_000;
 
 const hash = (token: string): string => createHash('sha256').update(token).digest('hex');
 
+/** An access token issued for a refresh family: its id and expiry (seconds). */
+export interface AccessRef {
+  jti: string;
+  exp: number;
+}
+
+/**
+ * Bound on the access tokens read back when a family is revoked. A family lives refreshTtl
+ * (12 h) from its login, renewed about every sessionTtl (15 min): ~50, plus grace races.
+ */
+const MAX_TRACKED_ACCESS = 1_000;
+
+function parseAccess(v: string | undefined): AccessRef | undefined {
+  if (!v) return undefined;
+  const [jti = '', exp = '0'] = v.split(' ');
+  return { jti, exp: Number(exp) };
+}
+
 /**
  * Rotating refresh tokens for browser sessions. Stored only as hashes; each is single use.
  * Presenting one that was already used means it was stolen (or replayed): the whole family
@@ -33,8 +53,11 @@ export class RefreshTokens {
   constructor(
     private readonly kv: Kv,
     private readonly ttlMs: number,
-    /** Called after a family is revoked (reuse or logout): revokes its current access token. */
-    private readonly onFamilyRevoked: (family: string, access: { jti: string; exp: number } | undefined) => Promise<void> = async () => undefined,
+    /**
+     * Called after a family is revoked (reuse or logout) with its current access token and every
+     * other one it was issued (renewals inside the reuse grace leave several alive at once).
+     */
+    private readonly onFamilyRevoked: (family: string, access: AccessRef | undefined, earlier: readonly AccessRef[]) => Promise<void> = async () => undefined,
     private readonly reuseGraceMs: number = DEFAULT_REFRESH_REUSE_GRACE_MS,
   ) {}
 
@@ -42,7 +65,7 @@ export class RefreshTokens {
   async start(sub: string, roles: readonly string[]): Promise<RefreshResult & { token: string }> {
     const family = randomBytes(12).toString('base64url');
     await this.kv.set(`rtfam:${family}`, 'active', this.ttlMs);
-    return this.mint({ family, sub, roles: [...roles] });
+    return this.mint({ family, sub, roles: [...roles], authTime: Date.now() / 1000 });
   }
 
   /** Uses a refresh token: returns its successor, or throws AUTH_REVOKED / AUTH_INVALID. */
@@ -66,21 +89,33 @@ export class RefreshTokens {
     return this.mint(record);
   }
 
-  /** The access token currently issued for a family, so revoking the family can revoke it. */
+  /**
+   * Records an access token issued for a family, so revoking the family can revoke it. Besides
+   * the current one, each is kept under its own number: a renewal inside the reuse grace (a
+   * racing tab, or a thief who raced the browser) issues a token that is not the current one
+   * for long, and must die with the family too. The counter is atomic, so racing renewals
+   * never overwrite each other's record.
+   */
   async setAccess(family: string, jti: string, exp: number): Promise<void> {
-    await this.kv.set(`rtacc:${family}`, `${jti} ${exp}`, this.ttlMs);
+    const n = await this.kv.incr(`rtaccn:${family}`, this.ttlMs);
+    await Promise.all([this.kv.set(`rtacc:${family}`, `${jti} ${exp}`, this.ttlMs), this.kv.set(`rtacc:${family}:${n}`, `${jti} ${exp}`, this.ttlMs)]);
   }
 
-  async currentAccess(family: string): Promise<{ jti: string; exp: number } | undefined> {
-    const v = await this.kv.get(`rtacc:${family}`);
-    if (!v) return undefined;
-    const [jti = '', exp = '0'] = v.split(' ');
-    return { jti, exp: Number(exp) };
+  async currentAccess(family: string): Promise<AccessRef | undefined> {
+    return parseAccess(await this.kv.get(`rtacc:${family}`));
+  }
+
+  /** Every access token recorded for a family except `exceptJti`. */
+  async issuedAccess(family: string, exceptJti?: string): Promise<AccessRef[]> {
+    const n = Math.min(Number((await this.kv.get(`rtaccn:${family}`)) ?? 0) || 0, MAX_TRACKED_ACCESS);
+    const all = await Promise.all(Array.from({ length: n }, (_, i) => this.kv.get(`rtacc:${family}:${i + 1}`)));
+    return all.map(parseAccess).filter((a): a is AccessRef => a !== undefined && a.jti !== exceptJti);
   }
 
   async revokeFamily(family: string): Promise<void> {
     await this.kv.set(`rtfam:${family}`, 'revoked', this.ttlMs);
-    await this.onFamilyRevoked(family, await this.currentAccess(family));
+    const current = await this.currentAccess(family);
+    await this.onFamilyRevoked(family, current, await this.issuedAccess(family, current?.jti));
   }
 
   /** The family of a token without using it (logout). */

@@ -6,7 +6,7 @@ import { wantsHtml } from '../respond.js';
 import type { Step } from '../step.js';
 import { ACCESS_COOKIE, REFRESH_COOKIE, clearCookie, parseCookies, setCookie, singleCookie } from './cookies.js';
 import { readBearer } from './credentials.js';
-import type { AuthService } from './service.js';
+import { sessionVoided, type AuthService } from './service.js';
 
 export const LOGIN_PATH = '/auth/login';
 const BEARER_CHALLENGE = 'Bearer realm="crm-gateway"';
@@ -89,8 +89,12 @@ async function sessionPrincipal(ctx: RequestContext, auth: AuthService, log: Log
     await auth.refresh.revokeFamily(next.record.family);
     throw new GatewayError('AUTH_DISABLED', `${user.name} is disabled`);
   }
+  if (sessionVoided(next.record.authTime, user.sessionsValidFrom)) {
+    await auth.refresh.revokeFamily(next.record.family);
+    throw new GatewayError('AUTH_REVOKED', `session of ${user.name} began before its password changed`);
+  }
   // Roles are read again at each renewal, so a role change reaches sessions within one access lifetime.
-  const issued = auth.tokens.issue({ sub: user.name, roles: user.roles, ttlMs: auth.config.sessionTtl, typ: 'session', family: next.record.family });
+  const issued = auth.tokens.issue({ sub: user.name, roles: user.roles, ttlMs: auth.config.sessionTtl, typ: 'session', family: next.record.family, authTime: next.record.authTime });
   await auth.refresh.setAccess(next.record.family, issued.claims.jti, issued.claims.exp);
   ctx.setCookies.push(setCookie(ACCESS_COOKIE, issued.token, auth.config.sessionTtl));
   if (next.token) ctx.setCookies.push(setCookie(REFRESH_COOKIE, next.token, auth.config.refreshTtl));

@@ -18,6 +18,22 @@ import { createFileIdentityStore } from './store/file.js';
 import { createPostgresIdentityStore } from './store/postgres.js';
 import { CLIENT_SUBJECT_PREFIX, type IdentityStore } from './store/types.js';
 
+type SubjectStatus = 'ok' | 'disabled' | 'unknown';
+interface SubjectState {
+  readonly status: SubjectStatus;
+  readonly sessionsValidFrom: Date | undefined;
+}
+
+/**
+ * A session that began (password login at `authTime`, seconds to the millisecond, as the
+ * `auth_time` claim carries it) before the user's `sessionsValidFrom` is void. A session from
+ * before `auth_time` was recorded counts as void once any change has been made.
+ */
+export function sessionVoided(authTime: number | undefined, validFrom: Date | undefined): boolean {
+  if (!validFrom) return false;
+  return authTime === undefined || authTime * 1000 < validFrom.getTime();
+}
+
 /** How long an account's enabled/disabled state is trusted before it is read again. */
 const SUBJECT_STATUS_TTL_MS = 5_000;
 
@@ -30,6 +46,8 @@ export interface AuthService {
   readonly config: GatewayConfig['auth'];
   /** Verified claims → principal, or AUTH_REVOKED / AUTH_DISABLED. */
   principalFor(claims: TokenClaims, method: Principal['method']): Promise<Principal>;
+  /** Whether an account may still be used (cached for a few seconds), e.g. for open websockets. */
+  accountStatus(subject: string): Promise<'ok' | 'disabled' | 'unknown'>;
   /** Forget cached account state (after the CLI changes an account in this process). */
   forget(subject: string): void;
   close(): Promise<void>;
@@ -59,40 +77,52 @@ export async function createAuthService(cfg: GatewayConfig, stores: AuthStores):
   }
   const kv: Kv = stores.redis ? createRedisKv(stores.redis) : createMemoryKv();
   const revocations = stores.redis ? await createRedisRevocationList(stores.redis, stores.log) : createFileRevocationList(cfg.stores.dataDir, stores.log);
-  const status = new LRUCache<string, 'ok' | 'disabled' | 'unknown'>({ max: 10_000, ttl: SUBJECT_STATUS_TTL_MS });
+  const status = new LRUCache<string, SubjectState>({ max: 10_000, ttl: SUBJECT_STATUS_TTL_MS });
 
-  const subjectStatus = async (sub: string): Promise<'ok' | 'disabled' | 'unknown'> => {
+  const subjectState = async (sub: string): Promise<SubjectState> => {
     const hit = status.get(sub);
     if (hit) return hit;
     const rec = sub.startsWith(CLIENT_SUBJECT_PREFIX) ? await store.getClient(sub.slice(CLIENT_SUBJECT_PREFIX.length)) : await store.getUser(sub);
-    const s = rec === undefined ? 'unknown' : rec.disabled ? 'disabled' : 'ok';
+    const s: SubjectState = {
+      status: rec === undefined ? 'unknown' : rec.disabled ? 'disabled' : 'ok',
+      sessionsValidFrom: rec && 'sessionsValidFrom' in rec ? rec.sessionsValidFrom : undefined,
+    };
     status.set(sub, s);
     return s;
   };
+  const subjectStatus = async (sub: string): Promise<SubjectStatus> => (await subjectState(sub)).status;
 
   return {
     tokens,
     revocations,
     store,
     lockout: new Lockout(kv, stores.log),
-    refresh: new RefreshTokens(kv, cfg.auth.refreshTtl, async (family, access) => {
-      if (access && access.exp * 1000 > Date.now()) await revocations.revoke(access.jti, access.exp);
-      stores.log.security('auth.session_family_revoked', { family, accessTokenId: access?.jti });
+    refresh: new RefreshTokens(kv, cfg.auth.refreshTtl, async (family, access, earlier) => {
+      // Every token the family was issued, not just the current one: a renewal inside the reuse
+      // grace may have handed one to whoever raced the browser with a stolen refresh token.
+      const live = (a: { exp: number }): boolean => a.exp * 1000 > Date.now();
+      const others = earlier.filter(live);
+      await Promise.all([...(access && live(access) ? [access] : []), ...others].map((a) => revocations.revoke(a.jti, a.exp)));
+      stores.log.security('auth.session_family_revoked', { family, accessTokenId: access?.jti, ...(others.length > 0 ? { alsoRevoked: others.map((a) => a.jti) } : {}) });
     }, cfg.auth.refreshReuseGrace),
     config: cfg.auth,
     async principalFor(claims, method) {
       if (revocations.isRevoked(claims.jti)) throw new GatewayError('AUTH_REVOKED', `jti ${claims.jti} revoked`);
-      let s: 'ok' | 'disabled' | 'unknown';
+      let state: SubjectState;
       try {
-        s = await subjectStatus(claims.sub);
+        state = await subjectState(claims.sub);
       } catch (err) {
         // The account store is down: refuse rather than let a disabled account through.
         throw new GatewayError('AUTH_INVALID', `account store unavailable: ${(err as Error).message}`);
       }
-      if (s === 'disabled') throw new GatewayError('AUTH_DISABLED', `${claims.sub} is disabled`);
-      if (s === 'unknown') throw new GatewayError('AUTH_INVALID', `unknown subject ${claims.sub}`);
+      if (state.status === 'disabled') throw new GatewayError('AUTH_DISABLED', `${claims.sub} is disabled`);
+      if (state.status === 'unknown') throw new GatewayError('AUTH_INVALID', `unknown subject ${claims.sub}`);
+      if (claims.typ === 'session' && sessionVoided(claims.auth_time, state.sessionsValidFrom)) {
+        throw new GatewayError('AUTH_REVOKED', `session of ${claims.sub} began before its password changed`);
+      }
       return { subject: claims.sub, roles: claims.roles, method, tokenId: claims.jti, expiresAt: claims.exp * 1000 };
     },
+    accountStatus: subjectStatus,
     forget: (sub) => void status.delete(sub),
     close: () => revocations.close(),
   };

@@ -53,6 +53,9 @@ export class TokenService {
           const { alg, kid, typ } = decoded.header;
           if (alg !== JWT_ALGORITHM) return done(new GatewayError('AUTH_INVALID', `alg ${JSON.stringify(alg)} is not ${JWT_ALGORITHM}`));
           if (typ !== undefined && typ !== 'JWT') return done(new GatewayError('AUTH_INVALID', `typ ${JSON.stringify(typ)}`));
+          // RFC 7515 §4.1.11: a recipient must refuse a `crit` it does not implement, and the
+          // gateway implements none (jsonwebtoken ignores the header, e.g. `b64: false`).
+          if ('crit' in decoded.header) return done(new GatewayError('AUTH_INVALID', `crit header ${JSON.stringify(decoded.header.crit)}`));
           const key = this.ring.lookup(kid, new Date(this.now()));
           if (!key) return done(new GatewayError('AUTH_INVALID', `unknown or retired kid ${JSON.stringify(kid)}`));
           done(null, key.key);
@@ -67,7 +70,7 @@ export class TokenService {
   }
 
   /** Signs a token with the current key. */
-  issue(input: { sub: string; roles: readonly string[]; ttlMs: number; typ: TokenClaims['typ']; family?: string }): { token: string; claims: TokenClaims } {
+  issue(input: { sub: string; roles: readonly string[]; ttlMs: number; typ: TokenClaims['typ']; family?: string; authTime?: number }): { token: string; claims: TokenClaims } {
     if (input.ttlMs > this.policy.maxTokenTtl) throw new Error(`token lifetime ${input.ttlMs} ms is over the maximum ${this.policy.maxTokenTtl} ms`);
     const iat = Math.floor(this.now() / 1000);
     const claims: TokenClaims = {
@@ -80,6 +83,7 @@ export class TokenService {
       roles: [...input.roles],
       typ: input.typ,
       ...(input.family ? { fam: input.family } : {}),
+      ...(input.authTime !== undefined ? { auth_time: input.authTime } : {}),
     };
     const token = jwt.sign(claims, this.ring.current.key, { algorithm: JWT_ALGORITHM, keyid: this.ring.current.kid, header: { alg: JWT_ALGORITHM, typ: 'JWT', kid: this.ring.current.kid } });
     return { token, claims };

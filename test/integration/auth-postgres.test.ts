@@ -164,6 +164,9 @@ test('users add | list | set-roles | disable | enable | set-password through the
 
   const enable = await runCli(['users', 'enable', name], cliEnv);
   assert.deepEqual(adminEvents(enable), ['admin.user_enabled']);
+  gw.auth.forget(name);
+  const revived = await c.send({ path: '/ui', withCookies: true });
+  assert.equal(revived.status, 401, 'enabling the account again does not bring back a session from before it was disabled');
   const newPassword = 'another long enough password';
   const setPw = await runCli(['users', 'set-password', name], cliEnv, `${newPassword}\n`);
   assert.equal(setPw.code, 0, setPw.stderr);

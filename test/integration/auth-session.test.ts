@@ -495,3 +495,26 @@ test('open-redirect corpus through rd: after login the 303 stays on the gateway;
     assert.equal(res.headers.location, expected, JSON.stringify(rd));
   }
 });
+
+test('a password change ends the sessions begun before it: the access cookie, and the refresh cookie at renewal', async () => {
+  const c = await loggedIn();
+  const renewing = Object.assign(nocodb(), { user: c.user });
+  // A second browser of the same user (or a thief's copy): it only holds the refresh cookie.
+  await renewing.login(c.user, PASSWORD);
+  renewing.jar.cookies.delete(ACCESS_COOKIE);
+  assert.equal((await c.send({ path: '/before' })).status, 200);
+  // As `users set-password` does from another process.
+  await gw.auth.store.updateUser(c.user, { sessionsValidFrom: new Date() });
+  gw.auth.forget(c.user); // the CLI's process is another; here the 5 s cache is skipped
+  const refused = await nothingUpstream(() => c.send({ path: '/after', headers: { accept: 'application/json' } }));
+  assert.equal(refused.status, 401, refused.body);
+  assert.equal(code(refused), 'AUTH_REVOKED');
+  const renewal = await nothingUpstream(() => renewing.send({ path: '/renew', headers: { accept: 'application/json' } }));
+  assert.equal(renewal.status, 401, renewal.body);
+  assert.equal(code(renewal), 'AUTH_REVOKED');
+  assert.ok(gw.log.securityEvents.some((e) => e.event === 'auth.session_family_revoked'), 'the renewing family was revoked');
+  // A login after the change works.
+  const fresh = Object.assign(nocodb(), { user: c.user });
+  await fresh.login(c.user, PASSWORD);
+  assert.equal((await fresh.send({ path: '/fresh' })).status, 200);
+});

@@ -133,6 +133,31 @@ test('the socket is closed when its token is revoked on a second instance (Redis
   assert.ok(at > 0, 'the socket on the other instance closed within 3 s');
 });
 
+test('the socket is closed when its account is disabled (within the account re-check), an unaffected one stays open', async () => {
+  const client = uniq('ws-disabled');
+  const victim = `client:${client}`;
+  await addClient(gw.auth, client, ['api']);
+  const mine = gw.auth.tokens.issue({ sub: victim, roles: ['api'], ttlMs: 60_000, typ: 'access' });
+  const other = gw.auth.tokens.issue({ sub, roles: ['api'], ttlMs: 60_000, typ: 'access' });
+  const a = await connect(gw, bearer(mine.token));
+  const b = await connect(gw, bearer(other.token));
+  try {
+    assert.equal(await echo(a.ws, 'before'), 'before');
+    const t0 = Date.now();
+    // As `clients disable` does, in another process: the store changes, nothing is revoked.
+    await gw.auth.store.updateClient(client, { disabled: true });
+    // Account state is cached 5 s and re-checked every 5 s: closed within about 10 s (15 s of slack for a busy machine).
+    const at = await Promise.race([a.closed, new Promise<number>((r) => setTimeout(() => r(-1), 15_000))]);
+    assert.ok(at > 0, 'closed within 15 s of the account being disabled');
+    process.stdout.write(`# websocket of a disabled account closed ${at - t0} ms after the change\n`);
+    assert.equal(await echo(b.ws, 'still here'), 'still here', 'another account keeps its websocket');
+    await refusedUpgrade(gw, bearer(mine.token), 401, 'AUTH_DISABLED');
+  } finally {
+    a.ws.close();
+    b.ws.close();
+  }
+});
+
 test('the socket is closed when its token expires (a 2 s token)', async () => {
   const issuedAt = Date.now();
   const { token, claims } = gw.auth.tokens.issue({ sub, roles: ['api'], ttlMs: 2_000, typ: 'access' });

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import type { ClientRecord, IdentityStore, UserRecord } from './types.js';
 
 interface FileShape {
-  users: (Omit<UserRecord, 'createdAt' | 'lastLoginAt'> & { createdAt: string; lastLoginAt?: string })[];
+  users: (Omit<UserRecord, 'createdAt' | 'lastLoginAt' | 'sessionsValidFrom'> & { createdAt: string; lastLoginAt?: string; sessionsValidFrom?: string })[];
   clients: (Omit<ClientRecord, 'createdAt'> & { createdAt: string })[];
 }
 
@@ -35,7 +35,12 @@ export function createFileIdentityStore(dataDir: string): IdentityStore {
     chmodSync(tmp, 0o600);
     renameSync(tmp, file);
   };
-  const user = (u: FileShape['users'][number]): UserRecord => ({ ...u, createdAt: new Date(u.createdAt), lastLoginAt: u.lastLoginAt ? new Date(u.lastLoginAt) : undefined });
+  const user = (u: FileShape['users'][number]): UserRecord => ({
+    ...u,
+    createdAt: new Date(u.createdAt),
+    lastLoginAt: u.lastLoginAt ? new Date(u.lastLoginAt) : undefined,
+    sessionsValidFrom: u.sessionsValidFrom ? new Date(u.sessionsValidFrom) : undefined,
+  });
   const client = (c: FileShape['clients'][number]): ClientRecord => ({ ...c, createdAt: new Date(c.createdAt) });
 
   return {
@@ -50,7 +55,7 @@ export function createFileIdentityStore(dataDir: string): IdentityStore {
     async addUser(u) {
       const data = read();
       if (data.users.some((x) => x.name === u.name)) throw new Error(`user ${u.name} exists`);
-      data.users.push({ ...u, createdAt: u.createdAt.toISOString(), lastLoginAt: u.lastLoginAt?.toISOString() });
+      data.users.push({ ...u, createdAt: u.createdAt.toISOString(), lastLoginAt: u.lastLoginAt?.toISOString(), sessionsValidFrom: u.sessionsValidFrom?.toISOString() });
       write(data);
     },
     async updateUser(name, patch) {
@@ -61,6 +66,7 @@ export function createFileIdentityStore(dataDir: string): IdentityStore {
       if (patch.roles !== undefined) u.roles = patch.roles;
       if (patch.disabled !== undefined) u.disabled = patch.disabled;
       if (patch.lastLoginAt !== undefined) u.lastLoginAt = patch.lastLoginAt.toISOString();
+      if (patch.sessionsValidFrom !== undefined) u.sessionsValidFrom = patch.sessionsValidFrom.toISOString();
       write(data);
       return true;
     },

@@ -22,4 +22,9 @@ export const AUTH_MIGRATIONS: readonly Migration[] = [
         created_at timestamptz NOT NULL DEFAULT now()
       );`,
   },
+  {
+    version: 101,
+    name: 'auth users: sessions valid from',
+    sql: `ALTER TABLE gateway_users ADD COLUMN sessions_valid_from timestamptz;`,
+  },
 ];

@@ -8,6 +8,7 @@ interface UserRow {
   disabled: boolean;
   created_at: Date;
   last_login_at: Date | null;
+  sessions_valid_from: Date | null;
 }
 interface ClientRow {
   name: string;
@@ -24,11 +25,12 @@ const toUser = (r: UserRow): UserRecord => ({
   disabled: r.disabled,
   createdAt: r.created_at,
   lastLoginAt: r.last_login_at ?? undefined,
+  sessionsValidFrom: r.sessions_valid_from ?? undefined,
 });
 const toClient = (r: ClientRow): ClientRecord => ({ name: r.name, secretHash: r.secret_hash, roles: r.roles, disabled: r.disabled, createdAt: r.created_at });
 
 /** Column of each patchable field: a fixed map, so no caller text ever becomes SQL. */
-const USER_COLUMNS: Record<keyof UserPatch, string> = { passwordHash: 'password_hash', roles: 'roles', disabled: 'disabled', lastLoginAt: 'last_login_at' };
+const USER_COLUMNS: Record<keyof UserPatch, string> = { passwordHash: 'password_hash', roles: 'roles', disabled: 'disabled', lastLoginAt: 'last_login_at', sessionsValidFrom: 'sessions_valid_from' };
 const CLIENT_COLUMNS: Record<keyof ClientPatch, string> = { secretHash: 'secret_hash', roles: 'roles', disabled: 'disabled' };
 
 function updateSql(table: string, columns: Record<string, string>, patch: Record<string, unknown>): { sql: string; values: unknown[] } | undefined {

@@ -6,6 +6,11 @@ export interface UserRecord {
   disabled: boolean;
   createdAt: Date;
   lastLoginAt?: Date | undefined;
+  /**
+   * Sessions that began (by a password login) before this instant are void: set when the
+   * password changes or the account is disabled, so a stolen session dies with the old password.
+   */
+  sessionsValidFrom?: Date | undefined;
 }
 
 /** A program that gets bearer tokens (by `tokens issue`, or at /auth/token with its secret). */
@@ -18,7 +23,7 @@ export interface ClientRecord {
   createdAt: Date;
 }
 
-export type UserPatch = Partial<Pick<UserRecord, 'passwordHash' | 'roles' | 'disabled' | 'lastLoginAt'>>;
+export type UserPatch = Partial<Pick<UserRecord, 'passwordHash' | 'roles' | 'disabled' | 'lastLoginAt' | 'sessionsValidFrom'>>;
 export type ClientPatch = Partial<Pick<ClientRecord, 'secretHash' | 'roles' | 'disabled'>>;
 
 /** Users and API clients: PostgreSQL with DATABASE_URL, else a local file of mode 0600. */

@@ -58,17 +58,21 @@ export const usersCommand: Command = {
         case 'disable':
         case 'enable': {
           const name = userName(rawName);
-          if (!(await auth.store.updateUser(name, { disabled: sub === 'disable' }))) throw new CliError(`no user ${name}`);
+          // Disabling also voids every session begun so far: enabling the account again later
+          // does not bring back a session someone may have kept meanwhile.
+          const patch = sub === 'disable' ? { disabled: true, sessionsValidFrom: new Date() } : { disabled: false };
+          if (!(await auth.store.updateUser(name, patch))) throw new CliError(`no user ${name}`);
           log.security(`admin.user_${sub}d`, { user: name });
-          process.stderr.write(`user ${name} ${sub}d${sub === 'disable' ? ' (open sessions end within 5 s, at their next request)' : ''}\n`);
+          process.stderr.write(`user ${name} ${sub}d${sub === 'disable' ? ' (open sessions end within 5 s, at their next request; websockets within about 10 s)' : ''}\n`);
           return 0;
         }
         case 'set-password': {
           const name = userName(rawName);
           if (!(await auth.store.getUser(name))) throw new CliError(`no user ${name}`);
-          await auth.store.updateUser(name, { passwordHash: await newPassword() });
-          log.security('admin.user_password_set', { user: name });
-          process.stderr.write(`password of ${name} changed\n`);
+          // Every session begun with the old password ends (within 5 s, at its next request or renewal).
+          await auth.store.updateUser(name, { passwordHash: await newPassword(), sessionsValidFrom: new Date() });
+          log.security('admin.user_password_set', { user: name, sessionsEnded: true });
+          process.stderr.write(`password of ${name} changed; sessions begun before now are ended\n`);
           return 0;
         }
         case 'set-roles': {
