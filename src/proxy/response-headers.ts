@@ -30,10 +30,10 @@ export function secureUpstreamHeaders(headers: IncomingHttpHeaders, ctx: Request
   headers['x-content-type-options'] ??= 'nosniff';
   headers['referrer-policy'] ??= 'strict-origin-when-cross-origin';
   headers['x-request-id'] = ctx.id;
-  if (route.cors) {
-    // The gateway owns CORS on this route; an upstream's own answer would contradict it.
-    for (const name of Object.keys(headers)) if (name.startsWith('access-control-')) delete headers[name];
-  }
+  // The gateway owns CORS: with `cors:` on the route it answers from that list, without it no
+  // cross-origin read is allowed. An upstream's own answer (FastAPI's `allow_origins=["*"]`,
+  // say) would quietly widen either.
+  for (const name of Object.keys(headers)) if (name.startsWith('access-control-')) delete headers[name];
   for (const [name, value] of Object.entries(ctx.responseHeaders)) {
     if (name === 'vary' && headers.vary) {
       const existing = String(headers.vary);

@@ -192,3 +192,25 @@ test('a header the upstream names in its own Connection header does not reach th
   assert.equal(res.headers['x-kept'], 'yes');
   assert.equal(res.headers['x-request-id'] !== undefined, true);
 });
+
+test('an upstream’s own CORS answer never reaches the client: the gateway owns CORS, also on routes without cors:', async (t) => {
+  const upstream = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'access-control-allow-origin': '*', 'access-control-allow-credentials': 'true', 'access-control-expose-headers': 'x-secret' });
+    res.end('{}');
+  });
+  upstream.listen(0, '127.0.0.1');
+  await once(upstream, 'listening');
+  t.after(() => new Promise<void>((r) => upstream.close(() => r())));
+  const gw = await gateway(
+    t,
+    `
+  - name: api
+    host: api.test.local
+    upstream: http://127.0.0.1:${(upstream.address() as AddressInfo).port}
+    auth: none
+`,
+  );
+  const res = await gw.request({ path: '/', headers: { origin: 'https://evil.example' } });
+  assert.equal(res.status, 200);
+  for (const name of ['access-control-allow-origin', 'access-control-allow-credentials', 'access-control-expose-headers']) assert.equal(res.headers[name], undefined, name);
+});
