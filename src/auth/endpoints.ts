@@ -13,6 +13,7 @@ import { loginPage, logoutPage, sendPage } from './pages.js';
 import { dummyHash, verifyPassword } from './password.js';
 import { safeReturnTo } from './return-to.js';
 import type { AuthService } from './service.js';
+import type { TokenClaims } from './claims.js';
 import { CLIENT_SUBJECT_PREFIX } from './store/types.js';
 
 export const AUTH_PATHS = new Set(['/auth/login', '/auth/logout', '/auth/token']);
@@ -135,6 +136,8 @@ export function createAuthEndpoints(
       return;
     }
     await auth.lockout.succeeded(attempt);
+    const replaced = await endBrowserSession(ctx);
+    if (replaced) log.security('auth.session_replaced', { requestId: ctx.id, user: user.name, family: replaced, clientIp: ctx.address?.client.address });
     await auth.store.updateUser(user.name, { lastLoginAt: new Date() });
     const family = await auth.refresh.start(user.name, user.roles);
     const issued = auth.tokens.issue({ sub: user.name, roles: user.roles, ttlMs: auth.config.sessionTtl, typ: 'session', family: family.record.family, authTime: family.record.authTime });
@@ -164,6 +167,32 @@ export function createAuthEndpoints(
     res.end();
   }
 
+  /**
+   * Revokes the session the browser's cookies carry (its access token and refresh family), if
+   * any, and returns the family. Logout does this; so does a login, so that a refresh token
+   * copied from the previous session does not outlive it. `onAccess` sees the access token's
+   * claims when it was still valid.
+   */
+  async function endBrowserSession(ctx: RequestContext, onAccess: (claims: TokenClaims) => void = () => undefined): Promise<string | undefined> {
+    const cookies = parseCookies(ctx.req.headers.cookie);
+    const access = singleCookie(cookies, ACCESS_COOKIE);
+    const refresh = singleCookie(cookies, REFRESH_COOKIE);
+    let family: string | undefined;
+    if (typeof access === 'string' && access !== 'ambiguous') {
+      try {
+        const claims = await auth.tokens.verify(access);
+        family = claims.fam;
+        await auth.revocations.revoke(claims.jti, claims.exp);
+        onAccess(claims);
+      } catch {
+        // An expired or invalid access token needs no revocation.
+      }
+    }
+    if (!family && typeof refresh === 'string' && refresh !== 'ambiguous') family = await auth.refresh.familyOf(refresh);
+    if (family) await auth.refresh.revokeFamily(family);
+    return family;
+  }
+
   async function logout(ctx: RequestContext, res: ServerResponse): Promise<void> {
     const method = ctx.req.method ?? 'GET';
     if (method === 'GET' || method === 'HEAD') {
@@ -174,22 +203,9 @@ export function createAuthEndpoints(
     if (method !== 'POST') throw new GatewayError('METHOD_NOT_ALLOWED', `${method} /auth/logout`);
     const form = await readForm(ctx.req);
     if (!formCsrfOk(ctx, form)) throw new GatewayError('CSRF_REJECTED', 'logout form CSRF token or Origin mismatch');
-    const cookies = parseCookies(ctx.req.headers.cookie);
-    const access = singleCookie(cookies, ACCESS_COOKIE);
-    const refresh = singleCookie(cookies, REFRESH_COOKIE);
-    let family: string | undefined;
-    if (typeof access === 'string' && access !== 'ambiguous') {
-      try {
-        const claims = await auth.tokens.verify(access);
-        family = claims.fam;
-        await auth.revocations.revoke(claims.jti, claims.exp);
-        ctx.principal = { subject: claims.sub, roles: claims.roles, method: 'session', tokenId: claims.jti };
-      } catch {
-        // An expired or invalid access token needs no revocation.
-      }
-    }
-    if (!family && typeof refresh === 'string' && refresh !== 'ambiguous') family = await auth.refresh.familyOf(refresh);
-    if (family) await auth.refresh.revokeFamily(family);
+    const family = await endBrowserSession(ctx, (claims) => {
+      ctx.principal = { subject: claims.sub, roles: claims.roles, method: 'session', tokenId: claims.jti };
+    });
     ctx.setCookies.push(clearCookie(ACCESS_COOKIE), clearCookie(REFRESH_COOKIE));
     log.security('auth.logout', { requestId: ctx.id, user: ctx.principal?.subject, family, clientIp: ctx.address?.client.address });
     redirect(ctx, res, '/auth/login');

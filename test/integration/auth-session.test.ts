@@ -518,3 +518,20 @@ test('a password change ends the sessions begun before it: the access cookie, an
   await fresh.login(c.user, PASSWORD);
   assert.equal((await fresh.send({ path: '/fresh' })).status, 200);
 });
+
+test('a new login in the same browser ends the session its cookies carried: a copied refresh token dies with it', async () => {
+  const c = await loggedIn();
+  const copiedRefresh = c.jar.get(REFRESH_COOKIE) as string;
+  const copiedAccess = c.jar.get(ACCESS_COOKIE) as string;
+  await c.login(c.user, PASSWORD); // signs in again with the old cookies still in the jar
+  assert.notEqual(c.jar.get(REFRESH_COOKIE), copiedRefresh);
+  assert.ok(gw.log.securityEvents.some((e) => e.event === 'auth.session_replaced' && e.user === c.user));
+  const thief = Object.assign(nocodb(), { user: c.user });
+  const withAccess = await nothingUpstream(() => thief.send({ path: '/x', headers: { accept: 'application/json', cookie: `${ACCESS_COOKIE}=${copiedAccess}` } }));
+  assert.equal(withAccess.status, 401);
+  assert.equal(code(withAccess), 'AUTH_REVOKED');
+  const withRefresh = await nothingUpstream(() => thief.send({ path: '/x', headers: { accept: 'application/json', cookie: `${REFRESH_COOKIE}=${copiedRefresh}` } }));
+  assert.equal(withRefresh.status, 401);
+  assert.equal(code(withRefresh), 'AUTH_REVOKED');
+  assert.equal((await c.send({ path: '/mine' })).status, 200, 'the new session works');
+});
