@@ -37,24 +37,24 @@ export interface CliLog {
  * full disk), with a WARNING saying its events went to stderr only.
  */
 export async function openCliLog(cfg: GatewayConfig | undefined): Promise<CliLog> {
-  const console = cliLogger();
-  if (!cfg) return { log: console, close: async () => undefined };
+  const stderr = cliLogger();
+  if (!cfg) return { log: stderr, close: async () => undefined };
   let audit: Awaited<ReturnType<typeof openCliAuditLog>>;
   try {
     audit = await openCliAuditLog(cfg);
   } catch (err) {
     process.stderr.write(`WARNING: audit log in ${cfg.log.dir} unavailable (${(err as Error).message}); this action's events go to stderr only\n`);
-    return { log: console, close: async () => undefined };
+    return { log: stderr, close: async () => undefined };
   }
   const actor = userInfo().username;
   const log: Logger = {
     access: () => undefined,
     security: (event, fields = {}) => {
-      console.security(event, fields);
+      stderr.security(event, fields);
       audit.security(event, { actor, ...fields });
     },
     app: (level, message, fields = {}) => {
-      console.app(level, message, fields);
+      stderr.app(level, message, fields);
       audit.app(level, message, fields);
     },
   };

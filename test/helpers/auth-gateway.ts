@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import type { Redis } from 'ioredis';
-import { parseConfig } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import { createMemoryLogger, type MemoryLogger } from '../../src/log/logger.js';
 import { startGateway, type RunningGateway } from '../../src/server/start.js';
@@ -15,7 +14,7 @@ import { hashPassword } from '../../src/auth/password.js';
 import { createRedis } from '../../src/stores/redis.js';
 import { createPostgres } from '../../src/stores/postgres.js';
 import { kidOf } from '../../src/auth/keyring.js';
-import { httpsRequest, testCertificate, type RequestOptions, type TestResponse } from './harness.js';
+import { httpsRequest, testCertificate, testConfig, type RequestOptions, type TestResponse } from './harness.js';
 
 export const REDIS_URL = 'redis://127.0.0.1:6379';
 export const PG_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -86,21 +85,19 @@ export async function startAuthGateway(opts: AuthGatewayOptions): Promise<AuthTe
   const ownDataDir = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'crm-gw-auth-'));
   const secret = opts.secret ?? randomSecret();
-  const yaml = `${opts.extraYaml ?? ''}\nroutes:\n${opts.routes.replaceAll('UPSTREAM', upstream.url)}`;
-  const config = parseConfig(yaml, {
-    GATEWAY_DOMAIN: 'test.local',
-    HTTPS_PORT: '0',
-    HTTP_PORT: '0',
-    ADMIN_PORT: '0',
-    LISTEN_ADDRESS: '127.0.0.1',
-    TLS_CERT_FILE: cert.cert,
-    TLS_KEY_FILE: cert.key,
-    API_SECRET_KEY: secret,
-    DATA_DIR: dataDir,
-    ...(opts.redis ? { REDIS_URL } : {}),
-    ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}),
-    ...opts.env,
-  });
+  const config = testConfig(
+    opts.routes,
+    upstream.url,
+    cert,
+    {
+      API_SECRET_KEY: secret,
+      DATA_DIR: dataDir,
+      ...(opts.redis ? { REDIS_URL } : {}),
+      ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}),
+      ...opts.env,
+    },
+    opts.extraYaml ?? '',
+  );
   const log = createMemoryLogger();
   const redis = createRedis(config, log);
   if (redis) await redisReady(redis);

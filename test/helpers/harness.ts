@@ -56,6 +56,23 @@ export interface TestResponse {
 }
 
 /**
+ * The config of a test gateway: `routesYaml` (with `UPSTREAM` replaced by `upstreamUrl`) after
+ * `extraYaml`, on port 0 of loopback, with the test certificate and domain `test.local`.
+ */
+export function testConfig(routesYaml: string, upstreamUrl: string, cert: { cert: string; key: string }, env: Record<string, string> = {}, extraYaml = ''): GatewayConfig {
+  return parseConfig(`${extraYaml}\nroutes:\n${routesYaml.replaceAll('UPSTREAM', upstreamUrl)}`, {
+    GATEWAY_DOMAIN: 'test.local',
+    HTTPS_PORT: '0',
+    HTTP_PORT: '0',
+    ADMIN_PORT: '0',
+    LISTEN_ADDRESS: '127.0.0.1',
+    TLS_CERT_FILE: cert.cert,
+    TLS_KEY_FILE: cert.key,
+    ...env,
+  });
+}
+
+/**
  * A gateway on port 0 with real TLS in front of a real echo upstream. `routesYaml` is the
  * routes section; `UPSTREAM` in it is replaced by the echo upstream's URL.
  */
@@ -68,17 +85,7 @@ export async function startTestGateway(
 ): Promise<TestGateway> {
   const cert = await testCertificate();
   const upstream = await startEchoUpstream('test-upstream');
-  const yaml = `${extraYaml}\nroutes:\n${routesYaml.replaceAll('UPSTREAM', upstream.url)}`;
-  const config = parseConfig(yaml, {
-    GATEWAY_DOMAIN: 'test.local',
-    HTTPS_PORT: '0',
-    HTTP_PORT: '0',
-    ADMIN_PORT: '0',
-    LISTEN_ADDRESS: '127.0.0.1',
-    TLS_CERT_FILE: cert.cert,
-    TLS_KEY_FILE: cert.key,
-    ...env,
-  });
+  const config = testConfig(routesYaml, upstream.url, cert, env, extraYaml);
   const log = createMemoryLogger();
   const running = await startGateway(config, { ...deps, log: deps.log ? teeLogger(log, deps.log) : log });
   const ca = readFileSync(cert.cert, 'utf8');
