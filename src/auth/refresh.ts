@@ -26,6 +26,13 @@ export const DEFAULT_REFRESH_REUSE_GRACE_MS = 10_000;
 
 const hash = (token: string): string => createHash('sha256').update(token).digest('hex');
 
+/** The used-token mark: `<usedAt ms> <record JSON>` (or the older `{ record, usedAt }` JSON). */
+function parseUsed(used: string): { record: RefreshRecord; usedAt: number } {
+  if (used.startsWith('{')) return JSON.parse(used) as { record: RefreshRecord; usedAt: number };
+  const space = used.indexOf(' ');
+  return { usedAt: Number(used.slice(0, space)), record: JSON.parse(used.slice(space + 1)) as RefreshRecord };
+}
+
 /** An access token issued for a refresh family: its id and expiry (seconds). */
 export interface AccessRef {
   jti: string;
@@ -72,11 +79,13 @@ export class RefreshTokens {
   async rotate(token: string, now: number = Date.now()): Promise<RefreshResult> {
     if (!/^[A-Za-z0-9_-]{20,200}$/.test(token)) throw new GatewayError('AUTH_INVALID', 'malformed refresh token');
     const h = hash(token);
-    const raw = await this.kv.getdel(`rt:${h}`);
+    // Taken and marked used in one step: a second presentation racing the first (two tabs, two
+    // instances) finds the mark and gets the grace answer, never "unknown token" (a logout).
+    const raw = await this.kv.consume(`rt:${h}`, `rtused:${h}`, `${now} `, this.ttlMs);
     if (raw === undefined) {
       const used = await this.kv.get(`rtused:${h}`);
       if (!used) throw new GatewayError('AUTH_INVALID', 'unknown or expired refresh token');
-      const { record, usedAt } = JSON.parse(used) as { record: RefreshRecord; usedAt: number };
+      const { record, usedAt } = parseUsed(used);
       if (now - usedAt <= this.reuseGraceMs && (await this.kv.get(`rtfam:${record.family}`)) === 'active') {
         return { token: undefined, record };
       }
@@ -84,7 +93,6 @@ export class RefreshTokens {
       throw new GatewayError('AUTH_REVOKED', `refresh token reused ${now - usedAt} ms after its first use: family ${record.family} revoked`);
     }
     const record = JSON.parse(raw) as RefreshRecord;
-    await this.kv.set(`rtused:${h}`, JSON.stringify({ record, usedAt: now }), this.ttlMs);
     if ((await this.kv.get(`rtfam:${record.family}`)) !== 'active') throw new GatewayError('AUTH_REVOKED', `refresh family ${record.family} revoked`);
     return this.mint(record);
   }

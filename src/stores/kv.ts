@@ -10,14 +10,26 @@ export interface Kv {
   set(key: string, value: string, ttlMs: number): Promise<void>;
   /** Reads and deletes in one step: the single-use primitive. */
   getdel(key: string): Promise<string | undefined>;
+  /**
+   * Reads and deletes `key` and, when it was there, writes `markPrefix + value` at `markKey`,
+   * all in one step: whoever comes second finds the mark, never neither.
+   */
+  consume(key: string, markKey: string, markPrefix: string, ttlMs: number): Promise<string | undefined>;
   /** Increments and (re)arms the TTL on first increment; returns the new count. */
   incr(key: string, ttlMs: number): Promise<number>;
   pttl(key: string): Promise<number>;
   del(key: string): Promise<void>;
 }
 
+/** GETDEL, then SET of the mark when a value was there, in one script (atomic in Redis). */
+const CONSUME_SCRIPT = "local v = redis.call('GETDEL', KEYS[1]) if v then redis.call('SET', KEYS[2], ARGV[1] .. v, 'PX', ARGV[2]) end return v";
+const CONSUME_COMMAND = 'crmgwKvConsume';
+type ConsumingRedis = Redis & { [CONSUME_COMMAND]?: (key: string, mark: string, prefix: string, ttl: number) => Promise<string | null> };
+
 export function createRedisKv(redis: Redis): Kv {
   const k = (key: string): string => `${REDIS_PREFIX}${key}`;
+  const r = redis as ConsumingRedis;
+  if (!r[CONSUME_COMMAND]) redis.defineCommand(CONSUME_COMMAND, { numberOfKeys: 2, lua: CONSUME_SCRIPT });
   return {
     async get(key) {
       return (await redis.get(k(key))) ?? undefined;
@@ -27,6 +39,11 @@ export function createRedisKv(redis: Redis): Kv {
     },
     async getdel(key) {
       return (await redis.getdel(k(key))) ?? undefined;
+    },
+    async consume(key, markKey, markPrefix, ttlMs) {
+      const command = r[CONSUME_COMMAND];
+      if (!command) throw new Error('ioredis did not define the consume command');
+      return (await command.call(redis, k(key), k(markKey), markPrefix, Math.max(1, Math.ceil(ttlMs)))) ?? undefined;
     },
     async incr(key, ttlMs) {
       const [[, count]] = (await redis.multi().incr(k(key)).pexpire(k(key), Math.max(1, Math.ceil(ttlMs)), 'NX').exec()) as [[unknown, number]];
@@ -61,6 +78,12 @@ export function createMemoryKv(now: () => number = Date.now): Kv {
     async getdel(key) {
       const e = live(key);
       data.delete(key);
+      return e?.value;
+    },
+    async consume(key, markKey, markPrefix, ttlMs) {
+      const e = live(key);
+      data.delete(key);
+      if (e) data.set(markKey, { value: `${markPrefix}${e.value}`, until: now() + ttlMs });
       return e?.value;
     },
     async incr(key, ttlMs) {
