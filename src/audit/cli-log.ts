@@ -1,13 +1,35 @@
+import pg from 'pg';
 import type { GatewayConfig } from '../config/schema.js';
 import { createAuditLogger, type AuditLogger } from './audit-logger.js';
 import { auditOptions } from './options.js';
+
+/** How long a CLI process waits for PostgreSQL when it opens the audit tables. */
+const PG_CONNECT_TIMEOUT_MS = 3_000;
 
 /**
  * The audit logger of a CLI process (`users add`, `tokens revoke`, …): its `admin.*` security
  * events go to LOG_DIR like the gateway's, in files and a chain of their own
  * (`security.cli-YYYY-MM-DD.log`), so a running gateway's chain is never appended to by a
  * second process. No resource monitor; close() it before the process exits.
+ *
+ * With DATABASE_URL the CLI's chain heads and security events go to PostgreSQL too, as the
+ * gateway's do: `audit verify` reads the heads from there alone, so a CLI chain recorded only
+ * in the local heads file could be deleted from the log folder without verify noticing.
  */
-export function openCliAuditLog(cfg: GatewayConfig): Promise<AuditLogger> {
-  return createAuditLogger(auditOptions(cfg, { instance: 'cli', resourceProbe: false, level: 'warn' }));
+export async function openCliAuditLog(cfg: GatewayConfig): Promise<AuditLogger> {
+  const audit = await createAuditLogger(auditOptions(cfg, { instance: 'cli', resourceProbe: false, level: 'warn' }));
+  const url = cfg.stores.databaseUrl;
+  if (!url) return audit;
+  const pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS });
+  // Unheard, a dropped idle connection would end the process; attachPostgres reports real failures.
+  pool.on('error', () => undefined);
+  // Not awaited here: the action runs meanwhile; its events queue until the tables are there.
+  const attached = audit.attachPostgres(pool).catch(() => undefined);
+  const closeFiles = audit.close.bind(audit);
+  audit.close = async () => {
+    await attached;
+    await closeFiles();
+    await pool.end().catch(() => undefined);
+  };
+  return audit;
 }

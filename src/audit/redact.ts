@@ -32,6 +32,7 @@ const TOKEN_NAMES = new Set([
 ]);
 const IDENTIFIER_NAMES = new Set(['from', 'wa_id', 'waid', 'recipient_id', 'phone', 'phone_number', 'phonenumber']);
 const CONTENT_NAMES = new Set(['body', 'text', 'caption', 'message_body']);
+const PHONE_WORDS = new Set(['phone', 'msisdn', 'mobile']);
 const SECRET_WORDS = new Set(['password', 'passwords', 'passwd', 'pwd', 'passphrase', 'secret', 'secrets', 'key', 'keys', 'credential', 'credentials', 'private', 'otp']);
 const TOKEN_WORDS = new Set(['token', 'tokens', 'authorization', 'cookie', 'cookies', 'session', 'apikey', 'jwt', 'bearer', 'signature']);
 /**
@@ -67,11 +68,14 @@ export function classifyName(name: string): FieldClass | undefined {
 
 function classifyUncached(name: string): FieldClass | undefined {
   const lower = name.toLowerCase();
-  if (TOKEN_NAMES.has(lower)) return 'token';
-  if (IDENTIFIER_NAMES.has(lower)) return 'identifier';
-  if (CONTENT_NAMES.has(lower)) return 'content';
   const w = words(name);
+  // The listed names in any spelling: `xc_auth`, `xcAuth`, `X_Metabase_Session`, `recipientId`, `waId`.
+  if (TOKEN_NAMES.has(lower) || TOKEN_NAMES.has(w.join('-'))) return 'token';
+  if (IDENTIFIER_NAMES.has(lower) || IDENTIFIER_NAMES.has(w.join('_'))) return 'identifier';
+  if (CONTENT_NAMES.has(lower) || CONTENT_NAMES.has(w.join('_'))) return 'content';
   if (w.length > 1 && DESCRIPTIVE_LAST_WORDS.has(w[w.length - 1] as string)) return undefined;
+  // A phone number under any other name (`customerPhone`, `msisdn`) is still a personal identifier.
+  if (w.some((x) => PHONE_WORDS.has(x))) return 'identifier';
   if (w.some((x) => SECRET_WORDS.has(x))) return 'secret';
   if (w.some((x) => TOKEN_WORDS.has(x))) return 'token';
   return undefined;
@@ -114,9 +118,38 @@ function decodeName(name: string): string {
   }
 }
 
-/** Redacts credentials inside free text: `name=value` pairs, bearer tokens, JWTs. */
+/** `scheme://user:password@` or `scheme://token@` in any string (a connection URL in an error message). */
+const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#@"'<>]+)@/gi;
+/** `"name": "value"` or `"name": 123` inside a string: a JSON body quoted in an error or detail. */
+const JSON_PAIR = /"((?:[^"\\]|\\.){1,128})"(\s*:\s*)("(?:[^"\\]|\\.)*"|-?\d[\d.eE+-]*)/g;
+
+function scrubUserinfo(text: string): string {
+  return text.replace(URL_USERINFO, (_whole, scheme: string, info: string) => {
+    const colon = info.indexOf(':');
+    // Without a password part, the user part itself is often the token (`https://TOKEN@host`).
+    return colon >= 0 ? `${scheme}${info.slice(0, colon)}:${REDACTED}@` : `${scheme}${shortTokenHash(info)}@`;
+  });
+}
+
+function scrubJsonPairs(text: string): string {
+  return text.replace(JSON_PAIR, (whole, name: string, sep: string, raw: string) => {
+    const cls = classifyName(name);
+    if (!cls) return whole;
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw) as unknown;
+    } catch {
+      // an escape JSON does not accept: the raw text is redacted all the same
+    }
+    return `"${name}"${sep}${JSON.stringify(String(redactClassified(cls, value)))}`;
+  });
+}
+
+/** Redacts credentials inside free text: `name=value` and JSON pairs, URL userinfo, bearer tokens, JWTs. */
 export function scrubText(text: string): string {
   let out = text;
+  if (out.includes('@') && out.includes('://')) out = scrubUserinfo(out);
+  if (out.includes('":')) out = scrubJsonPairs(out);
   if (out.includes('=')) {
     out = out.replace(PAIR, (whole, lead: string, name: string, value: string) => {
       const cls = classifyName(decodeName(name));

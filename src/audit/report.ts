@@ -1,6 +1,7 @@
 import { FAILED_AUTH_CODES, UPSTREAM_FAILURE_CODES } from './alerts.js';
 import { filesFor } from './search.js';
 import { readLogLines } from './files.js';
+import { printable } from './printable.js';
 
 const TOP = 10;
 
@@ -121,5 +122,6 @@ export function formatDailyReport(r: DailyReport): string {
     ...r.alerts.map((a) => `  ${a.time} ${a.alert} ${a.subject}: ${a.message}`),
   ];
   if (r.unreadableFiles.length) lines.push(`WARNING: unreadable or truncated files: ${r.unreadableFiles.join(', ')}`);
-  return `${lines.join('\n')}\n`;
+  // Login names and alert subjects come from clients: escaped so each stays on its own line.
+  return `${lines.map(printable).join('\n')}\n`;
 }

@@ -1,4 +1,5 @@
 import { listLogFiles, readLogLines, STREAMS, type LogFile, type StreamName } from './files.js';
+import { printable } from './printable.js';
 
 export interface SearchQuery {
   readonly since?: Date | undefined;
@@ -94,7 +95,7 @@ export async function searchLogs(dir: string, q: SearchQuery, onMatch: (m: Match
   return { matched, scanned, truncatedFiles };
 }
 
-/** One line of search output for a person. */
+/** One line of search output for a person (control characters escaped). */
 export function formatMatch(m: Match): string {
   const r = m.record;
   const parts = [str(r.time) ?? '-', m.stream];
@@ -108,5 +109,6 @@ export function formatMatch(m: Match): string {
   if (user) parts.push(`user=${user}`);
   if (r.detail) parts.push(`detail=${JSON.stringify(r.detail)}`);
   if (r.message && m.stream === 'security') parts.push(JSON.stringify(r.message));
-  return parts.join(' ');
+  // Values come from clients (login names, paths): one match must stay one inert line.
+  return printable(parts.join(' '));
 }

@@ -142,7 +142,11 @@ async function verifyChain(chain: string, files: readonly LogFile[], records: re
       if (c.record.event === 'audit.lines_dropped') notes.push(`${chain}: the gateway recorded ${String(c.record.count)} lines dropped under backlog between ${String(c.record.firstTime)} and ${String(c.record.lastTime)} (${f.name}:${lineNo})`);
       if (gap && ++gap.linesSince > REORDER_WINDOW_LINES) flushGap();
       if (!cursor) {
-        if (c.seq !== 1 || c.prev !== GENESIS) explainStart(chain, c.seq, f.name, records, notes);
+        const cutFrom = record && c.seq > record.firstSeq ? record.firstSeq : undefined;
+        if (cutFrom !== undefined) {
+          // Nothing before the first line links to it, so only the recorded head shows a cut start.
+          problem({ kind: 'removed', file: f.name, line: lineNo, seq: c.seq, message: `lines seq ${cutFrom}..${c.seq - 1} were removed from the start of ${f.name} (its first line was recorded as seq ${cutFrom})` });
+        } else if (c.seq !== 1 || c.prev !== GENESIS) explainStart(chain, c.seq, f.name, records, notes);
       } else if (c.seq === cursor.seq + 1 && c.prev === cursor.hash) {
         // the expected next line
       } else if (c.seq > cursor.seq + 1) {
