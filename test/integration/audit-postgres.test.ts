@@ -76,4 +76,23 @@ test('security events reach PostgreSQL in batches, indexed for time, event, IP, 
   assert.equal(cli.status, 1, cli.stdout + cli.stderr);
   assert.match(cli.stdout, /chain heads from PostgreSQL table gateway_audit_chain_heads \(node gw-a\)/);
   assert.match(cli.stdout, new RegExp(`MISSING-FILE access ${day.replace(/\./g, '\\.')}`));
+
+  // Without the out-of-folder record, verify fails rather than pass on the files alone: a wrong
+  // node name (no heads), an unreachable PostgreSQL. Before, both fell back and exited 0.
+  const verifyWith = (args: string[], databaseUrl: string): ReturnType<typeof spawnSync> =>
+    spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `import { run } from './src/cli/main.ts'; process.exitCode = await run(${JSON.stringify(['audit', 'verify', audit.dir, ...args])});`], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, GATEWAY_CONFIG: '/nonexistent.yaml', DATABASE_URL: databaseUrl },
+    });
+  const wrongNode = verifyWith(['--node', 'no-such-node'], dbUrl);
+  assert.equal(wrongNode.status, 1, String(wrongNode.stdout) + String(wrongNode.stderr));
+  assert.match(String(wrongNode.stderr), /no chain heads for node no-such-node/);
+  const unreachable = verifyWith(['--node', 'gw-a'], 'postgres://postgres@127.0.0.1:1/none');
+  assert.equal(unreachable.status, 1, String(unreachable.stdout) + String(unreachable.stderr));
+  assert.match(String(unreachable.stderr), /cannot read chain heads from PostgreSQL/);
+  // The operator can still choose the local copy, knowingly.
+  const local = verifyWith(['--node', 'gw-a', '--local-heads'], 'postgres://postgres@127.0.0.1:1/none');
+  assert.notEqual(local.status, null);
+  assert.doesNotMatch(String(local.stderr), /cannot read chain heads/);
 });

@@ -12,9 +12,10 @@ import { parseArgs } from '../context.js';
 import type { Command } from '../command.js';
 
 const USAGE = `usage:
-  crm-gateway audit verify [dir] [--node name] [--json]
+  crm-gateway audit verify [dir] [--node name] [--local-heads] [--json]
       check every log file (gzipped too): changed, removed, reordered lines, missing or cut files;
-      with DATABASE_URL the chain heads recorded in PostgreSQL, else ${'`'}.chain-heads.json${'`'} in dir
+      with DATABASE_URL the chain heads recorded in PostgreSQL (fails when they cannot be read),
+      else, or with --local-heads, ${'`'}.chain-heads.json${'`'} in dir (which whoever can edit the logs can edit too)
   crm-gateway audit search [--dir d] [--since t] [--until t] [--user u] [--ip a] [--route r]
       [--status 429|4xx] [--reason CODE] [--event name|prefix.] [--stream access,security,app] [--limit n] [--json]
       t: ISO time, YYYY-MM-DD, or an age such as 90m, 12h, 7d
@@ -56,14 +57,28 @@ function opt(options: Map<string, string | true>, name: string): string | undefi
   return v;
 }
 
-async function loadHeads(s: Settings, dir: string): Promise<{ records: HeadRecord[]; from: string } | undefined> {
-  if (s.databaseUrl) {
+/** The heads an honest verify needs could not be read: verify fails instead of passing without them. */
+class HeadsUnavailable extends Error {}
+
+/**
+ * The chain heads to check the files against. With DATABASE_URL they must come from
+ * PostgreSQL: falling back to the heads file in the log folder (editable by whoever can edit
+ * the logs) would let a verify pass exactly when the out-of-folder record matters. No heads for
+ * this node there means a wrong --node / LOG_NODE or a wiped table, not a clean log.
+ */
+async function loadHeads(s: Settings, dir: string, localOnly: boolean): Promise<{ records: HeadRecord[]; from: string } | undefined> {
+  if (s.databaseUrl && !localOnly) {
     const pool = new pg.Pool({ connectionString: s.databaseUrl, max: 1, connectionTimeoutMillis: 5_000 });
     try {
       const store = new PostgresHeadStore(pool, s.node);
-      return { records: await store.load(), from: `${store.where} (node ${s.node})` };
-    } catch (err) {
-      process.stderr.write(`crm-gateway: cannot read chain heads from PostgreSQL (${(err as Error).message}); using the local copy\n`);
+      let records: HeadRecord[];
+      try {
+        records = await store.load();
+      } catch (err) {
+        throw new HeadsUnavailable(`cannot read chain heads from PostgreSQL (${(err as Error).message}); fix the connection, or pass --local-heads to check against ${dir}/.chain-heads.json knowing it lives beside the logs`);
+      }
+      if (records.length === 0) throw new HeadsUnavailable(`PostgreSQL holds no chain heads for node ${s.node}: set --node (or LOG_NODE) to the gateway's node name`);
+      return { records, from: `${store.where} (node ${s.node})` };
     } finally {
       await pool.end();
     }
@@ -76,7 +91,14 @@ async function loadHeads(s: Settings, dir: string): Promise<{ records: HeadRecor
 async function verify(positional: string[], options: Map<string, string | true>, s: Settings): Promise<number> {
   const dir = positional[0] ?? opt(options, 'dir') ?? s.dir;
   const node = opt(options, 'node');
-  const heads = await loadHeads(node ? { ...s, node } : s, dir);
+  let heads: Awaited<ReturnType<typeof loadHeads>>;
+  try {
+    heads = await loadHeads(node ? { ...s, node } : s, dir, options.has('local-heads'));
+  } catch (err) {
+    if (!(err instanceof HeadsUnavailable)) throw err;
+    process.stderr.write(`crm-gateway audit verify: FAILED: ${err.message}\n`);
+    return 1;
+  }
   const report = await verifyLogDir(dir, heads);
   process.stdout.write(options.has('json') ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
   return report.ok ? 0 : 1;
