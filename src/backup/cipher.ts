@@ -3,6 +3,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { BackupError } from './errors.js';
 import { CIPHER_AES_256_GCM, encodeHeader, FORMAT_VERSION, HEADER_BYTES, MAX_PLAINTEXT_BYTES, NONCE_BYTES, OVERHEAD_BYTES, parseHeader, TAG_BYTES, type Header } from './format.js';
+import { BlockDigests, changedSinceVerified, type Fingerprint } from './fingerprint.js';
 import type { BackupKey } from './key.js';
 
 const ALGORITHM = 'aes-256-gcm';
@@ -57,6 +58,8 @@ class DecryptStream extends Transform {
   private readonly decipher: DecipherGCM;
   private readonly hash: Hash = createHash('sha256');
   private digest: string | undefined;
+  /** Set once the tag has been checked and matched. */
+  authenticated = false;
 
   constructor(
     key: BackupKey,
@@ -86,6 +89,7 @@ class DecryptStream extends Transform {
       done(new BackupError('BACKUP_TAMPERED', `${this.file}: authentication failed: the file was changed or damaged after it was written (or the header's key id was edited)`));
       return;
     }
+    this.authenticated = true;
     done(null, last);
   }
 
@@ -102,14 +106,25 @@ export interface OpenedBackup {
   /** Plaintext; errors with BACKUP_TAMPERED at the end when the tag does not match. */
   plaintext: Readable;
   ciphertextSha256(): string | undefined;
+  /** What this pass authenticated, once the plaintext has ended with the tag matched; else undefined. */
+  fingerprint(): Fingerprint | undefined;
+}
+
+/** Header, tag and size against what the verifying pass authenticated, before anything is decrypted. */
+function checkAgainst(expected: Fingerprint | undefined, path: string, size: number, header: Buffer, tag: Buffer): void {
+  if (!expected) return;
+  if (size !== expected.size) throw changedSinceVerified(path, 'its size');
+  if (!header.equals(expected.header)) throw changedSinceVerified(path, 'its header');
+  if (!tag.equals(expected.tag)) throw changedSinceVerified(path, 'its tag');
 }
 
 /**
  * Opens an encrypted backup for one streaming pass: header and tag are read first (one file
  * descriptor throughout, so the checks and the stream see the same file), the key id compared,
- * then the ciphertext streams through the decipher.
+ * then the ciphertext streams through the decipher. With `expected` (the fingerprint of a pass
+ * that authenticated the file), every block is compared with it before it is decrypted.
  */
-export async function openBackupFile(path: string, key: BackupKey): Promise<OpenedBackup> {
+export async function openBackupFile(path: string, key: BackupKey, expected?: Fingerprint): Promise<OpenedBackup> {
   let fh: FileHandle;
   try {
     fh = await open(path, 'r');
@@ -128,18 +143,24 @@ export async function openBackupFile(path: string, key: BackupKey): Promise<Open
     }
     const tag = Buffer.alloc(TAG_BYTES);
     await fh.read(tag, 0, TAG_BYTES, size - TAG_BYTES);
+    checkAgainst(expected, path, size, headerBuf, tag);
     const decrypt = new DecryptStream(key, headerBuf, tag, path);
+    const blocks = new BlockDigests(expected?.blocks, path);
     // An empty dump has no ciphertext: createReadStream with end < start would read to EOF.
     const body = size - OVERHEAD_BYTES > 0 ? fh.createReadStream({ start: HEADER_BYTES, end: size - TAG_BYTES - 1 }) : undefined;
     if (body) {
-      body.on('error', (err) => decrypt.destroy(err)).pipe(decrypt);
+      body.on('error', (err) => decrypt.destroy(err)).pipe(blocks).on('error', (err) => decrypt.destroy(err)).pipe(decrypt);
       // A consumer that gives up early (a failed restore) must not leave the descriptor open.
-      decrypt.once('close', () => body.destroy());
+      decrypt.once('close', () => {
+        blocks.destroy();
+        body.destroy();
+      });
     } else {
       decrypt.end();
       decrypt.once('close', () => void fh.close());
     }
-    return { header, bytes: size, plaintext: decrypt, ciphertextSha256: () => decrypt.ciphertextSha256() };
+    const fingerprint = (): Fingerprint | undefined => (decrypt.authenticated ? { size, header: headerBuf, tag, blocks: blocks.digests } : undefined);
+    return { header, bytes: size, plaintext: decrypt, ciphertextSha256: () => decrypt.ciphertextSha256(), fingerprint };
   } catch (err) {
     await fh.close();
     throw err;

@@ -4,6 +4,7 @@ import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { processEnv, type Env } from '../config/env.js';
 import { fileStamp } from '../secrets/files.js';
+import { predictability } from '../secrets/strength.js';
 import { EncryptStream } from './cipher.js';
 import { BackupError, isBackupError } from './errors.js';
 import { trackInFlight } from './in-flight.js';
@@ -83,12 +84,22 @@ function syncDir(dir: string): void {
 }
 
 /**
+ * A key of the right length but no randomness (all zeros, a pattern) would encrypt in name only.
+ * Only new backups are refused: verify and restore still read the old ones made with it.
+ */
+function refuseWeakKey(key: BackupKey, keyFile: string): void {
+  const weak = predictability(key.key.toString('hex'));
+  if (weak) throw new BackupError('BACKUP_KEY_INVALID', `the backup key ${keyFile} is predictable (${weak}): move it away (backups made with it need it) and run \`npx crm-gateway setup\` for a new one`);
+}
+
+/**
  * One backup: a snapshot is exported, pg_dump (custom format) streams it through AES-256-GCM
  * into `<name>.dump.enc.partial` while the same snapshot's row counts are taken, then the
  * manifest is written and the file renamed into place. Plaintext exists only in pipes and
  * memory. Any failure removes the partial file; nothing is left that looks like a backup.
  */
 export async function createBackup(s: BackupSettings, key: BackupKey, opts: CreateOptions = {}): Promise<CreatedBackup> {
+  refuseWeakKey(key, s.keyFile);
   const now = opts.now ?? (() => new Date());
   const target = pgTarget(requireDatabaseUrl(s), 'backup database URL (BACKUP_DATABASE_URL / DATABASE_URL)');
   const env = pgToolEnv(target, opts.env ?? processEnv());

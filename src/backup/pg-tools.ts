@@ -46,9 +46,19 @@ export function startTool(tool: PgTool, args: readonly string[], env: Record<str
   };
 }
 
-/** The last lines of a tool's stderr, for a one-paragraph error message. */
+/**
+ * The server quotes rows in its errors (`DETAIL: Failing row contains (…)`, `Key (email)=(…)`,
+ * `CONTEXT: COPY t, line 3: "…"`); these messages reach the security log and the console, so
+ * the row data is cut out and the statement and constraint names kept.
+ */
+function withoutRowData(line: string): string {
+  if (/^\s*(pg_restore: )?(DETAIL|Command was):/.test(line)) return line.replace(/(DETAIL|Command was):.*/, '$1: (row data withheld)');
+  return line.replace(/(CONTEXT:\s+COPY [^,]+, line \d+)(, column [^:]+)?: .*/, '$1$2 (row data withheld)');
+}
+
+/** The last lines of a tool's stderr, for a one-paragraph error message (without row data). */
 export function lastLines(stderr: string, n = 6): string {
-  const lines = stderr.split('\n').filter((l) => l.trim() !== '');
+  const lines = stderr.split('\n').filter((l) => l.trim() !== '').map(withoutRowData);
   return lines.slice(-n).join(' | ') || '(no output)';
 }
 

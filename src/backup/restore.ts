@@ -1,7 +1,8 @@
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { processEnv, type Env } from '../config/env.js';
 import { openBackupFile } from './cipher.js';
 import { BackupError, isBackupError } from './errors.js';
+import type { Fingerprint } from './fingerprint.js';
 import type { BackupKey } from './key.js';
 import type { Manifest } from './manifest.js';
 import { lastLines, startTool } from './pg-tools.js';
@@ -33,18 +34,35 @@ export interface Restored {
 }
 
 /**
- * The second pass: decrypt again (the file is read anew: what was verified is not assumed
- * unchanged) into `pg_restore --single-transaction --exit-on-error`, holding the end of the
- * archive back until the tag is checked. On any failure pg_restore is killed before it has
- * read the end, so its transaction never commits: the target is as it was.
+ * A full decryption with the tag checked, plaintext discarded: the fingerprint of what was
+ * authenticated. Nothing of the file is used before this has succeeded.
  */
-export async function streamIntoDatabase(dataPath: string, key: BackupKey, target: PgTarget, opts: RestoreOptions = {}): Promise<void> {
+async function authenticate(dataPath: string, key: BackupKey): Promise<Fingerprint> {
+  const opened = await openBackupFile(dataPath, key);
+  // The plaintext is discarded: only the tag and the block digests matter here.
+  opened.plaintext.resume();
+  await finished(opened.plaintext);
+  const fingerprint = opened.fingerprint();
+  if (!fingerprint) throw new BackupError('BACKUP_TAMPERED', `${dataPath}: the authentication tag was not checked`);
+  return fingerprint;
+}
+
+/**
+ * The second pass: decrypt again into `pg_restore --single-transaction --exit-on-error`. The
+ * file is read anew, and every block is compared with the fingerprint of the pass that
+ * authenticated it (`authenticated`, from verification; without it this authenticates the file
+ * first) before it is decrypted: a tag checked only at the end would come too late, since
+ * pg_restore runs the archive's SQL as it reads it. The end of the archive is also held back
+ * until the tag has been checked again. On any failure pg_restore is killed: the target is as it was.
+ */
+export async function streamIntoDatabase(dataPath: string, key: BackupKey, target: PgTarget, opts: RestoreOptions = {}, authenticated?: Fingerprint): Promise<void> {
+  const expected = authenticated ?? (await authenticate(dataPath, key));
   const env = pgToolEnv(target, opts.env ?? processEnv());
   const args = ['--single-transaction', '--exit-on-error', '--no-password'];
   if (opts.force) args.push('--clean', '--if-exists');
   if (opts.noOwner) args.push('--no-owner', '--no-privileges');
   args.push(`--dbname=${target.libpqUrl}`);
-  const opened = await openBackupFile(dataPath, key);
+  const opened = await openBackupFile(dataPath, key, expected);
   const restore = startTool('pg_restore', args, env, { stdin: 'pipe', stdout: 'ignore' });
   // Before pipeline's own handlers: kill first, so nothing after a failed tag reaches pg_restore.
   opened.plaintext.once('error', restore.kill);
@@ -94,7 +112,7 @@ export async function restoreBackup(dataPath: string, targetUrl: string, key: Ba
   const verified = await verifyBackup(dataPath, key, { record: false, ...(opts.env ? { env: opts.env } : {}) });
   if (!opts.force) await checkTargetEmpty(target, false);
 
-  await streamIntoDatabase(dataPath, key, target, opts);
+  await streamIntoDatabase(dataPath, key, target, opts, verified.fingerprint);
 
   const after = await connect(target, 'restore target');
   try {

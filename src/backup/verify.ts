@@ -4,6 +4,7 @@ import { processEnv, type Env } from '../config/env.js';
 import { openBackupFile } from './cipher.js';
 import { BackupError, isBackupError } from './errors.js';
 import { FanOut } from './fan-out.js';
+import type { Fingerprint } from './fingerprint.js';
 import type { BackupKey } from './key.js';
 import { manifestBody, manifestPathFor, readManifest, writeManifest, type Manifest, type ManifestBody } from './manifest.js';
 import { lastLines, startTool } from './pg-tools.js';
@@ -23,6 +24,8 @@ export interface Verified {
   /** Entries in pg_restore's table of contents. */
   tocEntries: number;
   durationMs: number;
+  /** Exactly the bytes this verification authenticated: a restore releases nothing else. */
+  fingerprint: Fingerprint;
 }
 
 /** `3353; 0 17212 TABLE DATA public t postgres` → does the TOC hold data for every table of the manifest? */
@@ -38,7 +41,7 @@ function missingTableData(toc: string, manifest: ManifestBody): string[] {
  * contents must hold data for every table of the manifest) and to a full `pg_restore` into
  * nowhere (every data block read and decompressed). Plaintext only passes through pipes.
  */
-async function checkFile(dataPath: string, manifest: ManifestBody, key: BackupKey, env: Record<string, string>): Promise<number> {
+async function checkFile(dataPath: string, manifest: ManifestBody, key: BackupKey, env: Record<string, string>): Promise<{ tocEntries: number; fingerprint: Fingerprint }> {
   let size: number;
   try {
     size = (await stat(dataPath)).size;
@@ -70,7 +73,9 @@ async function checkFile(dataPath: string, manifest: ManifestBody, key: BackupKe
   if (te.code !== 0) throw new BackupError('BACKUP_ARCHIVE_INVALID', `pg_restore cannot read every part of the archive in ${dataPath}: ${lastLines(te.stderr)}`);
   const missing = missingTableData(toc, manifest);
   if (missing.length > 0) throw new BackupError('BACKUP_ARCHIVE_INVALID', `the archive in ${dataPath} has no data for ${missing.length} table(s) of its manifest: ${missing.slice(0, 10).join(', ')}`);
-  return toc.split('\n').filter((l) => /^\d+; /.test(l)).length;
+  const fingerprint = opened.fingerprint();
+  if (!fingerprint) throw new BackupError('BACKUP_TAMPERED', `${dataPath}: the authentication tag was not checked`);
+  return { tocEntries: toc.split('\n').filter((l) => /^\d+; /.test(l)).length, fingerprint };
 }
 
 /**
@@ -87,9 +92,9 @@ export async function verifyBackup(dataPath: string, key: BackupKey, opts: Verif
   const read = readManifest(manifestPath, key);
   const body = manifestBody(read);
   try {
-    const tocEntries = await checkFile(dataPath, body, key, env);
+    const { tocEntries, fingerprint } = await checkFile(dataPath, body, key, env);
     const manifest = record ? writeManifest(manifestPath, { ...body, verified: true, verifiedAt: now().toISOString(), verifyError: null }, key) : read;
-    return { dataPath, manifestPath, manifest, tocEntries, durationMs: Math.round(performance.now() - t0) };
+    return { dataPath, manifestPath, manifest, tocEntries, durationMs: Math.round(performance.now() - t0), fingerprint };
   } catch (err) {
     if (record) {
       try {

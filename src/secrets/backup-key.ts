@@ -3,6 +3,7 @@ import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BACKUP_KEY_BYTES } from './specs.js';
 import { ensurePrivateDir, PRIVATE_FILE_MODE, writeNewPrivateFile } from './files.js';
+import { predictability } from './strength.js';
 
 /**
  * The backup encryption key lives in its own file, apart from `.env` and from the backups:
@@ -21,6 +22,9 @@ export function backupKeyProblem(content: string): string | undefined {
   if (!/^[0-9a-fA-F]+$/.test(key)) return 'is not a hex key';
   // The backup commands accept exactly this and nothing else (src/backup/key.ts), so doctor does too.
   if (key.length !== BACKUP_KEY_BYTES * 2) return `is ${key.length / 2} bytes, not ${BACKUP_KEY_BYTES} (${BACKUP_KEY_BYTES * 2} hex characters)`;
+  // Right length, no randomness (all zeros, a pattern): backups under it are as good as plain.
+  const weak = predictability(key.toLowerCase());
+  if (weak) return `is predictable (${weak}), not 32 random bytes`;
   return undefined;
 }
 

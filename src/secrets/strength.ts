@@ -16,6 +16,21 @@ const PLACEHOLDER = /^<.*>$|^(your|my|change|replace|insert|put|enter|fill)[_ .-
 /** Fewer distinct characters than this cannot hold the entropy the architecture asks. */
 const MIN_DISTINCT_CHARS = 8;
 
+/**
+ * Why a value of the right length still holds little entropy, or undefined: too few distinct
+ * characters, or one short pattern repeated (`0123456789abcdef` four times has 16 distinct
+ * characters and 64 hex digits, and about 64 bits at most). Random values of the architecture's
+ * strengths are never flagged (a period under half the length: odds below 16^-32).
+ */
+export function predictability(value: string): string | undefined {
+  const distinct = new Set(value).size;
+  if (distinct < MIN_DISTINCT_CHARS) return `only ${distinct} distinct characters`;
+  for (let period = 1; period <= value.length / 2; period++) {
+    if (value.length % period === 0 && value.slice(0, period).repeat(value.length / period) === value) return `a ${period}-character pattern repeated`;
+  }
+  return undefined;
+}
+
 export interface SecretProblem {
   /** `fail`: unusable (default, too short, predictable); `warn`: works, but not as specified. */
   level: 'fail' | 'warn';
@@ -27,7 +42,8 @@ export function assessSecret(name: string, value: string | undefined, spec?: Pic
   if (value === undefined || value === '') return { level: 'fail', message: `${name} is not set` };
   const normalized = value.toLowerCase().replace(/[^a-z0-9]/g, '');
   if (KNOWN_DEFAULTS.has(normalized) || PLACEHOLDER.test(value)) return { level: 'fail', message: `${name} is a default or placeholder value` };
-  if (new Set(value).size < MIN_DISTINCT_CHARS) return { level: 'fail', message: `${name} is predictable (only ${new Set(value).size} distinct characters)` };
+  const weak = predictability(value);
+  if (weak) return { level: 'fail', message: `${name} is predictable (${weak})` };
   if (spec && value.length < spec.minChars) return { level: 'fail', message: `${name} is too short (${value.length} characters; at least ${spec.minChars})` };
   if (spec?.encoding === 'hex' && !/^[0-9a-fA-F]+$/.test(value)) return { level: 'warn', message: `${name} is not hex (the architecture asks ${spec.bytes ?? '?'} random bytes as hex)` };
   if (spec?.encoding === 'alphanumeric' && !/^[A-Za-z0-9]+$/.test(value)) return { level: 'warn', message: `${name} has characters other than letters and digits (they break connection URLs)` };
