@@ -84,6 +84,19 @@ export interface AuditLogger extends Logger {
  * console channel for operators, security events copied to PostgreSQL, alerts (rules,
  * resources, log-sink trouble) raised as security events and posted to ALERT_WEBHOOK_URL.
  */
+/** Names the logger itself sets on each stream's lines; a caller's field of that name is renamed `_name`. */
+const ACCESS_OWN = new Set(['time']);
+const SECURITY_OWN = new Set(['time', 'event']);
+const APP_OWN = new Set(['time', 'level', 'message']);
+
+/** Fields with the logger's own names renamed, so no caller value can pose as a line's time or event. */
+function ownFields(fields: Record<string, unknown>, own: ReadonlySet<string>): Record<string, unknown> {
+  if (!Object.keys(fields).some((k) => own.has(k))) return fields;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) out[own.has(k) ? `_${k}` : k] = v;
+  return out;
+}
+
 export async function createAuditLogger(opts: AuditLoggerOptions): Promise<AuditLogger> {
   const now = opts.now ?? Date.now;
   const closeTimeout = opts.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
@@ -172,12 +185,12 @@ export async function createAuditLogger(opts: AuditLoggerOptions): Promise<Audit
 
   const logger: AuditLogger = {
     access(entry) {
-      const record = { time: time(), ...redactFields(entry) };
+      const record = { time: time(), ...ownFields(redactFields(entry), ACCESS_OWN) };
       sinks.get('access')?.write(record);
       notify('access', record);
     },
     security(event, fields = {}) {
-      const record = { time: time(), event, ...redactFields(fields) };
+      const record = { time: time(), event, ...ownFields(redactFields(fields), SECURITY_OWN) };
       m.securityEventsTotal.inc({ event });
       sinks.get('security')?.write(record);
       eventsDb.push(record);
@@ -185,7 +198,7 @@ export async function createAuditLogger(opts: AuditLoggerOptions): Promise<Audit
     },
     app(level, message, fields = {}) {
       if (RANK[level] > RANK[opts.level]) return;
-      const record = { time: time(), level, message: scrubText(message), ...redactFields(fields) };
+      const record = { time: time(), level, message: scrubText(message), ...ownFields(redactFields(fields), APP_OWN) };
       sinks.get('app')?.write(record);
       toConsole(level, { ...record, stream: 'app' });
     },
