@@ -1,5 +1,5 @@
 import type { GatewayConfig } from './schema.js';
-import { coversEverything } from '../net/ip.js';
+import { coversEverything, IpSet, normalizeIp } from '../net/ip.js';
 import type { CertificateInfo } from '../tls/certificates.js';
 
 export interface PolicyFinding {
@@ -14,6 +14,28 @@ export type CertificateFacts = CertificateInfo | undefined;
 /** Shortest secret (in characters) accepted in production; the architecture asks 32 bytes. */
 const MIN_SECRET_CHARS = 32;
 
+const LOOPBACK = new IpSet(['127.0.0.0/8', '::1/128']);
+
+/** The admin listener has no authentication of its own for /metrics and /readyz: loopback only. */
+function isLoopback(address: string): boolean {
+  if (address.trim().toLowerCase() === 'localhost') return true;
+  const ip = normalizeIp(address);
+  return ip !== undefined && LOOPBACK.has(ip);
+}
+
+/**
+ * What production refuses in a certificate and its key. Checked at startup and again on every
+ * reload: a renewal must not bring in what startup would have refused.
+ */
+export function certificateFindings(cfg: GatewayConfig, cert: CertificateFacts): PolicyFinding[] {
+  if (cert === undefined) return [{ id: 'certificate-missing', message: `no TLS certificate at ${cfg.tls.certFile}` }];
+  const out: PolicyFinding[] = [];
+  if (cert.selfSigned) out.push({ id: 'certificate-self-signed', message: `the TLS certificate ${cfg.tls.certFile} is self-signed` });
+  if (cert.validTo.getTime() < Date.now()) out.push({ id: 'certificate-expired', message: `the TLS certificate expired on ${cert.validTo.toISOString()}` });
+  if ((cert.keyMode & 0o077) !== 0) out.push({ id: 'key-mode', message: `the TLS key ${cfg.tls.keyFile} is readable by others (mode ${cert.keyMode.toString(8)}; want 600)` });
+  return out;
+}
+
 /**
  * Settings that are allowed but unsafe. In production each one refuses startup; in
  * development each one is a loud WARNING. Every finding is returned, not just the first.
@@ -21,15 +43,13 @@ const MIN_SECRET_CHARS = 32;
 export function insecureSettings(cfg: GatewayConfig, cert: CertificateFacts): PolicyFinding[] {
   const out: PolicyFinding[] = [];
   if (!cfg.forceHttps) out.push({ id: 'force-https-off', message: 'FORCE_HTTPS=false: plain HTTP is served instead of redirected to HTTPS' });
-  if (cert === undefined) out.push({ id: 'certificate-missing', message: `no TLS certificate at ${cfg.tls.certFile}` });
-  else {
-    if (cert.selfSigned) out.push({ id: 'certificate-self-signed', message: `the TLS certificate ${cfg.tls.certFile} is self-signed` });
-    if (cert.validTo.getTime() < Date.now()) out.push({ id: 'certificate-expired', message: `the TLS certificate expired on ${cert.validTo.toISOString()}` });
-    if ((cert.keyMode & 0o077) !== 0) out.push({ id: 'key-mode', message: `the TLS key ${cfg.tls.keyFile} is readable by others (mode ${cert.keyMode.toString(8)}; want 600)` });
-  }
+  out.push(...certificateFindings(cfg, cert));
   if (cfg.corsOrigins.includes('*')) out.push({ id: 'cors-wildcard', message: 'CORS_ORIGINS contains *' });
   for (const r of cfg.routes) {
     if (r.cors?.origins.includes('*')) out.push({ id: 'cors-wildcard', message: `route ${r.name} allows CORS from any origin (*)` });
+  }
+  if (!isLoopback(cfg.listen.adminAddress)) {
+    out.push({ id: 'admin-not-loopback', message: `the admin listener (metrics, readiness, security overview) binds to ${cfg.listen.adminAddress}, not loopback` });
   }
   if (coversEverything(cfg.trustedProxies)) out.push({ id: 'trusted-proxies-everything', message: 'TRUSTED_PROXIES covers every address: any client can forge X-Forwarded-For' });
   if (!cfg.log.hashKey) out.push({ id: 'log-hash-key-missing', message: 'LOG_HASH_KEY is not set: phone numbers in the logs would be hashed with a key that changes at every start' });

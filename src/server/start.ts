@@ -5,7 +5,8 @@ import type { GatewayConfig } from '../config/schema.js';
 import { createGateway, hstsValue, type Gateway } from '../app.js';
 import type { GatewayDeps } from '../deps.js';
 import { loadCertificatePair, type CertificateInfo } from '../tls/certificates.js';
-import { createCertificateReloader, type CertificateReloader } from '../tls/reloader.js';
+import { createCertificateReloader, type CertificateReloader, type CertificateVeto } from '../tls/reloader.js';
+import { certificateFindings } from '../config/policy.js';
 import { tlsPolicy } from '../tls/options.js';
 import { createRedirectHandler } from './redirect.js';
 import { createAdminServer } from '../admin/server.js';
@@ -44,13 +45,25 @@ function harden(server: http.Server, cfg: GatewayConfig): void {
   server.maxRequestsPerSocket = 1000;
 }
 
-/** Builds the pipeline and opens the HTTPS, HTTP and admin listeners. */
+/**
+ * Production refuses to start with a self-signed or expired certificate or a key others can
+ * read; a reload (file change, SIGHUP) must not bring one in either. Development takes any pair.
+ */
+function reloadVeto(cfg: GatewayConfig): CertificateVeto | undefined {
+  if (cfg.env !== 'production') return undefined;
+  return (info) => {
+    const findings = certificateFindings(cfg, info);
+    return findings.length > 0 ? `refused by the production policy: ${findings.map((f) => `[${f.id}] ${f.message}`).join('; ')}` : undefined;
+  };
+}
+
 /** Process wiring that is not config: set by a cluster worker. */
 export interface StartOptions {
   /** TLS session-ticket keys shared by every worker (48 bytes), so resumption works across them. */
   ticketKeys?: Buffer | undefined;
 }
 
+/** Builds the pipeline and opens the HTTPS, HTTP and admin listeners. */
 export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps, opts: StartOptions = {}): Promise<RunningGateway> {
   const log = deps.log;
   const pair = loadCertificatePair(cfg.tls.certFile, cfg.tls.keyFile);
@@ -66,7 +79,19 @@ export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps, opts: 
     connectionsCheckingInterval: SLOW_CLIENT_SWEEP_MS,
   };
 
-  const httpsServer = https.createServer({ ...serverOptions, ...tlsPolicy(), cert: pair.cert, key: pair.key, ...(opts.ticketKeys ? { ticketKeys: opts.ticketKeys } : {}) }, gateway.handleRequest);
+  const httpsServer = https.createServer(
+    {
+      ...serverOptions,
+      ...tlsPolicy(),
+      // Node's default is 120 s; headersTimeout only starts once the handshake is done, so a client
+      // that never finishes it (or never sends a ClientHello) held its connection that long.
+      handshakeTimeout: cfg.server.headersTimeout,
+      cert: pair.cert,
+      key: pair.key,
+      ...(opts.ticketKeys ? { ticketKeys: opts.ticketKeys } : {}),
+    },
+    gateway.handleRequest,
+  );
   harden(httpsServer, cfg);
   countConnections(httpsServer);
   httpsServer.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
@@ -94,7 +119,7 @@ export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps, opts: 
   httpsPort = await listen(httpsServer, cfg.listen.httpsPort, cfg.listen.address);
   const httpPort = await listen(httpServer, cfg.listen.httpPort, cfg.listen.address);
   const adminPort = await listen(adminServer, cfg.listen.adminPort, cfg.listen.adminAddress);
-  const certificates = createCertificateReloader([httpsServer], cfg.tls.certFile, cfg.tls.keyFile, pair.info as CertificateInfo, log, { watch: cfg.tls.watch });
+  const certificates = createCertificateReloader([httpsServer], cfg.tls.certFile, cfg.tls.keyFile, pair.info as CertificateInfo, log, { watch: cfg.tls.watch, veto: reloadVeto(cfg) });
 
   whatsapp?.start();
   log.app('info', 'gateway listening', { https: httpsPort, http: httpPort, admin: `${cfg.listen.adminAddress}:${adminPort}`, env: cfg.env, routes: cfg.routes.map((r) => r.name) });

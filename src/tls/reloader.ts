@@ -7,6 +7,9 @@ import type { Logger } from '../log/logger.js';
 
 const DEBOUNCE_MS = 250;
 
+/** Why a loaded pair must not be served (production policy), or undefined to take it. */
+export type CertificateVeto = (info: CertificateInfo) => string | undefined;
+
 export interface CertificateReloader {
   /** Reloads now; resolves true when the new pair is in use. */
   reload(reason: string): boolean;
@@ -17,7 +20,8 @@ export interface CertificateReloader {
 /**
  * Swaps the server's certificate without a restart: new handshakes get the new pair, open
  * connections keep theirs. Watches the files' folders (renewal tools replace files by
- * rename) and answers SIGHUP. A broken new pair is refused and the old one stays.
+ * rename) and answers SIGHUP. A broken new pair, or one `veto` refuses, is refused and the old
+ * one stays.
  */
 export function createCertificateReloader(
   servers: readonly Server[],
@@ -25,7 +29,7 @@ export function createCertificateReloader(
   keyFile: string,
   initial: CertificateInfo,
   log: Logger,
-  opts: { watch: boolean },
+  opts: { watch: boolean; veto?: CertificateVeto | undefined },
 ): CertificateReloader {
   let current = initial;
   let timer: NodeJS.Timeout | undefined;
@@ -34,6 +38,8 @@ export function createCertificateReloader(
   const reload = (reason: string): boolean => {
     try {
       const pair = loadCertificatePair(certFile, keyFile);
+      const refused = opts.veto?.(pair.info);
+      if (refused) throw new Error(refused);
       for (const s of servers) s.setSecureContext({ ...tlsPolicy(), cert: pair.cert, key: pair.key });
       current = pair.info;
       log.security('tls.certificate_reloaded', { reason, subject: pair.info.subject, validTo: pair.info.validTo.toISOString(), fingerprint256: pair.info.fingerprint256 });

@@ -121,15 +121,36 @@ export class DeliveryWorker {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      await this.flushRemovals();
-      if (!this.holding) {
-        await this.sleep(IDLE_POLL_MS, true);
-        if (this.stopped) break;
-        await this.tryAcquire();
-        continue;
+      try {
+        await this.turn();
+      } catch (err) {
+        await this.survive(err);
       }
-      await this.step();
     }
+  }
+
+  private async turn(): Promise<void> {
+    await this.flushRemovals();
+    if (!this.holding) {
+      await this.sleep(IDLE_POLL_MS, true);
+      if (this.stopped) return;
+      await this.tryAcquire();
+      return;
+    }
+    await this.step();
+  }
+
+  /**
+   * An error nothing else caught. The loop goes on, but first the lease is given back: the
+   * renewal timer would otherwise keep it alive for a deliverer that no longer delivers, and
+   * every process sharing the queue would wait on it forever.
+   */
+  private async survive(err: unknown): Promise<void> {
+    this.log.app('error', 'webhook delivery failed unexpectedly; lease released', { route: this.o.routeName, error: err instanceof Error ? err.stack : String(err) });
+    this.stopRenewing();
+    if (this.holding) await this.store.release(this.token, true).catch(() => undefined);
+    this.holding = false;
+    await this.backoff('unexpected error');
   }
 
   private async tryAcquire(): Promise<void> {

@@ -68,7 +68,10 @@ describe('the shipped docker-compose.yml', () => {
   });
 
   test('Redis requires the password from .env; PostgreSQL is not published and runs TLS', () => {
-    assert.match(byName.get('redis')?.rawCommand ?? '', /--requirepass \$\{REDIS_PASSWORD:\?/);
+    // The password reaches redis-server through the container's environment, never its command
+    // line (which `docker ps --no-trunc` shows), and compose refuses to start without it.
+    assert.match(byName.get('redis')?.rawCommand ?? '', /--requirepass \\?"?\$\$REDISCLI_AUTH/);
+    assert.match(text, /REDISCLI_AUTH: \$\{REDIS_PASSWORD:\?/);
     assert.match(byName.get('postgres')?.command ?? '', /ssl=on/);
     assert.match(byName.get('postgres')?.command ?? '', /ssl_min_protocol_version=TLSv1\.2/);
   });
