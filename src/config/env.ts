@@ -25,6 +25,7 @@ export const ENV_SETTINGS = [
   ['WHATSAPP_VERIFY_TOKEN', ['secrets', 'whatsappVerifyToken']],
   ['WHATSAPP_APP_SECRET_PREVIOUS', ['secrets', 'whatsappAppSecretPrevious']],
   ['WHATSAPP_QUEUE_KEY', ['secrets', 'whatsappQueueKey']],
+  ['WHATSAPP_QUEUE_KEY_PREVIOUS', ['secrets', 'whatsappQueueKeyPrevious']],
   ['REDIS_URL', ['stores', 'redisUrl']],
   ['REDIS_PASSWORD', ['stores', 'redisPassword']],
   ['REDIS_SENTINELS', ['stores', 'redisSentinels']],

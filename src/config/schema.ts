@@ -255,6 +255,8 @@ export const gatewaySchema = z.strictObject({
       whatsappAppSecretPrevious: z.string().optional(),
       /** AES-256-GCM key of queued webhook payloads (message content is never at rest in clear). */
       whatsappQueueKey: z.string().regex(/^[0-9a-fA-F]{64}$/, 'use 32 bytes hex (64 characters): openssl rand -hex 32').optional(),
+      /** The queue key before a rotation: still opens queued payloads (never seals) until they drain. */
+      whatsappQueueKeyPrevious: z.string().regex(/^[0-9a-fA-F]{64}$/, 'use 32 bytes hex (64 characters): the WHATSAPP_QUEUE_KEY before the rotation').optional(),
     })
     .prefault({}),
   /** The WhatsApp webhook's delivery to the CRM API (routes with `auth: whatsapp`). */

@@ -139,10 +139,11 @@ export function manualRotationSteps(envFile = '.env'): string {
      npx crm-gateway secrets generate LOG_HASH_KEY
      docker compose up -d --force-recreate gateway
 
-7. Webhook queue key (WHATSAPP_QUEUE_KEY): payloads queued under the old key cannot be read;
-   rotate only while the webhook queue is empty.
+7. Webhook queue key (WHATSAPP_QUEUE_KEY): copy the current value to WHATSAPP_QUEUE_KEY_PREVIOUS
+   in ${envFile} first, so payloads queued under it are still delivered, then:
      npx crm-gateway secrets generate WHATSAPP_QUEUE_KEY
      docker compose up -d --force-recreate gateway
+   Once crmgw_whatsapp_queue_depth is 0, remove WHATSAPP_QUEUE_KEY_PREVIOUS and recreate again.
 
 8. WhatsApp app secret (WHATSAPP_APP_SECRET): Meta issues it. In the Meta app dashboard,
    Settings > Basic > App secret > Reset, then, without a restart of Meta's deliveries:

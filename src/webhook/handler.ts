@@ -49,7 +49,7 @@ export function createWebhookRoute(route: RouteConfig, s: WhatsappSettings, deps
   const log = deps.log;
   const target = new URL(route.upstream);
   const aad = `crm-gateway/whatsapp-queue/v1/${route.name}`;
-  const sealer = s.queueKey ? new Sealer(s.queueKey) : undefined;
+  const sealer = s.queueKey ? new Sealer(s.queueKey, s.queueKeyPrevious ? [s.queueKeyPrevious] : []) : undefined;
   const store = deps.redis ? new WebhookStore(deps.redis, route.name) : undefined;
   const worker =
     store && sealer

@@ -13,11 +13,12 @@ const KEY_BYTES = 32;
  */
 export class Sealer {
   private readonly key: Buffer;
+  /** Keys that still open values (never seal): the key before a rotation, while its entries drain. */
+  private readonly previous: readonly Buffer[];
 
-  constructor(hexKey: string) {
-    const key = Buffer.from(hexKey, 'hex');
-    if (key.length !== KEY_BYTES || !/^[0-9a-fA-F]+$/.test(hexKey)) throw new Error(`the queue key must be ${KEY_BYTES} bytes hex`);
-    this.key = key;
+  constructor(hexKey: string, previousHexKeys: readonly string[] = []) {
+    this.key = parseKey(hexKey);
+    this.previous = previousHexKeys.map(parseKey);
   }
 
   /** version(1) ‖ iv(12) ‖ tag(16) ‖ ciphertext; a fresh random IV per value. */
@@ -34,9 +35,25 @@ export class Sealer {
     if (sealed.length < 1 + IV_BYTES + TAG_BYTES || sealed[0] !== VERSION) throw new Error('not a sealed value of a known version');
     const iv = sealed.subarray(1, 1 + IV_BYTES);
     const tag = sealed.subarray(1 + IV_BYTES, 1 + IV_BYTES + TAG_BYTES);
-    const decipher = createDecipheriv('aes-256-gcm', this.key, iv);
-    decipher.setAAD(Buffer.from(aad));
-    decipher.setAuthTag(tag);
-    return Buffer.concat([decipher.update(sealed.subarray(1 + IV_BYTES + TAG_BYTES)), decipher.final()]);
+    const body = sealed.subarray(1 + IV_BYTES + TAG_BYTES);
+    // The current key first; a previous one only when that fails (the tag tells which key sealed it).
+    let failure: unknown;
+    for (const key of [this.key, ...this.previous]) {
+      try {
+        const decipher = createDecipheriv('aes-256-gcm', key, iv);
+        decipher.setAAD(Buffer.from(aad));
+        decipher.setAuthTag(tag);
+        return Buffer.concat([decipher.update(body), decipher.final()]);
+      } catch (err) {
+        failure = err;
+      }
+    }
+    throw failure instanceof Error ? failure : new Error('cannot open the sealed value');
   }
+}
+
+function parseKey(hexKey: string): Buffer {
+  const key = Buffer.from(hexKey, 'hex');
+  if (key.length !== KEY_BYTES || !/^[0-9a-fA-F]+$/.test(hexKey)) throw new Error(`the queue key must be ${KEY_BYTES} bytes hex`);
+  return key;
 }

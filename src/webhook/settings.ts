@@ -7,6 +7,8 @@ export interface WhatsappSettings {
   readonly verifyToken: string | undefined;
   /** 32 bytes hex: AES-256-GCM key of queued payloads. */
   readonly queueKey: string | undefined;
+  /** The queue key before a rotation: opens entries sealed with it until the queue drains. */
+  readonly queueKeyPrevious: string | undefined;
   /** How long Meta's request waits for the CRM API before the payload is acknowledged as queued. */
   readonly ackTimeoutMs: number;
   readonly retryMinMs: number;
@@ -23,6 +25,7 @@ export function whatsappSettings(cfg: GatewayConfig, hsts: string | undefined): 
     appSecretPrevious: cfg.secrets.whatsappAppSecretPrevious || undefined,
     verifyToken: cfg.secrets.whatsappVerifyToken || undefined,
     queueKey: cfg.secrets.whatsappQueueKey || undefined,
+    queueKeyPrevious: cfg.secrets.whatsappQueueKeyPrevious || undefined,
     ackTimeoutMs: cfg.whatsapp.ackTimeout,
     retryMinMs: cfg.whatsapp.retryMin,
     retryMaxMs: cfg.whatsapp.retryMax,

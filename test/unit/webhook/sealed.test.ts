@@ -43,3 +43,16 @@ test('the envelope keeps the body byte for byte', () => {
   assert.equal(back.receivedAt, d.receivedAt);
   assert.throws(() => decodeDelivery(Buffer.from([0, 0, 0, 9, 1])));
 });
+
+test('after a key rotation, values sealed with the previous key still open; new ones use the current key', () => {
+  const old = randomBytes(32).toString('hex');
+  const current = randomBytes(32).toString('hex');
+  const before = new Sealer(old).seal(Buffer.from('queued before'), 'queue-a');
+  const rotated = new Sealer(current, [old]);
+  assert.equal(rotated.open(before, 'queue-a').toString(), 'queued before');
+  const after = rotated.seal(Buffer.from('queued after'), 'queue-a');
+  assert.equal(new Sealer(current).open(after, 'queue-a').toString(), 'queued after', 'sealed with the current key only');
+  assert.throws(() => new Sealer(old).open(after, 'queue-a'), 'the previous key never seals');
+  assert.throws(() => rotated.open(before, 'queue-b'), 'the place is still bound');
+  assert.throws(() => new Sealer(current, ['zz'.repeat(32)]), 'a malformed previous key is refused');
+});
