@@ -105,7 +105,7 @@ export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps, opts: 
   let httpsPort = 0;
   const httpServer = http.createServer(
     serverOptions,
-    cfg.forceHttps ? createRedirectHandler(cfg, () => httpsPort) : gateway.handleRequest,
+    cfg.forceHttps ? createRedirectHandler(cfg, () => httpsPort, deps.log) : gateway.handleRequest,
   );
   harden(httpServer, cfg);
   countConnections(httpServer);

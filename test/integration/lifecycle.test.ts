@@ -188,6 +188,24 @@ test('the HTTP listener gives no redirect for a Host the gateway does not serve 
   assert.equal(gw.upstream.seen.length, 0);
 });
 
+test('the HTTP listener logs every request: an access line per redirect and refusal, a security event per refusal', async (t) => {
+  const gw = await gateway(t);
+  const ok = await httpGet(gw.running.ports.http, '/a?token=s3cret', `api.test.local:${gw.running.ports.http}`);
+  const refused = await httpGet(gw.running.ports.http, '/x', 'evil.example');
+  const okId = ok.headers['x-request-id'];
+  const refusedId = refused.headers['x-request-id'];
+  assert.ok(typeof okId === 'string' && typeof refusedId === 'string', 'both answers carry a request id');
+  const okLine = gw.log.accessEntries.find((e) => e.requestId === okId);
+  assert.equal(okLine?.status, 308);
+  assert.equal(okLine?.listener, 'http');
+  assert.equal(okLine?.clientIp, '127.0.0.1');
+  const refusedLine = gw.log.accessEntries.find((e) => e.requestId === refusedId);
+  assert.equal(refusedLine?.status, 404);
+  assert.equal(refusedLine?.code, 'ROUTE_NOT_FOUND');
+  assert.ok(gw.log.securityEvents.some((e) => e.event === 'request.denied' && e.requestId === refusedId && e.code === 'ROUTE_NOT_FOUND'));
+  assert.ok(!gw.log.securityEvents.some((e) => e.requestId === okId), 'a redirect is not a denial');
+});
+
 test('with FORCE_HTTPS=false the HTTP listener proxies instead of redirecting', async (t) => {
   const gw = await gateway(t, ROUTES, { FORCE_HTTPS: 'false' });
   const res = await httpGet(gw.running.ports.http, '/plain?q=1', 'api.test.local');
