@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { testCertificate } from './harness.js';
+import { testCertificate, testEnv } from './harness.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -54,13 +54,7 @@ export async function startGcGateway(t: TestContext, upstreamUrl: string, routeE
       HOME: work,
       GATEWAY_CONFIG: join(work, 'gateway.yaml'),
       GATEWAY_ENV: 'development',
-      GATEWAY_DOMAIN: 'test.local',
-      HTTPS_PORT: '0',
-      HTTP_PORT: '0',
-      ADMIN_PORT: '0',
-      LISTEN_ADDRESS: '127.0.0.1',
-      TLS_CERT_FILE: cert.cert,
-      TLS_KEY_FILE: cert.key,
+      ...testEnv(cert),
       LOG_DIR: join(work, 'logs'),
       LOG_HASH_KEY: 'leak-test-hash-key-0123456789abcdef',
       DATA_DIR: join(work, 'data'),

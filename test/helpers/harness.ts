@@ -60,7 +60,12 @@ export interface TestResponse {
  * `extraYaml`, on port 0 of loopback, with the test certificate and domain `test.local`.
  */
 export function testConfig(routesYaml: string, upstreamUrl: string, cert: { cert: string; key: string }, env: Record<string, string> = {}, extraYaml = ''): GatewayConfig {
-  return parseConfig(`${extraYaml}\nroutes:\n${routesYaml.replaceAll('UPSTREAM', upstreamUrl)}`, {
+  return parseConfig(`${extraYaml}\nroutes:\n${routesYaml.replaceAll('UPSTREAM', upstreamUrl)}`, { ...testEnv(cert), ...env });
+}
+
+/** The environment of every test gateway: domain `test.local`, port 0 on loopback, the test certificate. */
+export function testEnv(cert: { cert: string; key: string }): Record<string, string> {
+  return {
     GATEWAY_DOMAIN: 'test.local',
     HTTPS_PORT: '0',
     HTTP_PORT: '0',
@@ -68,8 +73,7 @@ export function testConfig(routesYaml: string, upstreamUrl: string, cert: { cert
     LISTEN_ADDRESS: '127.0.0.1',
     TLS_CERT_FILE: cert.cert,
     TLS_KEY_FILE: cert.key,
-    ...env,
-  });
+  };
 }
 
 /**

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
-import { startTestGateway, testCertificate, httpsRequest } from '../helpers/harness.js';
+import { startTestGateway, testCertificate, testEnv, httpsRequest } from '../helpers/harness.js';
 import { startTestAudit, alertsConfig, tempDir } from '../helpers/audit.js';
 import { waitFor } from '../helpers/wait.js';
 import { startEchoUpstream } from '../../src/demo/echo-upstream.js';
@@ -77,13 +77,7 @@ test('SIGTERM: every buffered line is on disk before the process exits', async (
       ...process.env,
       GATEWAY_CONFIG: configFile,
       GATEWAY_ENV: 'development',
-      GATEWAY_DOMAIN: 'test.local',
-      HTTPS_PORT: '0',
-      HTTP_PORT: '0',
-      ADMIN_PORT: '0',
-      LISTEN_ADDRESS: '127.0.0.1',
-      TLS_CERT_FILE: cert.cert,
-      TLS_KEY_FILE: cert.key,
+      ...testEnv(cert),
       LOG_DIR: logDir,
       LOG_HASH_KEY: 'sigterm-test-hash-key-0123456789',
       DATA_DIR: join(work, 'data'),

@@ -10,7 +10,7 @@ import { checkBackupSetup, scheduleBackups, startBackupScheduler } from '../../s
 import { watchBackupDir } from '../../src/backup/metrics.js';
 import { readCatalog } from '../../src/backup/catalog.js';
 import { parseConfig, ConfigError } from '../../src/config/load.js';
-import { testCertificate } from '../helpers/harness.js';
+import { testCertificate, testEnv } from '../helpers/harness.js';
 import { SHARED_REDIS_URL } from '../helpers/redis.js';
 import { waitFor } from '../helpers/wait.js';
 import { createDb, runBackupCli, workspace, type TestDb, type Workspace } from './backup-fixtures.js';
@@ -107,13 +107,7 @@ for (const workers of [2, 1]) {
         GATEWAY_CONFIG: config,
         GATEWAY_WORKERS: String(workers),
         ...(workers > 1 ? { REDIS_URL: SHARED_REDIS_URL } : {}),
-        GATEWAY_DOMAIN: 'test.local',
-        HTTPS_PORT: '0',
-        HTTP_PORT: '0',
-        ADMIN_PORT: '0',
-        LISTEN_ADDRESS: '127.0.0.1',
-        TLS_CERT_FILE: cert.cert,
-        TLS_KEY_FILE: cert.key,
+        ...testEnv(cert),
         DATA_DIR: join(dir, 'data'),
         LOG_DIR: join(dir, 'logs'),
         BACKUP_ENABLED: 'true',

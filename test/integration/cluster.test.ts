@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { testCertificate } from '../helpers/harness.js';
+import { testCertificate, testEnv } from '../helpers/harness.js';
 import { startEchoUpstream } from '../../src/demo/echo-upstream.js';
 import { RATE_LIMIT_KEY_PREFIX } from '../../src/ratelimit/index.js';
 import { deleteKeys, runId, SHARED_REDIS_URL, waitFor } from '../helpers/redis.js';
@@ -75,13 +75,7 @@ test('GATEWAY_WORKERS=2: shared ticket keys (resumption across workers), shared 
       PATH: process.env.PATH,
       GATEWAY_CONFIG: join(dir, 'gateway.yaml'),
       GATEWAY_WORKERS: '2',
-      GATEWAY_DOMAIN: 'test.local',
-      HTTPS_PORT: '0',
-      HTTP_PORT: '0',
-      ADMIN_PORT: '0',
-      LISTEN_ADDRESS: '127.0.0.1',
-      TLS_CERT_FILE: cert.cert,
-      TLS_KEY_FILE: cert.key,
+      ...testEnv(cert),
       REDIS_URL: SHARED_REDIS_URL,
       DATA_DIR: join(dir, 'data'),
       LOG_DIR: join(dir, 'logs'),

@@ -15,7 +15,7 @@ import { startGateway } from '../../src/server/start.js';
 import { startEchoUpstream } from '../../src/demo/echo-upstream.js';
 import { EVENTS_TABLE } from '../../src/audit/migrations.js';
 import { alertsConfig } from '../helpers/audit.js';
-import { testCertificate } from '../helpers/harness.js';
+import { testCertificate, testEnv } from '../helpers/harness.js';
 import { freePort, waitFor } from '../helpers/redis.js';
 
 /**
@@ -123,13 +123,7 @@ test('PostgreSQL stopped and restarted under load: clean refusals, nothing hangs
   const config = parseConfig(
     `routes:\n  - name: api\n    host: api.test.local\n    upstream: ${upstream.url}\n    auth: jwt\n    roles: [api]\n`,
     {
-      GATEWAY_DOMAIN: 'test.local',
-      HTTPS_PORT: '0',
-      HTTP_PORT: '0',
-      ADMIN_PORT: '0',
-      LISTEN_ADDRESS: '127.0.0.1',
-      TLS_CERT_FILE: cert.cert,
-      TLS_KEY_FILE: cert.key,
+      ...testEnv(cert),
       API_SECRET_KEY: 'b'.repeat(64),
       DATA_DIR: join(work, 'data'),
       DATABASE_URL: pgsql.url,
