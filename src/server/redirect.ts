@@ -7,8 +7,10 @@ import type { Logger } from '../log/logger.js';
 import { createClientIpResolver } from '../net/client-ip.js';
 import { IpSet } from '../net/ip.js';
 import { normalizePath } from '../routing/normalize-path.js';
-import { readRequestTarget, type RequestTarget } from '../routing/request-target.js';
+import { readRequestTarget } from '../routing/request-target.js';
 import { renderError, sendOwn } from '../respond.js';
+import { accessEntry, deniedEvent } from '../log/access.js';
+import type { RequestContext } from '../context.js';
 
 /**
  * The plain-HTTP listener's answer: 308 to the same URL over HTTPS. Only hosts the gateway
@@ -24,41 +26,40 @@ export function createRedirectHandler(cfg: GatewayConfig, httpsPort: () => numbe
   const resolveAddress = createClientIpResolver(new IpSet(cfg.trustedProxies));
 
   return (req, res) => {
-    const startedAt = performance.now();
-    const id = randomUUID();
-    let target: RequestTarget | undefined;
-    let path: string | undefined;
-    let error: GatewayError | undefined;
+    const ctx: RequestContext = {
+      id: randomUUID(),
+      startedAt: performance.now(),
+      kind: 'http',
+      req,
+      secure: false,
+      servername: undefined,
+      address: resolveAddress(req),
+      responseHeaders: {},
+      setCookies: [],
+      bytesIn: 0,
+      bytesOut: 0,
+    };
     try {
-      target = readRequestTarget(req, cfg.server.maxUrlLength);
-      path = normalizePath(target.rawPath, { allowEncodedSlashes: true });
+      const target = readRequestTarget(req, cfg.server.maxUrlLength);
+      ctx.target = target;
+      const path = normalizePath(target.rawPath, { allowEncodedSlashes: true });
+      ctx.path = path;
       if (!served(target.host)) throw new GatewayError('ROUTE_NOT_FOUND', `redirect for unknown host ${target.host}`);
       const port = cfg.listen.publicHttpsPort ?? httpsPort();
       const authority = port === 443 ? target.host : `${target.host}:${port}`;
       const location = `https://${authority}${path}${target.query ? `?${target.query}` : ''}`;
-      sendOwn(req, res, 308, { location, 'x-request-id': id });
+      ctx.outcome = 'answered';
+      ctx.status = 308;
+      sendOwn(req, res, 308, { location, 'x-request-id': ctx.id });
     } catch (err) {
-      error = err instanceof GatewayError ? err : new GatewayError('BAD_REQUEST', String(err));
-      sendOwn(req, res, error.status, { 'x-request-id': id }, renderError(error, id, false));
+      const error = err instanceof GatewayError ? err : new GatewayError('BAD_REQUEST', String(err));
+      ctx.error = error;
+      ctx.outcome = 'denied';
+      ctx.status = error.status;
+      sendOwn(req, res, error.status, { 'x-request-id': ctx.id }, renderError(error, ctx.id, false));
     }
-    const address = resolveAddress(req);
-    const entry = {
-      requestId: id,
-      kind: 'http',
-      listener: 'http',
-      clientIp: address.client.address,
-      peerIp: address.peer.address,
-      method: req.method,
-      host: target?.host,
-      path: path ?? target?.rawPath,
-      query: target?.query || undefined,
-      status: error?.status ?? 308,
-      outcome: error ? 'denied' : 'answered',
-      code: error?.code,
-      detail: error?.detail,
-      durationMs: Math.round((performance.now() - startedAt) * 100) / 100,
-    };
-    log.access(entry);
-    if (error) log.security('request.denied', { requestId: id, code: error.code, detail: error.detail, status: error.status, clientIp: entry.clientIp, method: req.method, host: entry.host, path: entry.path, query: entry.query, listener: 'http' });
+    // The same line and event as the HTTPS listener's (log/access.ts), marked with the listener.
+    log.access({ ...accessEntry(ctx), listener: 'http' });
+    if (ctx.error) log.security('request.denied', { ...deniedEvent(ctx), listener: 'http' });
   };
 }
