@@ -41,6 +41,11 @@ export interface RequestContext {
   readonly responseHeaders: Record<string, string>;
   /** Set-Cookie values for whatever answer the client gets (session refresh, logout). */
   readonly setCookies: string[];
+  /**
+   * Called when the response closes before its headers were sent (the client went away
+   * first): nothing set above reached it. A session renewal rolls itself back through this.
+   */
+  onResponseLost?: (() => void)[];
   outcome?: Outcome;
   error?: GatewayError;
   status?: number;

@@ -14,6 +14,8 @@ export interface RefreshResult {
   /** The successor refresh token; undefined for a request inside the grace window (see rotate). */
   token: string | undefined;
   record: RefreshRecord;
+  /** The successor replaces one whose answer never reached the client (see markUndelivered). */
+  reissued?: boolean;
 }
 
 /**
@@ -24,6 +26,7 @@ export interface RefreshResult {
  */
 export const DEFAULT_REFRESH_REUSE_GRACE_MS = 10_000;
 
+const newToken = (): string => randomBytes(32).toString('base64url');
 const hash = (token: string): string => createHash('sha256').update(token).digest('hex');
 
 /** The used-token mark: `<usedAt ms> <record JSON>` (or the older `{ record, usedAt }` JSON). */
@@ -54,7 +57,12 @@ function parseAccess(v: string | undefined): AccessRef | undefined {
 /**
  * Rotating refresh tokens for browser sessions. Stored only as hashes; each is single use.
  * Presenting one that was already used means it was stolen (or replayed): the whole family
- * is revoked, and the caller revokes the family's current access token too.
+ * is revoked, and the caller revokes the family's current access token too. Except when the
+ * answer carrying its successor never reached the browser (a long-poll cut by a navigation,
+ * issue #12): that browser still holds the old token and is not a thief.
+ *
+ * Keys (hashes of tokens): `rt:<h>` a live token's record; `rtused:<h>` the used mark;
+ * `rtnext:<h>` the successor hash that use produced; `rtlost:<successor h>` its answer was lost.
  */
 export class RefreshTokens {
   constructor(
@@ -79,22 +87,56 @@ export class RefreshTokens {
   async rotate(token: string, now: number = Date.now()): Promise<RefreshResult> {
     if (!/^[A-Za-z0-9_-]{20,200}$/.test(token)) throw new GatewayError('AUTH_INVALID', 'malformed refresh token');
     const h = hash(token);
+    const successor = newToken();
     // Taken and marked used in one step: a second presentation racing the first (two tabs, two
     // instances) finds the mark and gets the grace answer, never "unknown token" (a logout).
-    const raw = await this.kv.consume(`rt:${h}`, `rtused:${h}`, `${now} `, this.ttlMs);
-    if (raw === undefined) {
-      const used = await this.kv.get(`rtused:${h}`);
-      if (!used) throw new GatewayError('AUTH_INVALID', 'unknown or expired refresh token');
-      const { record, usedAt } = parseUsed(used);
-      if (now - usedAt <= this.reuseGraceMs && (await this.kv.get(`rtfam:${record.family}`)) === 'active') {
-        return { token: undefined, record };
-      }
-      await this.revokeFamily(record.family);
-      throw new GatewayError('AUTH_REVOKED', `refresh token reused ${now - usedAt} ms after its first use: family ${record.family} revoked`);
+    // The same step records which successor this use produced (see markUndelivered).
+    const raw = await this.kv.consume(`rt:${h}`, `rtused:${h}`, `${now} `, this.ttlMs, { also: [`rtnext:${h}`, hash(successor)] });
+    if (raw !== undefined) return this.successor(raw, successor);
+    const reissued = await this.reissue(h, now);
+    if (reissued) return reissued;
+    // Read after the reissue attempt: a racing presentation that reissued first has moved the mark.
+    const used = await this.kv.get(`rtused:${h}`);
+    if (!used) throw new GatewayError('AUTH_INVALID', 'unknown or expired refresh token');
+    const { record, usedAt } = parseUsed(used);
+    if (now - usedAt <= this.reuseGraceMs && (await this.kv.get(`rtfam:${record.family}`)) === 'active') {
+      return { token: undefined, record };
     }
+    await this.revokeFamily(record.family);
+    throw new GatewayError('AUTH_REVOKED', `refresh token reused ${now - usedAt} ms after its first use: family ${record.family} revoked`);
+  }
+
+  /**
+   * The answer that carried `token` (a successor from rotate) never reached the client: the
+   * client went away before the response headers were sent, so its browser still holds the
+   * token it presented. That rotation is then rolled back at the next presentation of the
+   * older token (see reissue) instead of being taken for reuse.
+   */
+  async markUndelivered(token: string): Promise<void> {
+    await this.kv.set(`rtlost:${hash(token)}`, '1', this.ttlMs);
+  }
+
+  /**
+   * A used token presented again whose successor was never delivered and never used is still
+   * the browser's current one: its successor is withdrawn and a fresh one issued, in one
+   * atomic step that also moves the used mark (so racing presentations get the grace answer).
+   * A successor that was used (consumed, so `rt:` is gone) is a thief's: no reissue, and the
+   * caller revokes the family as for any reuse.
+   */
+  private async reissue(h: string, now: number): Promise<RefreshResult | undefined> {
+    const next = await this.kv.get(`rtnext:${h}`);
+    if (!next) return undefined;
+    const fresh = newToken();
+    const raw = await this.kv.consume(`rt:${next}`, `rtused:${h}`, `${now} `, this.ttlMs, { requires: `rtlost:${next}`, also: [`rtnext:${h}`, hash(fresh)] });
+    if (raw === undefined) return undefined;
+    return { ...(await this.successor(raw, fresh)), reissued: true };
+  }
+
+  private async successor(raw: string, token: string): Promise<RefreshResult & { token: string }> {
     const record = JSON.parse(raw) as RefreshRecord;
     if ((await this.kv.get(`rtfam:${record.family}`)) !== 'active') throw new GatewayError('AUTH_REVOKED', `refresh family ${record.family} revoked`);
-    return this.mint(record);
+    await this.kv.set(`rt:${hash(token)}`, raw, this.ttlMs);
+    return { token, record };
   }
 
   /**
@@ -131,11 +173,11 @@ export class RefreshTokens {
     const raw = await this.kv.get(`rt:${hash(token)}`);
     if (raw) return (JSON.parse(raw) as RefreshRecord).family;
     const used = await this.kv.get(`rtused:${hash(token)}`);
-    return used ? (JSON.parse(used) as { record: RefreshRecord }).record.family : undefined;
+    return used ? parseUsed(used).record.family : undefined;
   }
 
   private async mint(record: RefreshRecord): Promise<RefreshResult & { token: string }> {
-    const token = randomBytes(32).toString('base64url');
+    const token = newToken();
     await this.kv.set(`rt:${hash(token)}`, JSON.stringify(record), this.ttlMs);
     return { token, record };
   }

@@ -97,7 +97,33 @@ async function sessionPrincipal(ctx: RequestContext, auth: AuthService, log: Log
   const issued = auth.tokens.issue({ sub: user.name, roles: user.roles, ttlMs: auth.config.sessionTtl, typ: 'session', family: next.record.family, authTime: next.record.authTime });
   await auth.refresh.setAccess(next.record.family, issued.claims.jti, issued.claims.exp);
   ctx.setCookies.push(setCookie(ACCESS_COOKIE, issued.token, auth.config.sessionTtl));
-  if (next.token) ctx.setCookies.push(setCookie(REFRESH_COOKIE, next.token, auth.config.refreshTtl));
+  const successor = next.token;
+  if (successor) {
+    ctx.setCookies.push(setCookie(REFRESH_COOKIE, successor, auth.config.refreshTtl));
+    whenResponseLost(ctx, () => {
+      auth.refresh.markUndelivered(successor).then(
+        () => log.security('auth.session_renewal_lost', { requestId: ctx.id, user: user.name, family: next.record.family }),
+        (err: unknown) => log.app('warn', 'could not mark a lost session renewal; the next presentation counts as reuse', { requestId: ctx.id, error: String(err) }),
+      );
+    });
+  }
   ctx.principal = await auth.principalFor(issued.claims, 'session');
-  log.security('auth.session_renewed', { requestId: ctx.id, user: user.name, family: next.record.family, tokenId: issued.claims.jti });
+  log.security(next.reissued ? 'auth.session_renewal_reissued' : 'auth.session_renewed', { requestId: ctx.id, user: user.name, family: next.record.family, tokenId: issued.claims.jti });
+}
+
+/**
+ * Runs `lost` once if this request's response closes before its headers are sent. Only then
+ * is it certain the Set-Cookie never reached the client; a response cut after its headers may
+ * well have delivered it (browsers store cookies when the headers arrive), and is left alone.
+ */
+function whenResponseLost(ctx: RequestContext, lost: () => void): void {
+  let done = false;
+  const once = (): void => {
+    if (done) return;
+    done = true;
+    lost();
+  };
+  (ctx.onResponseLost ??= []).push(once);
+  // The client may have left while the renewal ran, before this hook existed (nothing was sent yet).
+  if (ctx.req.socket.destroyed) once();
 }
