@@ -1,17 +1,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Page } from 'playwright-core';
+import type { BrowserContext, ConsoleMessage, Page } from 'playwright-core';
 import { startTestGateway, type TestGateway } from '../helpers/harness.js';
+import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
 
-/** Debian's Chromium (`.ci/run` installs it); a downloaded browser is never used. */
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'];
-const STEP_TIMEOUT_MS = 10_000;
 const TEST_TIMEOUT_MS = 60_000;
 const SCREENSHOT = join(tmpdir(), 'crm-gateway-e2e-error-page.png');
 
@@ -37,13 +34,12 @@ async function startPageUpstream(): Promise<{ url: string; close(): Promise<void
   };
 }
 
-let browser: Browser;
+let browser: TestBrowser;
 let gw: TestGateway;
 let pages: { url: string; close(): Promise<void> };
 let origin: string;
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium (as .ci/run does)`);
   pages = await startPageUpstream();
   gw = await startTestGateway(
     `
@@ -52,7 +48,7 @@ before(async () => {
     path: /public
     upstream: UPSTREAM
     auth: none
-    cors: { origins: [other.localhost] }
+    cors: { origins: [other.localhost], credentials: true }
   - name: other-app
     host: other.localhost
     upstream: ${pages.url}
@@ -66,7 +62,7 @@ before(async () => {
   );
   origin = `https://api.localhost:${gw.port}`;
   // No --host-resolver-rules: Chromium resolves *.localhost to loopback by itself.
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: STEP_TIMEOUT_MS });
+  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -77,11 +73,9 @@ after(async () => {
 
 /** A fresh context and page; console messages and CSP violations are collected. */
 async function openPage(t: { after(fn: () => Promise<void>): void }): Promise<{ page: Page; console: ConsoleMessage[]; context: BrowserContext }> {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const context = await browser.newContext();
   t.after(() => context.close());
   const page = await context.newPage();
-  page.setDefaultTimeout(STEP_TIMEOUT_MS);
-  page.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
   const messages: ConsoleMessage[] = [];
   page.on('console', (m) => messages.push(m));
   // Injected by the debugger, so the page's own CSP does not apply to this listener.

@@ -1,23 +1,20 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
 import { ACCESS_COOKIE, REFRESH_COOKIE } from '../../src/auth/cookies.js';
 import { addUser, startAuthGateway, type AuthTestGateway } from '../helpers/auth-gateway.js';
 
-/** Debian's Chromium; a downloaded browser is never used. */
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'];
-const STEP_TIMEOUT_MS = 10_000;
 const TEST_TIMEOUT_MS = 60_000;
 const SCREENSHOT = join(tmpdir(), 'crm-gateway-e2e-login-page.png');
 const USER = 'e2e-staff';
 const PASSWORD = 'browser test password 123';
 
-let browser: Browser;
+let browser: TestBrowser;
 let gw: AuthTestGateway;
 let origin: string;
 
@@ -37,7 +34,6 @@ function freePort(): Promise<number> {
 }
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
   gw = await startAuthGateway({
     routes: `
   - name: nocodb
@@ -56,7 +52,7 @@ before(async () => {
   await addUser(gw.auth, USER, PASSWORD, ['staff']);
   origin = `https://nocodb.localhost:${gw.port}`;
   // No --host-resolver-rules: Chromium resolves *.localhost to loopback by itself.
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: STEP_TIMEOUT_MS });
+  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -65,11 +61,9 @@ after(async () => {
 });
 
 async function openPage(t: { after(fn: () => Promise<void>): void }): Promise<{ page: Page; context: BrowserContext }> {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const context = await browser.newContext();
   t.after(() => context.close());
   const page = await context.newPage();
-  page.setDefaultTimeout(STEP_TIMEOUT_MS);
-  page.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
   // Injected by the debugger, so the page's own CSP does not apply to this listener.
   await page.addInitScript('window.__cspViolations = []; document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI));');
   return { page, context };

@@ -1,15 +1,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http, { type IncomingMessage } from 'node:http';
-import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
 import { startTestGateway, type TestGateway } from '../helpers/harness.js';
 import { startTestAudit, type TestAudit } from '../helpers/audit.js';
-
-/** Debian's Chromium; a downloaded browser is never used. */
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'];
-const STEP_TIMEOUT_MS = 10_000;
 
 const ROUTES = `
   - name: internal
@@ -35,13 +29,12 @@ async function adminAuth(req: IncomingMessage): Promise<{ subject: string; roles
   return m ? PRINCIPALS[m[1] as string] : undefined;
 }
 
-let browser: Browser;
+let browser: TestBrowser;
 let audit: TestAudit;
 let gw: TestGateway;
 let adminUrl: string;
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
   audit = await startTestAudit();
   gw = await startTestGateway(ROUTES, {}, '', { log: audit.log, adminAuth, securityOverview: audit.log.overview });
   adminUrl = `http://127.0.0.1:${gw.running.ports.admin}`;
@@ -55,7 +48,7 @@ before(async () => {
   audit.log.raise('upstream_down', 'crm-api', 'upstream of route crm-api failed 5 times within 1m', { route: 'crm-api' });
   // A value an attacker controls, shown on the page: it must stay text.
   audit.log.raise('new_ip_for_user', '<img src=x onerror=alert(1)>', 'user <script>alert(1)</script> seen from a new address', {});
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 });
+  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -97,7 +90,6 @@ test('headless Chromium draws the last 24 hours: denials by reason, failed login
   const context = await browser.newContext({ extraHTTPHeaders: { authorization: 'Bearer admin-key-0123456789' } });
   try {
     const page = await context.newPage();
-    page.setDefaultTimeout(STEP_TIMEOUT_MS);
     const requested: string[] = [];
     const problems: string[] = [];
     page.on('request', (r) => requested.push(r.url()));

@@ -9,19 +9,38 @@ import type { GatewayConfig } from '../../src/config/schema.js';
 import { createMemoryLogger, type Logger, type MemoryLogger } from '../../src/log/logger.js';
 import { startGateway, type RunningGateway } from '../../src/server/start.js';
 import type { GatewayDeps } from '../../src/deps.js';
-import { ensureDevCertificate } from '../../src/tls/certificates.js';
+import { devCaPaths, ensureDevCertificate } from '../../src/tls/certificates.js';
 import { startEchoUpstream, type EchoUpstream } from '../../src/demo/echo-upstream.js';
 
-let certCache: { dir: string; cert: string; key: string } | undefined;
+/** A test certificate: the leaf (followed by its CA) and key, and the development CA that issued it. */
+export interface TestCertificate {
+  dir: string;
+  /** The leaf then the CA: usable as `ca` by node clients as it always was. */
+  cert: string;
+  key: string;
+  /** The development CA alone, for a browser to import (test/helpers/browser.ts does). */
+  ca: string;
+}
 
-/** One self-signed pair (localhost, *.localhost, *.test.local) per test process. */
-export async function testCertificate(): Promise<{ dir: string; cert: string; key: string }> {
+/**
+ * Hosts browser tests may use besides api/nocodb/metabase: Chromium resolves `*.localhost` to
+ * loopback by itself, but ignores the `*.localhost` wildcard, so each is named in the leaf.
+ */
+export const TEST_BROWSER_HOSTS = ['other.localhost', 'evil.localhost', 'app.localhost', 'static.localhost', 'auth.localhost'];
+
+let certCache: TestCertificate | undefined;
+
+/**
+ * One pair per test process (localhost, *.localhost, *.test.local and TEST_BROWSER_HOSTS),
+ * issued by a development CA of its own, so a browser that imports the CA trusts it for real.
+ */
+export async function testCertificate(): Promise<TestCertificate> {
   if (!certCache) {
     const dir = mkdtempSync(join(tmpdir(), 'crm-gw-cert-'));
     const cert = join(dir, 'gateway.crt');
     const key = join(dir, 'gateway.key');
-    await ensureDevCertificate(cert, key, 'test.local');
-    certCache = { dir, cert, key };
+    await ensureDevCertificate(cert, key, 'test.local', { extraHosts: TEST_BROWSER_HOSTS });
+    certCache = { dir, cert, key, ca: devCaPaths(cert).cert };
     process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   }
   return certCache;

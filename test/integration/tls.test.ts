@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import selfsigned from 'selfsigned';
 import { httpsRequest, startTestGateway, testCertificate, type TestGateway } from '../helpers/harness.js';
-import { describe as describeCertificate, ensureDevCertificate, loadCertificatePair } from '../../src/tls/certificates.js';
+import { describe as describeCertificate, devCaPaths, ensureDevCertificate, loadCertificatePair } from '../../src/tls/certificates.js';
 import { TLS13_CIPHERSUITES } from '../../src/tls/options.js';
 import { insecureSettings } from '../../src/config/policy.js';
 
@@ -477,7 +477,7 @@ test('a broken new certificate is refused: the old one keeps serving and the fai
 // Development certificate
 // ---------------------------------------------------------------------------------------------
 
-test('ensureDevCertificate: key mode 0600 even with umask 0, EC P-256, the expected names, self-signed', async (t) => {
+test('ensureDevCertificate: key mode 0600 even with umask 0, EC P-256, the expected names, issued by the folder\'s development CA', async (t) => {
   const dir = join(tempDir(t, 'crm-gw-devcert-'), 'certs');
   const cert = join(dir, 'gateway.crt');
   const key = join(dir, 'gateway.key');
@@ -508,10 +508,19 @@ test('ensureDevCertificate: key mode 0600 even with umask 0, EC P-256, the expec
   assert.ok(new Date(x509.validTo).getTime() > Date.now() + 30 * 86_400_000, 'valid for a while');
 
   const info = describeCertificate(x509, statSync(key).mode & 0o777);
-  assert.equal(info.selfSigned, true);
+  assert.equal(info.selfSigned, false);
+  assert.equal(info.developmentCa, true);
   assert.equal(info.keyMode, 0o600);
   const loaded = loadCertificatePair(cert, key);
-  assert.equal(loaded.info.selfSigned, true);
+  assert.equal(loaded.info.developmentCa, true);
+
+  // The CA beside it: its key as private as the leaf's, and it really signed the leaf.
+  const ca = devCaPaths(cert);
+  assert.equal(statSync(ca.key).mode & 0o777, 0o600);
+  const caX509 = new X509Certificate(readFileSync(ca.cert));
+  assert.equal(caX509.ca, true);
+  assert.equal(x509.verify(caX509.publicKey), true);
+  assert.equal(describeCertificate(caX509, 0o600).selfSigned, true);
   assert.equal(loaded.info.fingerprint256, x509.fingerprint256);
 });
 
@@ -561,7 +570,7 @@ test('regression: the development certificate for the default domain verifies fo
   assert.equal(res, 200);
 });
 
-test('regression: the development certificate counts as self-signed (production refuses it); a CA-issued one does not', async (t) => {
+test('regression: the development certificate (development CA) counts as self-signed (production refuses it); a CA-issued one does not', async (t) => {
   // describe() used X509Certificate.checkIssued(), which OpenSSL answers "no" for a certificate
   // whose keyUsage lacks keyCertSign: our own dev certificate passed as not self-signed.
   const dir = tempDir(t, 'crm-gw-devcert-policy-');
@@ -569,7 +578,7 @@ test('regression: the development certificate counts as self-signed (production 
   const key = join(dir, 'gateway.key');
   assert.equal(await ensureDevCertificate(cert, key, 'crm.example'), true);
   const dev = loadCertificatePair(cert, key).info;
-  assert.equal(dev.selfSigned, true);
+  assert.equal(dev.developmentCa, true);
   const gw = await startTestGateway(ROUTES);
   t.after(() => gw.close());
   assert.ok(insecureSettings(gw.config, dev).some((f) => f.id === 'certificate-self-signed'));
@@ -593,5 +602,6 @@ test('regression: the development certificate counts as self-signed (production 
   const issued = new X509Certificate(leaf.cert);
   assert.equal(issued.verify(new X509Certificate(ca.cert).publicKey), true, 'the leaf is signed by the CA');
   assert.equal(describeCertificate(issued, 0o600).selfSigned, false);
+  assert.equal(describeCertificate(issued, 0o600).developmentCa, false, 'another CA is not ours');
   assert.equal(describeCertificate(new X509Certificate(ca.cert), 0o600).selfSigned, true, 'a root is self-signed');
 });

@@ -16,6 +16,7 @@ const GOOD_CERT = {
   subject: 'CN=api.example.com',
   issuer: 'CN=Example CA',
   selfSigned: false,
+  developmentCa: false,
   validFrom: new Date(Date.now() - 86_400_000),
   validTo: new Date(Date.now() + 90 * 86_400_000),
   altNames: ['DNS:api.example.com'],
