@@ -46,6 +46,14 @@ export const ERRORS = {
 
 export type ErrorCode = keyof typeof ERRORS;
 
+/** The challenge of a 401 raised without one: the gateway's realm. */
+const FALLBACK_CHALLENGE = 'Bearer realm="crm-gateway"';
+/**
+ * Meta's webhook signature has no HTTP auth scheme; naming its header as the scheme tells an
+ * operator what is missing without pretending a bearer token would do.
+ */
+const FALLBACK_CHALLENGES: Partial<Record<ErrorCode, string>> = { WEBHOOK_SIGNATURE_INVALID: 'X-Hub-Signature-256 realm="whatsapp"' };
+
 /**
  * A refusal or failure with a stable code. `detail` is for the security log only and is
  * never sent to the client.
@@ -62,7 +70,9 @@ export class GatewayError extends Error {
     this.code = code;
     this.status = ERRORS[code].status;
     this.detail = detail;
-    this.headers = headers;
+    // RFC 9110 §15.5.2: a 401 MUST carry WWW-Authenticate. The auth steps set the route's own
+    // (src/auth/challenge.ts); this backstop covers any 401 raised without one.
+    this.headers = this.status === 401 && headers['www-authenticate'] === undefined ? { ...headers, 'www-authenticate': FALLBACK_CHALLENGES[code] ?? FALLBACK_CHALLENGE } : headers;
   }
 
   get publicMessage(): string {

@@ -2,6 +2,7 @@ import { GatewayError } from '../errors.js';
 import type { RouteConfig } from '../config/schema.js';
 import type { GatewayDeps } from '../deps.js';
 import type { Step } from '../step.js';
+import { routeChallenge } from './challenge.js';
 import { createTokenAuthenticate } from './request-auth.js';
 
 /**
@@ -24,7 +25,9 @@ export function createAuthenticate(route: RouteConfig, deps: GatewayDeps): Step 
 }
 
 function unavailable(route: RouteConfig): Step {
+  // The challenge the route would take once enabled (a whatsapp route gets the registry's backstop).
+  const headers: Record<string, string> = route.auth === 'whatsapp' ? {} : { 'www-authenticate': routeChallenge(route, undefined, false) };
   return () => {
-    throw new GatewayError('AUTH_UNAVAILABLE', `route ${route.name} needs auth ${route.auth}, which this build does not provide`);
+    throw new GatewayError('AUTH_UNAVAILABLE', `route ${route.name} needs auth ${route.auth}, which this build does not provide`, headers);
   };
 }

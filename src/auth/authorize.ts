@@ -1,6 +1,7 @@
 import { GatewayError } from '../errors.js';
 import type { RouteConfig } from '../config/schema.js';
 import type { Step } from '../step.js';
+import { bearerChallenge, routeChallenge } from './challenge.js';
 
 /** Requires one of the route's roles. A route without roles needs only an authenticated principal. */
 export function createAuthorize(route: RouteConfig): Step | undefined {
@@ -8,9 +9,12 @@ export function createAuthorize(route: RouteConfig): Step | undefined {
   const roles = new Set(route.roles);
   return (ctx) => {
     const p = ctx.principal;
-    if (!p) throw new GatewayError('AUTH_REQUIRED', `no principal on route ${route.name}`);
+    if (!p) throw new GatewayError('AUTH_REQUIRED', `no principal on route ${route.name}`, { 'www-authenticate': routeChallenge(route, undefined, false) });
     if (roles.size > 0 && !p.roles.some((r) => roles.has(r))) {
-      throw new GatewayError('ROLE_FORBIDDEN', `${p.subject} has [${p.roles.join(',')}], route ${route.name} needs one of [${route.roles.join(',')}]`);
+      // RFC 6750 §3.1: a bearer token without the needed scope (here: role) is insufficient_scope.
+      // No `scope` attribute: it would tell any caller which roles the route takes.
+      const headers: Record<string, string> = p.method === 'jwt' ? { 'www-authenticate': bearerChallenge('ROLE_FORBIDDEN') } : {};
+      throw new GatewayError('ROLE_FORBIDDEN', `${p.subject} has [${p.roles.join(',')}], route ${route.name} needs one of [${route.roles.join(',')}]`, headers);
     }
   };
 }

@@ -7,6 +7,7 @@ import type { Logger } from '../log/logger.js';
 import { ipBucket } from '../ratelimit/keys.js';
 import type { CredentialLimiter } from '../ratelimit/login.js';
 import { ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, clearCookie, parseCookies, setCookie, singleCookie } from './cookies.js';
+import { cookieChallenge } from './challenge.js';
 import { readBasic } from './credentials.js';
 import { sameSiteRequest } from './csrf.js';
 import { loginPage, logoutPage, sendPage } from './pages.js';
@@ -132,7 +133,7 @@ export function createAuthEndpoints(
     const ok = user ? await verifyPassword(password, user.passwordHash) : (await verifyPassword(password, await dummyHash()), false);
     if (!user || !ok || user.disabled) {
       await auth.lockout.failed(attempt, !user ? 'unknown user' : !ok ? 'wrong password' : 'disabled');
-      again(401, 'Wrong user name or password.', new GatewayError('AUTH_FAILED', !user ? 'unknown user' : !ok ? 'wrong password' : 'disabled user'));
+      again(401, 'Wrong user name or password.', new GatewayError('AUTH_FAILED', !user ? 'unknown user' : !ok ? 'wrong password' : 'disabled user', { 'www-authenticate': cookieChallenge() }));
       return;
     }
     await auth.lockout.succeeded(attempt);

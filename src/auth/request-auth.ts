@@ -5,11 +5,9 @@ import type { Logger } from '../log/logger.js';
 import { wantsHtml } from '../respond.js';
 import type { Step } from '../step.js';
 import { ACCESS_COOKIE, REFRESH_COOKIE, clearCookie, parseCookies, setCookie, singleCookie } from './cookies.js';
+import { LOGIN_PATH, withChallenge } from './challenge.js';
 import { readBearer } from './credentials.js';
 import { sessionVoided, type AuthService } from './service.js';
-
-export const LOGIN_PATH = '/auth/login';
-const BEARER_CHALLENGE = 'Bearer realm="crm-gateway"';
 
 /** Only a browser navigating (GET/HEAD for HTML) is sent to the login page; APIs get 401. */
 function isNavigation(ctx: RequestContext): boolean {
@@ -28,13 +26,13 @@ function loginRedirect(ctx: RequestContext): { answer: number } {
  * Authorization header only, sessions from the gateway's cookies only; both at once, or a
  * cookie sent twice, is refused. An expired session is renewed with its refresh token
  * (single use, rotated). Without credentials a browser is sent to the login page and an API
- * client gets 401 with a Bearer challenge.
+ * client gets 401; every 401 carries the route's challenge (src/auth/challenge.ts).
  */
 export function createTokenAuthenticate(route: RouteConfig, auth: AuthService, log: Logger): Step {
   const acceptsBearer = route.auth === 'jwt' || route.auth === 'jwt-or-session';
   const acceptsSession = route.auth === 'session' || route.auth === 'jwt-or-session';
 
-  return async (ctx) => {
+  const authenticate: Step = async (ctx) => {
     const bearer = readBearer(ctx.req);
     const cookies = parseCookies(ctx.req.headers.cookie);
     const access = singleCookie(cookies, ACCESS_COOKIE);
@@ -64,7 +62,16 @@ export function createTokenAuthenticate(route: RouteConfig, auth: AuthService, l
     }
 
     if (acceptsSession && isNavigation(ctx)) return loginRedirect(ctx);
-    throw new GatewayError('AUTH_REQUIRED', `no credentials on route ${route.name}`, acceptsBearer ? { 'www-authenticate': BEARER_CHALLENGE } : {});
+    throw new GatewayError('AUTH_REQUIRED', `no credentials on route ${route.name}`);
+  };
+
+  // Every 401 says how to authenticate here (RFC 9110 §15.5.2; RFC 6750 §3 for bearer tokens).
+  return async (ctx) => {
+    try {
+      return await authenticate(ctx);
+    } catch (err) {
+      throw isGatewayError(err) ? withChallenge(err, route, ctx.req.headers.authorization !== undefined) : err;
+    }
   };
 }
 
