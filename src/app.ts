@@ -18,9 +18,11 @@ import { createAuthorize } from './auth/authorize.js';
 import { createCsrf } from './auth/csrf.js';
 import { AUTH_PATHS, createAuthEndpoints } from './auth/endpoints.js';
 import { LiveSockets } from './auth/live-sockets.js';
+import { answerProtocol, takeProtocolBearer } from './auth/ws-bearer.js';
 import { createLoginLimiter } from './ratelimit/login.js';
 import { createIpAllowlist as createEndpointGuard } from './policy/ip-allowlist.js';
 import { createForwarder, type Forwarder } from './proxy/forwarder.js';
+import { WS_CLOSE, WsSession } from './proxy/ws-session.js';
 import { normalizeHost } from './routing/host.js';
 import { normalizePath } from './routing/normalize-path.js';
 import { readRequestTarget } from './routing/request-target.js';
@@ -100,6 +102,7 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
     : undefined;
   const endpointGuards = new Map(routes.map((r) => [r, createEndpointGuard(r.config)]));
   const liveSockets = deps.auth ? new LiveSockets(deps.auth.revocations, deps.auth.accountStatus) : undefined;
+  const websockets = new Set<WsSession>();
   let draining = false;
 
   function createContext(req: IncomingMessage, kind: RequestContext['kind']): RequestContext {
@@ -212,12 +215,14 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
 
   async function handleUpgradeAsync(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const ctx = createContext(req, 'upgrade');
+    let session: WsSession | undefined;
     const refuseRaw = (err: GatewayError): void => {
       if (ctx.error) return;
       ctx.error = err;
       ctx.outcome = err.status >= 500 ? 'failed' : 'denied';
       ctx.status = err.status;
-      writeRawResponse(socket, err.status, { 'X-Request-Id': ctx.id, ...err.headers }, renderError(err, ctx.id, false));
+      // After the 101 the client reads websocket frames: an HTTP answer there would be garbage.
+      if (!session?.upgraded) writeRawResponse(socket, err.status, { 'X-Request-Id': ctx.id, ...err.headers }, renderError(err, ctx.id, false));
       record(ctx);
     };
     try {
@@ -227,12 +232,23 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
       if (req.method !== 'GET' || String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
         throw new GatewayError('UPGRADE_NOT_ALLOWED', `upgrade to ${String(req.headers.upgrade)} with ${req.method}`);
       }
+      // Before the steps: a browser's token comes as a subprotocol, and authentication reads Authorization.
+      const bearer = takeProtocolBearer(req, route.config);
       const answer = await runSteps(ctx, route);
       if (answer !== undefined) throw new GatewayError('UPGRADE_NOT_ALLOWED', 'a step answered an upgrade');
       ctx.outcome = 'forwarded';
       ctx.status = 101;
-      forwarder.ws(ctx, route, socket, head, refuseRaw);
-      if (liveSockets && ctx.principal) liveSockets.track(socket, ctx.principal);
+      const ws = new WsSession(socket);
+      session = ws;
+      websockets.add(ws);
+      ws.onGone(() => websockets.delete(ws));
+      forwarder.ws(ctx, route, socket, head, refuseRaw, (res, upstream) => {
+        if (bearer) answerProtocol(res.headers, bearer);
+        ws.accept(upstream);
+      });
+      if (liveSockets && ctx.principal) liveSockets.track(ws, ctx.principal);
+      // Shutdown may have begun while the steps ran: this one closes as soon as it opens.
+      if (draining) ws.close(WS_CLOSE.shutdown);
       socket.once('close', () => {
         if (!ctx.error) record(ctx);
       });
@@ -255,6 +271,8 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
     },
     drain() {
       draining = true;
+      // 1001 at once rather than a cut when start.ts destroys what is left after shutdownTimeout.
+      for (const ws of websockets) ws.close(WS_CLOSE.shutdown);
     },
     close() {
       liveSockets?.close();

@@ -1,15 +1,11 @@
-import type { Duplex } from 'node:stream';
 import type { Principal } from '../context.js';
+import { WS_CLOSE, type CloseReason } from '../proxy/ws-session.js';
 import type { RevocationList } from './revocation.js';
 
-/**
- * Destroys a client socket with an error: http-proxy ends the upstream half of a websocket only
- * on the client socket's 'error' (a plain destroy() left the upstream connection open).
- */
-function cut(socket: Duplex, reason: string): void {
-  // The forwarder listens for 'error' on every proxied socket; never let this one go unhandled.
-  if (socket.listenerCount('error') === 0) socket.on('error', () => undefined);
-  socket.destroy(new Error(reason));
+/** A websocket the gateway can end with a close frame (a WsSession). */
+export interface LiveSocket {
+  close(reason: CloseReason): void;
+  onGone(listener: () => void): void;
 }
 
 /** How often open websockets' accounts are checked again (the account status cache is 5 s too). */
@@ -23,15 +19,16 @@ interface Tracked {
 }
 
 /**
- * Open websockets and the credentials they were opened with: each is closed when its token
- * expires, at once when the token is revoked on any instance, and within about two
- * ACCOUNT_RECHECK_MS when its account is disabled or removed (an HTTP request would be refused
- * then; a websocket opened before must not outlive that by the token's whole lifetime). When
+ * Open websockets and the credentials they were opened with: each is closed, with a close frame
+ * saying why (WS_CLOSE), when its token expires, at once when the token is revoked on any
+ * instance, and within about two ACCOUNT_RECHECK_MS when its account is disabled or removed (an
+ * HTTP request would be refused then; a websocket opened before must not outlive that by the
+ * token's whole lifetime). When
  * the account store cannot answer, open sockets stay open: new requests are refused meanwhile.
  */
 export class LiveSockets {
-  private readonly byToken = new Map<string, Set<Duplex>>();
-  private readonly sockets = new Map<Duplex, Tracked>();
+  private readonly byToken = new Map<string, Set<LiveSocket>>();
+  private readonly sockets = new Map<LiveSocket, Tracked>();
   private readonly timer: NodeJS.Timeout | undefined;
   private checking = false;
 
@@ -41,7 +38,7 @@ export class LiveSockets {
     recheckMs = ACCOUNT_RECHECK_MS,
   ) {
     revocations.onRevoked((jti) => {
-      for (const s of this.byToken.get(jti) ?? []) cut(s, 'websocket token revoked');
+      for (const s of this.byToken.get(jti) ?? []) s.close(WS_CLOSE.revoked);
     });
     if (accountStatus) {
       this.timer = setInterval(() => void this.recheckAccounts(), recheckMs);
@@ -49,16 +46,16 @@ export class LiveSockets {
     }
   }
 
-  track(socket: Duplex, principal: Principal): void {
+  track(socket: LiveSocket, principal: Principal): void {
     const jti = principal.tokenId;
     if (!jti) return;
     let set = this.byToken.get(jti);
     if (!set) this.byToken.set(jti, (set = new Set()));
     set.add(socket);
     this.sockets.set(socket, { jti, subject: principal.subject });
-    const timer = principal.expiresAt !== undefined ? setTimeout(() => cut(socket, 'websocket token expired'), Math.max(0, principal.expiresAt - Date.now())) : undefined;
+    const timer = principal.expiresAt !== undefined ? setTimeout(() => socket.close(WS_CLOSE.expired), Math.max(0, principal.expiresAt - Date.now())) : undefined;
     timer?.unref();
-    socket.once('close', () => {
+    socket.onGone(() => {
       clearTimeout(timer);
       set.delete(socket);
       this.sockets.delete(socket);
@@ -72,7 +69,7 @@ export class LiveSockets {
     if (!status || this.checking || this.sockets.size === 0) return;
     this.checking = true;
     try {
-      const bySubject = new Map<string, Duplex[]>();
+      const bySubject = new Map<string, LiveSocket[]>();
       for (const [socket, t] of this.sockets) {
         const list = bySubject.get(t.subject);
         if (list) list.push(socket);
@@ -81,7 +78,7 @@ export class LiveSockets {
       for (const [subject, sockets] of bySubject) {
         const s = await status(subject).catch(() => 'ok' as const);
         if (s === 'ok') continue;
-        for (const socket of sockets) cut(socket, `websocket account ${s}`);
+        for (const socket of sockets) socket.close(s === 'disabled' ? WS_CLOSE.disabled : WS_CLOSE.removed);
       }
     } finally {
       this.checking = false;

@@ -14,7 +14,8 @@ import { parse as parseUrl } from 'node:url';
 
 export interface Forwarder {
   web(ctx: RequestContext, route: CompiledRoute, res: ServerResponse, fail: (err: GatewayError) => void): void;
-  ws(ctx: RequestContext, route: CompiledRoute, socket: Duplex, head: Buffer, fail: (err: GatewayError) => void): void;
+  /** `upgraded` runs when the upstream answers 101, before http-proxy writes that answer on and pipes the sockets. */
+  ws(ctx: RequestContext, route: CompiledRoute, socket: Duplex, head: Buffer, fail: (err: GatewayError) => void, upgraded?: (res: IncomingMessage, upstream: Duplex) => void): void;
   close(): void;
 }
 
@@ -56,6 +57,7 @@ export function createForwarder(hsts: string | undefined): Forwarder {
   installExactUrlJoin();
   const agents = new UpstreamAgents();
   const proxy = httpProxy.createProxyServer({ xfwd: false, ws: true, secure: true, prependPath: true });
+  const upgradeHooks = new WeakMap<IncomingMessage, (res: IncomingMessage, upstream: Duplex) => void>();
   const contexts = new WeakMap<IncomingMessage, { ctx: RequestContext; route: CompiledRoute; chunked: boolean; proxyReq?: ClientRequest }>();
 
   // The client's chunked framing is hop-by-hop and left with its headers. Unframed, Node writes a
@@ -90,6 +92,9 @@ export function createForwarder(hsts: string | undefined): Forwarder {
   proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage) => {
     const entry = contexts.get(req);
     if (!entry) return;
+    // Registered before http-proxy's own 'upgrade' listener (this event comes first).
+    const upgraded = upgradeHooks.get(req);
+    if (upgraded) proxyReq.once('upgrade', upgraded);
     const { ctx, route } = entry;
     proxyReq.setTimeout(route.config.timeout, () => {
       ctx.upstreamTimedOut = true;
@@ -164,8 +169,9 @@ export function createForwarder(hsts: string | undefined): Forwarder {
       );
     },
 
-    ws(ctx, route, socket, head, fail) {
+    ws(ctx, route, socket, head, fail, upgraded) {
       prepare(ctx, route, true);
+      if (upgraded) upgradeHooks.set(ctx.req, upgraded);
       socket.on('error', () => socket.destroy());
       proxy.ws(ctx.req, socket, head, { target: route.target.href, changeOrigin: !route.config.preserveHost, agent: false }, (err) => fail(upstreamError(err, ctx)));
     },
