@@ -7,7 +7,8 @@ import type { CompiledRoute } from '../routes.js';
 import { BodyLimiter } from '../policy/body-limit.js';
 import { UpstreamAgents } from './agents.js';
 import { buildUpstreamHeaders } from './request-headers.js';
-import { secureUpstreamHeaders } from './response-headers.js';
+import { dropBanners, scopeToPublicOrigin, secureUpstreamHeaders, type UpstreamView } from './response-headers.js';
+import { UpstreamOrigin, type PublicView } from './upstream-urls.js';
 import { stripPrefix } from '../routing/router.js';
 import { installExactUrlJoin } from './url-join.js';
 import { parse as parseUrl } from 'node:url';
@@ -34,31 +35,38 @@ function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }
 
+/** What the forwarder keeps per route, built at its first request. */
+interface RouteTarget {
+  /**
+   * The upstream as http-proxy wants it (a legacy `url.parse` object): given a string,
+   * http-proxy parses it again for every request. It only reads the object.
+   */
+  readonly parsed: ReturnType<typeof parseUrl>;
+  readonly origin: UpstreamOrigin;
+}
+
 /**
  * Streams requests and websockets to upstreams with http-proxy. Request and response bodies
  * are piped, never buffered; a client that goes away tears its upstream request down
  * (http-proxy alone leaks it: node-http-proxy #1586); timeouts answer 504, refusals 502.
  */
-/**
- * The upstream as http-proxy wants it (a legacy `url.parse` object), parsed once per route:
- * given a string, http-proxy parses it again for every request. It only reads the object.
- */
-const parsedTargets = new WeakMap<CompiledRoute, ReturnType<typeof parseUrl>>();
-function parsedTarget(route: CompiledRoute): ReturnType<typeof parseUrl> {
-  let t = parsedTargets.get(route);
-  if (!t) {
-    t = parseUrl(route.target.href);
-    parsedTargets.set(route, t);
-  }
-  return t;
-}
-
 export function createForwarder(hsts: string | undefined): Forwarder {
   installExactUrlJoin();
   const agents = new UpstreamAgents();
   const proxy = httpProxy.createProxyServer({ xfwd: false, ws: true, secure: true, prependPath: true });
   const upgradeHooks = new WeakMap<IncomingMessage, (res: IncomingMessage, upstream: Duplex) => void>();
-  const contexts = new WeakMap<IncomingMessage, { ctx: RequestContext; route: CompiledRoute; chunked: boolean; proxyReq?: ClientRequest }>();
+  const contexts = new WeakMap<IncomingMessage, { ctx: RequestContext; route: CompiledRoute; chunked: boolean; view: PublicView; proxyReq?: ClientRequest }>();
+  const targets = new WeakMap<CompiledRoute, RouteTarget>();
+  const targetOf = (route: CompiledRoute): RouteTarget => {
+    let t = targets.get(route);
+    if (!t) targets.set(route, (t = { parsed: parseUrl(route.target.href), origin: new UpstreamOrigin(route.target) }));
+    return t;
+  };
+  const upstreamView = (entry: { route: CompiledRoute; view: PublicView }, socket: { remoteAddress?: string | undefined } | null): UpstreamView => ({
+    upstream: targetOf(entry.route).origin,
+    connected: socket?.remoteAddress,
+    view: entry.view,
+  });
 
   // The client's chunked framing is hop-by-hop and left with its headers. Unframed, Node writes a
   // GET/HEAD body raw and http-proxy gives DELETE/OPTIONS `Content-Length: 0`, so the upstream
@@ -100,13 +108,23 @@ export function createForwarder(hsts: string | undefined): Forwarder {
       ctx.upstreamTimedOut = true;
       proxyReq.destroy();
     });
+    // Registered before http-proxy's own listeners (this event comes first), so the answer's
+    // headers are clean before http-proxy writes them to the client: banners dropped, URLs and
+    // cookies scoped to the public origin. Hop-by-hop headers stay: a 101 needs them.
+    const clean = (proxyRes: IncomingMessage): void => {
+      dropBanners(proxyRes.headers, route.config);
+      scopeToPublicOrigin(proxyRes.headers, upstreamView(entry, proxyRes.socket));
+      proxyRes.headers['x-request-id'] = ctx.id;
+    };
+    proxyReq.on('upgrade', clean);
+    proxyReq.on('response', clean);
   });
 
   proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => {
     const entry = contexts.get(req);
     if (!entry) return;
     const { ctx, route } = entry;
-    secureUpstreamHeaders(proxyRes.headers, ctx, route.config, ctx.secure ? hsts : undefined);
+    secureUpstreamHeaders(proxyRes.headers, ctx, route.config, ctx.secure ? hsts : undefined, upstreamView(entry, proxyRes.socket));
     // Node's own keep-alive decision (client's `Connection: close`, HTTP/1.0, shutdown); without
     // it http-proxy answers `Connection: keep-alive`, since the client's header never went upstream.
     // The last request a socket may carry (maxRequestsPerSocket) closes too: an explicit header
@@ -129,11 +147,17 @@ export function createForwarder(hsts: string | undefined): Forwarder {
     const path = route.config.stripPrefix && route.config.path ? stripPrefix(ctx.path ?? '/', route.config.path) : (ctx.path ?? '/');
     req.url = ctx.target?.query ? `${path}?${ctx.target.query}` : path;
     const chunked = !upgrade && req.headers['transfer-encoding'] !== undefined;
+    // Read before the client's headers are swapped for the upstream's.
+    const view: PublicView = {
+      scheme: ctx.secure ? 'https' : 'http',
+      authority: (req.headers.host ?? '').toLowerCase(),
+      prefix: route.config.stripPrefix && route.config.path && route.config.path !== '/' ? route.config.path : '',
+    };
     req.headers = buildUpstreamHeaders(ctx, route.config, upgrade);
     // Node already answered the client's `Expect: 100-continue`. Forwarded, it also makes
     // http-proxy skip 'proxyReq', so the route timeout and the abort teardown never attach.
     delete req.headers.expect;
-    contexts.set(req, { ctx, route, chunked });
+    contexts.set(req, { ctx, route, chunked, view });
   }
 
   return {
@@ -160,7 +184,7 @@ export function createForwarder(hsts: string | undefined): Forwarder {
         ctx.req,
         res,
         {
-          target: parsedTarget(route),
+          target: targetOf(route).parsed,
           agent: agents.for(route.target),
           changeOrigin: !route.config.preserveHost,
           ...(body ? { buffer: body } : {}),

@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../context.js';
 import type { RouteConfig } from '../config/schema.js';
 import { withoutGatewayCookies } from '../auth/cookies.js';
+import { normalizeIp } from '../net/ip.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus legacy ones; never forwarded. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
@@ -17,7 +18,7 @@ const FORWARDING = /^(forwarded|x-forwarded-.*|x-real-ip|x-client-ip|true-client
 const IDENTITY = /^(x-gateway-.*|x-(forwarded|auth-request|remote|authenticated)-(user|email|groups|roles|preferred-username|access-token)|remote-user|x-user(-.*)?|x-webauth-.*)$/;
 
 /** Headers the gateway sets: a client's `Connection` can never name these away. */
-export const GATEWAY_SET = new Set(['host', 'content-length', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-request-id']);
+export const GATEWAY_SET = new Set(['host', 'content-length', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'forwarded', 'x-request-id']);
 
 /** `Proxy:` is never forwarded (httpoxy: CGI upstreams read it as HTTP_PROXY). */
 const ALWAYS_DROP = new Set(['proxy']);
@@ -63,8 +64,12 @@ export function buildUpstreamHeaders(ctx: RequestContext, route: RouteConfig, up
   const priorXff = trusted ? [src['x-forwarded-for']].flat().filter(Boolean).join(', ') : '';
   const peer = ctx.address?.peer.address ?? '';
   out['x-forwarded-for'] = trusted ? [priorXff || clientIp, peer].filter(Boolean).join(', ') : clientIp;
-  out['x-forwarded-proto'] = ctx.secure ? 'https' : 'http';
-  out['x-forwarded-host'] = ctx.req.headers.host ?? '';
+  const proto = ctx.secure ? 'https' : 'http';
+  const host = ctx.req.headers.host ?? '';
+  out['x-forwarded-proto'] = proto;
+  out['x-forwarded-host'] = host;
+  out['x-forwarded-port'] = String(hostPort(host) ?? (ctx.secure ? 443 : 80));
+  out.forwarded = forwardedHeader(String(out['x-forwarded-for']), host, proto);
   out['x-request-id'] = ctx.id;
   if (ctx.principal) {
     out['x-gateway-user'] = ctx.principal.subject;
@@ -78,4 +83,29 @@ export function buildUpstreamHeaders(ctx: RequestContext, route: RouteConfig, up
     out.upgrade = String(src.upgrade ?? '');
   }
   return out;
+}
+
+/** The port of a Host header value (`api.example.com:8443`, `[::1]:8443`), if it names one. */
+function hostPort(host: string): number | undefined {
+  const m = /:(\d{1,5})$/.exec(host);
+  return m && !/^\[[^\]]*$/.test(host.slice(0, m.index)) ? Number(m[1]) : undefined;
+}
+
+/** A `for=` node of RFC 7239 §6: IPv6 bracketed and quoted; anything that is not an address is `unknown`. */
+function forwardedNode(hop: string): string {
+  const ip = normalizeIp(hop.replace(/^\[([^\]]+)\](:\d+)?$/, '$1').replace(/^(\d{1,3}(?:\.\d{1,3}){3}):\d+$/, '$1'));
+  if (!ip) return 'unknown';
+  return ip.family === 'ipv6' ? `"[${ip.address}]"` : ip.address;
+}
+
+/**
+ * RFC 7239 `Forwarded`, the same hops as X-Forwarded-For (so the two never disagree), the
+ * last one with the Host and scheme the client used.
+ */
+function forwardedHeader(xff: string, host: string, proto: string): string {
+  const hops = xff.split(',').map((h) => h.trim()).filter((h) => h !== '');
+  const nodes = hops.map((h) => `for=${forwardedNode(h)}`);
+  const last = nodes.pop() ?? 'for=unknown';
+  // host is a validated Host header (no quotes or controls); quoted since it may hold a colon.
+  return [...nodes, `${last};host="${host}";proto=${proto}`].join(', ');
 }

@@ -1,8 +1,16 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../context.js';
 import type { RouteConfig } from '../config/schema.js';
+import { scopeUpstreamCookie } from './upstream-cookies.js';
+import { rewriteRefresh, rewriteUpstreamUrl, type PublicView, type UpstreamOrigin } from './upstream-urls.js';
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate'];
+
+/**
+ * Headers that name the upstream's software and version: they tell an attacker which CVEs to
+ * try and nothing to a user. Dropped unless the route's `responseHeaders.keep` names them.
+ */
+export const BANNER_HEADERS = ['server', 'x-powered-by', 'x-aspnet-version', 'x-aspnetmvc-version', 'x-generator', 'x-runtime', 'x-backend-server', 'x-server-powered-by', 'x-nextjs-cache'] as const;
 
 /** Framing is rebuilt by Node for the client whatever the upstream's Connection says. */
 const KEEP = new Set(['content-length']);
@@ -18,14 +26,48 @@ function namedInConnection(headers: IncomingHttpHeaders): string[] {
     .filter((t) => t !== '' && !KEEP.has(t));
 }
 
+/** What a response needs to tell the upstream's URLs from others and to name the public origin. */
+export interface UpstreamView {
+  readonly upstream: UpstreamOrigin;
+  /** The address the response came from (the connected socket's peer). */
+  readonly connected: string | undefined;
+  readonly view: PublicView;
+}
+
+export function dropBanners(headers: IncomingHttpHeaders, route: RouteConfig): void {
+  const keep = route.responseHeaders?.keep ?? [];
+  for (const name of BANNER_HEADERS) if (!keep.includes(name)) delete headers[name];
+}
+
+/**
+ * Location, Content-Location and Refresh naming the upstream point at the public origin, and
+ * upstream cookies are host-only (and Secure over HTTPS). See upstream-urls.ts and
+ * upstream-cookies.ts for why. Also used on websocket handshake answers.
+ */
+export function scopeToPublicOrigin(headers: IncomingHttpHeaders, o: UpstreamView): void {
+  for (const name of ['location', 'content-location'] as const) {
+    const v = headers[name];
+    if (typeof v === 'string') headers[name] = rewriteUpstreamUrl(v, o.upstream, o.connected, o.view);
+  }
+  const refresh = headers.refresh;
+  if (typeof refresh === 'string') headers.refresh = rewriteRefresh(refresh, o.upstream, o.connected, o.view);
+  const cookies = headers['set-cookie'];
+  if (cookies) {
+    const scoped = cookies.flatMap((c) => scopeUpstreamCookie(c, { secure: o.view.scheme === 'https', prefix: o.view.prefix }) ?? []);
+    if (scoped.length > 0) headers['set-cookie'] = scoped;
+    else delete headers['set-cookie'];
+  }
+}
+
 /**
  * Security headers on a proxied response, edited in place before it is written. The
  * upstream's own Content-Security-Policy is left alone and none is added: Metabase ships a
  * hashed CSP and two CSP headers would intersect and break it.
  */
-export function secureUpstreamHeaders(headers: IncomingHttpHeaders, ctx: RequestContext, route: RouteConfig, hsts: string | undefined): void {
+export function secureUpstreamHeaders(headers: IncomingHttpHeaders, ctx: RequestContext, route: RouteConfig, hsts: string | undefined, origin: UpstreamView): void {
   for (const h of [...namedInConnection(headers), ...HOP_BY_HOP]) delete headers[h];
-  delete headers['x-powered-by'];
+  dropBanners(headers, route);
+  scopeToPublicOrigin(headers, origin);
   if (hsts) headers['strict-transport-security'] = hsts;
   headers['x-content-type-options'] ??= 'nosniff';
   headers['referrer-policy'] ??= 'strict-origin-when-cross-origin';

@@ -60,8 +60,11 @@ test('from an untrusted peer, client forwarding headers are dropped and the gate
   assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
   assert.equal(seen.headers['x-forwarded-proto'], 'https');
   assert.equal(seen.headers['x-forwarded-host'], 'api.test.local');
-  for (const name of ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']) assert.equal(rawCount(seen, name), 1, name);
-  for (const name of ['x-forwarded-port', 'forwarded', 'x-real-ip', 'x-original-url', 'x-rewrite-url', 'true-client-ip', 'x-client-ip', 'cf-connecting-ip']) {
+  // The gateway's own X-Forwarded-Port and RFC 7239 Forwarded replace the client's spoofed ones.
+  assert.equal(seen.headers['x-forwarded-port'], '443');
+  assert.equal(seen.headers.forwarded, 'for=127.0.0.1;host="api.test.local";proto=https');
+  for (const name of ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'forwarded']) assert.equal(rawCount(seen, name), 1, name);
+  for (const name of ['x-real-ip', 'x-original-url', 'x-rewrite-url', 'true-client-ip', 'x-client-ip', 'cf-connecting-ip']) {
     assert.equal(seen.headers[name], undefined, name);
   }
   assert.deepEqual(
@@ -119,7 +122,8 @@ test('with TRUSTED_PROXIES=127.0.0.1/32 the X-Forwarded-For chain is honoured an
     gw.upstream.seen.length = 0;
     await gw.request({ path: '/fw', headers: { Forwarded: 'for=6.6.6.6', 'X-Real-IP': '6.6.6.6', 'X-Original-URL': '/admin', 'X-Forwarded-Host': 'evil.example' } });
     const seen = onlySeen(gw);
-    assert.equal(seen.headers.forwarded, undefined);
+    // The proxy's Forwarded is replaced by one built from the same hops as X-Forwarded-For.
+    assert.equal(seen.headers.forwarded, 'for=127.0.0.1, for=127.0.0.1;host="api.test.local";proto=https');
     assert.equal(seen.headers['x-real-ip'], undefined);
     assert.equal(seen.headers['x-original-url'], undefined);
     assert.equal(seen.headers['x-forwarded-host'], 'api.test.local');
@@ -182,7 +186,7 @@ test('Connection cannot name away the headers the gateway sets', async (t) => {
   const gw = await gateway(t);
   const res = await gw.request({
     path: '/conn',
-    headers: { Connection: 'x-forwarded-for, x-request-id, host, x-forwarded-proto, x-forwarded-host, content-length' },
+    headers: { Connection: 'x-forwarded-for, x-request-id, host, x-forwarded-proto, x-forwarded-host, x-forwarded-port, forwarded, content-length' },
     method: 'POST',
     body: 'kept body',
   });
@@ -192,7 +196,10 @@ test('Connection cannot name away the headers the gateway sets', async (t) => {
   assert.equal(seen.headers['x-forwarded-proto'], 'https');
   assert.equal(seen.headers['x-forwarded-host'], 'api.test.local');
   assert.equal(seen.headers['x-request-id'], res.headers['x-request-id']);
-  assert.equal(seen.headers.host, `127.0.0.1:${gw.upstream.port}`);
+  // preserveHost is on by default: the upstream builds its URLs from the public Host.
+  assert.equal(seen.headers.host, 'api.test.local');
+  assert.equal(seen.headers['x-forwarded-port'], '443');
+  assert.match(String(seen.headers.forwarded), /;proto=https$/);
   assert.equal(seen.headers['content-length'], '9');
   assert.equal(seen.body, 'kept body');
 });

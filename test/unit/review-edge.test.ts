@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
 import { createRouter, stripPrefix } from '../../src/routing/router.js';
+import { UpstreamOrigin } from '../../src/proxy/upstream-urls.js';
 import { secureUpstreamHeaders } from '../../src/proxy/response-headers.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { RouteConfig } from '../../src/config/schema.js';
@@ -69,7 +70,7 @@ describe('review: response headers named in the upstream Connection', () => {
       'content-length': '2',
       'strict-transport-security': 'max-age=0',
     };
-    secureUpstreamHeaders(headers, ctx, route, 'max-age=31536000');
+    secureUpstreamHeaders(headers, ctx, route, 'max-age=31536000', { upstream: new UpstreamOrigin(new URL(UP)), connected: '127.0.0.1', view: { scheme: 'https', authority: 'api.localhost', prefix: '' } });
     assert.equal(headers['x-internal'], undefined);
     assert.equal(headers.connection, undefined);
     assert.equal(headers['content-length'], '2');

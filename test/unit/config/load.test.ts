@@ -40,7 +40,7 @@ describe('parseConfig: defaults', () => {
     assert.deepEqual(route.roles, []);
     assert.equal(route.stripPrefix, false);
     assert.equal(route.websocket, true);
-    assert.equal(route.preserveHost, false);
+    assert.equal(route.preserveHost, true, 'apps build URLs from Host: they see the public one');
   });
 
   test('the rest of the documented defaults', () => {
