@@ -129,6 +129,38 @@ const headerEdits = z.strictObject({
   set: z.record(headerName, z.string()).prefault({}),
   remove: z.array(headerName).default([]),
 });
+/** `keep`: banner headers (Server, X-Powered-By, ...) that this route lets through; all are dropped by default. */
+const responseHeaderEdits = headerEdits.extend({ keep: z.array(headerName).default([]) });
+
+/**
+ * A CORS origin: `*`, a bare host name (any scheme and port), or an exact http(s) origin with no
+ * path. Checked here: a bad one (`https://`) used to crash startup with a raw TypeError.
+ */
+const corsOrigin = z.string().superRefine((o, ctx) => {
+  if (o === '*') return;
+  if (!/^https?:\/\//i.test(o)) {
+    if (!/^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i.test(o) && !/^\[?[0-9a-f:.]+\]?$/i.test(o)) {
+      ctx.addIssue({ code: 'custom', message: `not an origin or host name: ${JSON.stringify(o)} (use https://app.example.com or app.example.com)` });
+    }
+    return;
+  }
+  let url: URL | undefined;
+  try {
+    url = new URL(o);
+  } catch {
+    url = undefined;
+  }
+  if (!url || !url.hostname || url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== '') || /\/.+$/.test(o.replace(/^https?:\/\//i, ''))) {
+    ctx.addIssue({ code: 'custom', message: `not an origin: ${JSON.stringify(o)} (scheme, host and optional port only, e.g. https://app.example.com:8443)` });
+  }
+});
+const corsOrigins = list.pipe(z.array(corsOrigin));
+
+/**
+ * Response headers browser code may read cross-origin by default: the request id for support,
+ * and the rate-limit headers (draft-ietf-httpapi-ratelimit-headers, Retry-After) to back off.
+ */
+export const DEFAULT_CORS_EXPOSE = ['X-Request-Id', 'RateLimit', 'RateLimit-Policy', 'Retry-After'];
 
 export const AUTH_MODES = ['none', 'jwt', 'session', 'jwt-or-session', 'whatsapp'] as const;
 export type AuthMode = (typeof AUTH_MODES)[number];
@@ -160,11 +192,12 @@ export const routeSchema = z
       .optional(),
     cors: z
       .strictObject({
-        origins: list,
-        credentials: bool.default(true),
+        origins: corsOrigins,
+        /** Off unless asked: credentialed cross-origin calls let any listed origin act as the user. */
+        credentials: bool.default(false),
         methods: list.prefault(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']),
         headers: list.prefault(['Authorization', 'Content-Type', 'X-Requested-With', 'X-Request-Id']),
-        exposeHeaders: list.prefault(['X-Request-Id']),
+        exposeHeaders: list.prefault(DEFAULT_CORS_EXPOSE),
         maxAge: duration.prefault(600_000),
       })
       .optional(),
@@ -174,8 +207,13 @@ export const routeSchema = z
     allowEncodedSlashes: bool.default(false),
     websocket: bool.default(true),
     requestHeaders: headerEdits.optional(),
-    responseHeaders: headerEdits.optional(),
-    preserveHost: bool.default(false),
+    responseHeaders: responseHeaderEdits.optional(),
+    /**
+     * On by default (as Caddy): the CRM API, NocoDB and Metabase build absolute URLs (redirects,
+     * socket.io, links) from Host, so they must see the public one. Off for an upstream that routes
+     * by its own host name (a virtual host, an https upstream checked by name).
+     */
+    preserveHost: bool.default(true),
     /** Forward the client's gateway bearer token to the upstream (off: stripped after verification). */
     passCredentials: bool.default(false),
   })
@@ -212,7 +250,7 @@ export const gatewaySchema = z.strictObject({
     .prefault({}),
   forceHttps: bool.default(true),
   trustedProxies: cidrList.prefault([]),
-  corsOrigins: list.prefault([...DEFAULTS.corsOrigins]),
+  corsOrigins: corsOrigins.prefault([...DEFAULTS.corsOrigins]),
   server: z
     .strictObject({
       maxHeaderSize: z.number().int().min(1024).max(1024 * 1024).default(DEFAULTS.maxHeaderSize),

@@ -43,7 +43,12 @@ const CORS_ROUTES = `
     host: api.test.local
     upstream: UPSTREAM
     auth: none
-    cors: { origins: ["https://app.example.com", "localhost"] }
+    cors: { origins: ["https://app.example.com", "localhost"], credentials: true }
+  - name: crm-default
+    host: crm.test.local
+    upstream: UPSTREAM
+    auth: none
+    cors: { origins: ["https://app.example.com"] }
   - name: nocodb
     host: nocodb.test.local
     upstream: UPSTREAM
@@ -53,13 +58,27 @@ const CORS_ROUTES = `
 test('CORS on a route with listed origins', async (t) => {
   const gw = await gateway(t, CORS_ROUTES);
 
+  await t.test('regression: a route that does not ask for credentials allows none (it defaulted to true)', async () => {
+    gw.upstream.seen.length = 0;
+    const res = await gw.request({ path: '/data', host: 'crm.test.local', headers: { Origin: 'https://app.example.com' } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['access-control-allow-origin'], 'https://app.example.com');
+    assert.equal(res.headers['access-control-allow-credentials'], undefined);
+    // Browser code can read the request id and back off on the rate-limit headers.
+    assert.equal(res.headers['access-control-expose-headers'], 'X-Request-Id, RateLimit, RateLimit-Policy, Retry-After');
+    const pre = await gw.request({ method: 'OPTIONS', path: '/data', host: 'crm.test.local', headers: { Origin: 'https://app.example.com', 'Access-Control-Request-Method': 'POST' } });
+    assert.equal(pre.status, 204);
+    assert.equal(pre.headers['access-control-allow-credentials'], undefined);
+    assert.equal(gw.upstream.seen.length, 1, 'the preflight never reached the upstream');
+  });
+
   await t.test('an allowed origin gets its exact origin back with credentials', async () => {
     gw.upstream.seen.length = 0;
     const res = await gw.request({ path: '/data', headers: { Origin: 'https://app.example.com' } });
     assert.equal(res.status, 200);
     assert.equal(res.headers['access-control-allow-origin'], 'https://app.example.com');
     assert.equal(res.headers['access-control-allow-credentials'], 'true');
-    assert.equal(res.headers['access-control-expose-headers'], 'X-Request-Id');
+    assert.equal(res.headers['access-control-expose-headers'], 'X-Request-Id, RateLimit, RateLimit-Policy, Retry-After');
     assert.match(String(res.headers.vary), /\bOrigin\b/);
     assert.equal(gw.upstream.seen.length, 1);
   });

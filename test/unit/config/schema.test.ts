@@ -203,10 +203,10 @@ describe('routeSchema: ipAllowlist, rateLimit, cors, headers', () => {
   test('cors: origins split on commas, the rest defaulted', () => {
     assert.deepEqual(route('host: x, auth: jwt, cors: { origins: ["https://a.example,https://b.example", "https://c.example"] }').cors, {
       origins: ['https://a.example', 'https://b.example', 'https://c.example'],
-      credentials: true,
+      credentials: false,
       methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
       headers: ['Authorization', 'Content-Type', 'X-Requested-With', 'X-Request-Id'],
-      exposeHeaders: ['X-Request-Id'],
+      exposeHeaders: ['X-Request-Id', 'RateLimit', 'RateLimit-Policy', 'Retry-After'],
       maxAge: 600_000,
     });
   });
@@ -267,5 +267,27 @@ routes:
       { path: 'routes[1].roles (route b)', message: 'roles need an auth mode other than none' },
       { path: 'routes[2].timeout (route c)', message: 'not a duration: "soon" (use e.g. 500ms, 60s, 10m)' },
     ]);
+  });
+});
+
+describe('routeSchema: cors', () => {
+  test('regression: a malformed origin is a config problem with its path, not a TypeError at startup', () => {
+    for (const origin of ['https://', 'https://app.example.com/path', 'ftp://x', 'https://u:p@app.example.com', 'app example', 'https://app.example.com?x=1']) {
+      const problems = problemsOf(routeYaml(`host: a, auth: none, cors: { origins: ["${origin}"] }`));
+      assert.equal(problems.length, 1, origin);
+      assert.match(problems[0]?.path ?? '', /^routes\[0\]\.cors\.origins\[0\]/, origin);
+    }
+  });
+
+  test('exact origins, bare hosts and * are accepted; credentials are off unless asked', () => {
+    const r = route('host: a, auth: none, cors: { origins: ["https://app.example.com:8443", "localhost", "127.0.0.1", "*"] }');
+    assert.deepEqual(r.cors?.origins, ['https://app.example.com:8443', 'localhost', '127.0.0.1', '*']);
+    assert.equal(r.cors?.credentials, false);
+    assert.deepEqual(r.cors?.exposeHeaders, ['X-Request-Id', 'RateLimit', 'RateLimit-Policy', 'Retry-After']);
+    assert.equal(route('host: a, auth: none, cors: { origins: [localhost], credentials: true }').cors?.credentials, true);
+  });
+
+  test('responseHeaders.keep lets named banners through', () => {
+    assert.deepEqual(route('host: a, auth: none, responseHeaders: { keep: [Server] }').responseHeaders?.keep, ['server']);
   });
 });
