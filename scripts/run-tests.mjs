@@ -4,6 +4,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { ensurePrerequisites, TEST_NEEDS } from './prereqs.mjs';
 
 function find(dir) {
   return readdirSync(dir).flatMap((name) => {
@@ -17,6 +18,14 @@ const files = (args.length > 0 ? args.flatMap((a) => (statSync(a).isDirectory() 
 if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
+}
+// Unit tests need only Node; everything else starts real browsers, servers or interpreters.
+if (!files.every((f) => f.split(/[\\/]/).includes('unit'))) {
+  const { message } = ensurePrerequisites(TEST_NEEDS, 'npm test');
+  if (message) {
+    console.error(message);
+    process.exit(1);
+  }
 }
 const result = spawnSync(
   process.execPath,
