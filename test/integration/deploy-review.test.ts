@@ -66,6 +66,20 @@ describe('docker-compose.yml', () => {
     }
     assert.equal(doc.networks.backend?.internal, true);
   });
+
+  test('each application is told it is behind the gateway (README "Behind the gateway")', () => {
+    const services = rawServices();
+    const gatewayIp = /:-([\d.]+)\}/.exec(String((services.gateway?.networks as Record<string, { ipv4_address?: string }>).backend?.ipv4_address))?.[1];
+    const subnet = /:-([\d.]+)\.0\/24\}/.exec(COMPOSE)?.[1];
+    assert.ok(gatewayIp && subnet && gatewayIp.startsWith(`${subnet}.`), 'the gateway has a fixed address inside the backend subnet');
+    // uvicorn trusts X-Forwarded-Proto/-For from the gateway alone, so FastAPI builds https:// URLs.
+    const command = (services['crm-api']?.command as string[]).join(' ');
+    assert.match(command, /--proxy-headers/);
+    assert.ok(command.includes(`--forwarded-allow-ips \${GATEWAY_BACKEND_IP:-${gatewayIp}}`), command);
+    const env = (name: string): Record<string, string> => services[name]?.environment as Record<string, string>;
+    assert.equal(env('nocodb').NC_PUBLIC_URL, 'https://nocodb.${GATEWAY_DOMAIN}');
+    assert.equal(env('metabase').MB_SITE_URL, 'https://metabase.${GATEWAY_DOMAIN}');
+  });
 });
 
 describe('nginx/crm-gateway.conf', () => {
