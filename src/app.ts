@@ -251,6 +251,9 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
       if (draining) ws.close(WS_CLOSE.shutdown);
       socket.once('close', () => {
         if (!ctx.error) record(ctx);
+        // The close the gateway chose (revocation, expiry, disabled account, shutdown), for the audit trail.
+        const closed = ws.closedWith;
+        if (closed) log.security('websocket.closed', { requestId: ctx.id, closeCode: closed.code, reason: closed.reason, user: ctx.principal?.subject, tokenId: ctx.principal?.tokenId, route: route.name, clientIp: ctx.address?.client.address });
       });
     } catch (err) {
       refuseRaw(isGatewayError(err) ? err : internal(err));

@@ -44,6 +44,7 @@ export class WsSession {
   private down: FrameGate | undefined;
   private up: FrameGate | undefined;
   private pending: CloseReason | undefined;
+  private reason: CloseReason | undefined;
   private accepted = false;
   private closing = false;
   private gone = false;
@@ -73,6 +74,11 @@ export class WsSession {
   onGone(listener: () => void): void {
     if (this.gone) listener();
     else this.client.once('close', listener);
+  }
+
+  /** Why the gateway closed this websocket, when it did. */
+  get closedWith(): CloseReason | undefined {
+    return this.closing ? this.reason : this.pending;
   }
 
   /** True once the upstream accepted: the client reads websocket frames, never an HTTP answer. */
@@ -119,6 +125,7 @@ export class WsSession {
       return;
     }
     this.closing = true;
+    this.reason = reason;
     down.finish(closeFrame(reason.code, reason.reason, false), true);
     if (!up.finish(closeFrame(reason.code, reason.reason, true), false)) upstream.end();
     this.later(this.graceMs, () => {

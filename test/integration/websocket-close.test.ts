@@ -166,6 +166,9 @@ test('revocation closes the websocket with 1008 AUTH_REVOKED (not 1006), and the
   const c = await within(closed, 3_000, 'the close');
   assert.deepEqual({ code: c.code, reason: c.reason, error: c.error?.message }, { code: 1008, reason: 'AUTH_REVOKED', error: undefined });
   assert.ok(await waitFor(async () => (await upstreamConnections()) <= base, 3_000), 'the upstream connection is closed within 3 s');
+  const event = (): Record<string, unknown> | undefined => gw.log.securityEvents.find((e) => e.event === 'websocket.closed' && e.tokenId === claims.jti);
+  assert.ok(await waitFor(() => event() !== undefined, 3_000), 'the close is in the security log');
+  assert.deepEqual([event()?.closeCode, event()?.reason, event()?.user, event()?.route], [1008, 'AUTH_REVOKED', sub, 'api']);
 });
 
 test('expiry closes the websocket with 1008 AUTH_EXPIRED', async () => {
