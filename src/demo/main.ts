@@ -6,6 +6,8 @@ import { processEnv } from '../config/env.js';
 import { main, exitOnStartupError } from '../main.js';
 import { hashPassword } from '../auth/password.js';
 import { startEchoUpstream } from './echo-upstream.js';
+import { trustInstructions } from './trust.js';
+import { DEFAULTS } from '../config/schema.js';
 
 const DEMO_USER = 'demo';
 
@@ -38,9 +40,11 @@ async function demo(): Promise<void> {
   }
   const domain = base.GATEWAY_DOMAIN || 'localhost';
   const port = running.ports.https;
+  const trust = trustInstructions(base.TLS_CERT_FILE || DEFAULTS.certFile, running.certificates.current);
+  const curl = trust.curlTrust ? `curl ${trust.curlTrust}` : 'curl';
   process.stderr.write(`
-crm-gateway demo is running (self-signed certificate: your browser will ask you to accept it).
-
+crm-gateway demo is running (${trust.summary}).
+${trust.steps}
   https://nocodb.${domain}:${port}/        NocoDB (stand-in): log in as  ${DEMO_USER} / ${password}
   https://metabase.${domain}:${port}/      Metabase (stand-in): same login
   https://api.${domain}:${port}/public/hello   CRM API public route (no login)
@@ -51,8 +55,8 @@ crm-gateway demo is running (self-signed certificate: your browser will ask you 
 Each stand-in answers with the request it received, so you see what passed the gateway:
 the headers it set (X-Gateway-User, X-Forwarded-For, X-Request-Id) and what it removed.
 
-  curl -k -H 'Authorization: Bearer ${token}' https://api.${domain}:${port}/customers
-  curl -k 'https://api.${domain}:${port}/public/..%2fadmin'      # refused: 400 PATH_REJECTED
+  ${curl} -H 'Authorization: Bearer ${token}' https://api.${domain}:${port}/customers
+  ${curl} 'https://api.${domain}:${port}/public/..%2fadmin'      # refused: 400 PATH_REJECTED
 
 Stop with Ctrl-C.
 `);
