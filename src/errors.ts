@@ -30,6 +30,7 @@ export const ERRORS = {
   AUTH_LOCKED: { status: 429, message: 'Too many failed logins; try again later.' },
   HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large.' },
   UPGRADE_NOT_ALLOWED: { status: 400, message: 'This upgrade is not allowed on this route.' },
+  SITE_CLEAR_INVALID: { status: 400, message: 'This sign-out link is invalid or has expired.' },
   INTERNAL: { status: 500, message: 'The gateway failed to handle this request.' },
   UPSTREAM_UNAVAILABLE: { status: 502, message: 'The upstream service is unavailable.' },
   UPSTREAM_BAD_RESPONSE: { status: 502, message: 'The upstream service sent an invalid response.' },

@@ -13,11 +13,12 @@ import { sameSiteRequest } from './csrf.js';
 import { loginPage, logoutPage, sendPage } from './pages.js';
 import { dummyHash, verifyPassword } from './password.js';
 import { safeReturnTo } from './return-to.js';
+import { APP_SESSION_COOKIES, CLEAR_PATH, CLEAR_SITE_DATA, CLEAR_STORAGE, SiteClearChain } from './site-clear.js';
 import type { AuthService } from './service.js';
 import type { TokenClaims } from './claims.js';
 import { CLIENT_SUBJECT_PREFIX } from './store/types.js';
 
-export const AUTH_PATHS = new Set(['/auth/login', '/auth/logout', '/auth/token']);
+export const AUTH_PATHS = new Set(['/auth/login', '/auth/logout', '/auth/token', CLEAR_PATH]);
 const MAX_FORM_BYTES = 16 * 1024;
 const CSRF_TTL_MS = 60 * 60_000;
 /** Lifetime of client-credentials tokens (never above auth.maxTokenTtl). */
@@ -59,8 +60,9 @@ export interface AuthEndpoints {
 
 /**
  * The gateway's own pages on every routed host: `/auth/login` (form with a CSRF token,
- * lockout, then session cookies), `/auth/logout` (revokes the session family), and
- * `/auth/token` (client credentials → bearer token for API clients).
+ * lockout, then session cookies), `/auth/logout` (revokes the session family and clears the
+ * browser's site data on every session host, through `/auth/clear`), and `/auth/token`
+ * (client credentials → bearer token for API clients).
  */
 export function createAuthEndpoints(
   cfg: GatewayConfig,
@@ -70,6 +72,8 @@ export function createAuthEndpoints(
   limits: { login: CredentialLimiter; token: CredentialLimiter },
 ): AuthEndpoints {
   const hosts = new Set(cfg.routes.flatMap((r) => (r.host ? [r.host] : [])));
+  const publicPort = cfg.listen.publicHttpsPort ?? cfg.listen.httpsPort;
+  const siteClear = new SiteClearChain(auth.kv, cfg, publicPort);
   // Built now, not at the first unknown-user login: that login would pay for two scrypt runs
   // (build the dummy, then verify against it) and so stand out by its time.
   dummyHash().catch(() => undefined); // a failure shows at the first login that needs it
@@ -83,7 +87,23 @@ export function createAuthEndpoints(
   };
 
   const returnTo = (ctx: RequestContext, rd: string | null): string =>
-    safeReturnTo(rd, { host: (ctx.req.headers.host ?? '').toLowerCase(), hosts, port: cfg.listen.publicHttpsPort ?? cfg.listen.httpsPort });
+    safeReturnTo(rd, { host: (ctx.req.headers.host ?? '').toLowerCase(), hosts, port: publicPort });
+
+  const thisHost = (ctx: RequestContext): string => ctx.target?.host ?? '';
+  /** The other session hosts' origins: the logout form's redirects go through them. */
+  const chainOrigins = (ctx: RequestContext): string[] => siteClear.others(thisHost(ctx)).map((h) => siteClear.origin(h));
+
+  /**
+   * Expires every cookie the browser sent (upstream sessions of whoever used it before), and
+   * the applications' known session cookies whether sent or not (a narrower Path hides them).
+   */
+  const expireBrowserCookies = (ctx: RequestContext): void => {
+    const names = new Set([...parseCookies(ctx.req.headers.cookie).map(([n]) => n), ...APP_SESSION_COOKIES]);
+    for (const n of names) {
+      const clear = n === ACCESS_COOKIE || n === REFRESH_COOKIE ? undefined : clearUpstreamCookie(n);
+      if (clear) ctx.setCookies.push(clear);
+    }
+  };
 
   const formCsrfOk = (ctx: RequestContext, form: URLSearchParams): boolean => {
     const cookie = singleCookie(parseCookies(ctx.req.headers.cookie), CSRF_COOKIE);
@@ -95,7 +115,7 @@ export function createAuthEndpoints(
     const method = ctx.req.method ?? 'GET';
     if (method === 'GET' || method === 'HEAD') {
       const rd = returnTo(ctx, new URLSearchParams(ctx.target?.query ?? '').get('rd'));
-      sendPage(res, 200, loginPage({ csrf: freshCsrf(ctx), rd }), common(ctx), ctx.setCookies, returnOrigin(rd));
+      sendPage(res, 200, loginPage({ csrf: freshCsrf(ctx), rd }), common(ctx), ctx.setCookies, [returnOrigin(rd)]);
       ctx.outcome = 'answered';
       return;
     }
@@ -107,7 +127,7 @@ export function createAuthEndpoints(
     const again = (status: number, message: string, err: GatewayError): void => {
       ctx.error = err;
       ctx.outcome = 'denied';
-      sendPage(res, status, loginPage({ csrf: freshCsrf(ctx), rd, error: message, user: name }), { ...common(ctx), ...err.headers }, ctx.setCookies, returnOrigin(rd));
+      sendPage(res, status, loginPage({ csrf: freshCsrf(ctx), rd, error: message, user: name }), { ...common(ctx), ...err.headers }, ctx.setCookies, [returnOrigin(rd)]);
     };
     if (!formCsrfOk(ctx, form)) {
       again(403, 'The form expired. Please sign in again.', new GatewayError('CSRF_REJECTED', 'login form CSRF token or Origin mismatch'));
@@ -138,29 +158,29 @@ export function createAuthEndpoints(
     }
     await auth.lockout.succeeded(attempt);
     const replaced = await endBrowserSession(ctx);
-    if (replaced) log.security('auth.session_replaced', { requestId: ctx.id, user: user.name, family: replaced, clientIp: ctx.address?.client.address });
+    if (replaced.family) log.security('auth.session_replaced', { requestId: ctx.id, user: user.name, family: replaced.family, previousUser: replaced.user, clientIp: ctx.address?.client.address });
     await auth.store.updateUser(user.name, { lastLoginAt: new Date() });
     const family = await auth.refresh.start(user.name, user.roles);
     const issued = auth.tokens.issue({ sub: user.name, roles: user.roles, ttlMs: auth.config.sessionTtl, typ: 'session', family: family.record.family, authTime: family.record.authTime });
     await auth.refresh.setAccess(family.record.family, issued.claims.jti, issued.claims.exp);
     // No session fixation: every cookie the browser sent before login is cleared (upstream
     // sessions of a previous user included), then the new session is set.
-    const seen = new Set(parseCookies(ctx.req.headers.cookie).map(([n]) => n));
-    for (const n of seen) {
-      const clear = n === ACCESS_COOKIE || n === REFRESH_COOKIE ? undefined : clearUpstreamCookie(n);
-      if (clear) ctx.setCookies.push(clear);
-    }
+    expireBrowserCookies(ctx);
     ctx.setCookies.push(setCookie(ACCESS_COOKIE, issued.token, auth.config.sessionTtl), setCookie(REFRESH_COOKIE, family.token, auth.config.refreshTtl));
     ctx.principal = { subject: user.name, roles: user.roles, method: 'session', tokenId: issued.claims.jti, expiresAt: issued.claims.exp * 1000 };
     log.security('auth.login_succeeded', { requestId: ctx.id, user: user.name, roles: user.roles, clientIp: ctx.address?.client.address, tokenId: issued.claims.jti });
-    redirect(ctx, res, rd);
+    // The applications' storage on this host (NocoDB's token in localStorage) belongs to whoever
+    // used the browser before, and the gateway cannot always tell who that was (their cookies
+    // may have expired), so every login clears it, as it clears every cookie it sees. Not
+    // "cookies": Chromium applies it to this answer's own Set-Cookie too.
+    redirect(ctx, res, rd, { 'clear-site-data': CLEAR_STORAGE });
   }
 
-  function redirect(ctx: RequestContext, res: ServerResponse, location: string): void {
+  function redirect(ctx: RequestContext, res: ServerResponse, location: string, extra: Record<string, string> = {}): void {
     ctx.outcome = 'answered';
     ctx.status = 303;
     res.statusCode = 303;
-    for (const [k, v] of Object.entries(common(ctx))) res.setHeader(k, v);
+    for (const [k, v] of Object.entries({ ...common(ctx), ...extra })) res.setHeader(k, v);
     res.setHeader('location', location);
     res.setHeader('cache-control', 'no-store');
     res.setHeader('set-cookie', ctx.setCookies);
@@ -171,45 +191,72 @@ export function createAuthEndpoints(
   /**
    * Revokes the session the browser's cookies carry (its access token and refresh family), if
    * any, and returns the family. Logout does this; so does a login, so that a refresh token
-   * copied from the previous session does not outlive it. `onAccess` sees the access token's
-   * claims when it was still valid.
+   * copied from the previous session does not outlive it; so does each hop of the logout's
+   * clearing chain. `onAccess` sees the access token's claims when it was still valid.
    */
-  async function endBrowserSession(ctx: RequestContext, onAccess: (claims: TokenClaims) => void = () => undefined): Promise<string | undefined> {
+  async function endBrowserSession(ctx: RequestContext, onAccess: (claims: TokenClaims) => void = () => undefined): Promise<{ family?: string | undefined; user?: string | undefined }> {
     const cookies = parseCookies(ctx.req.headers.cookie);
     const access = singleCookie(cookies, ACCESS_COOKIE);
     const refresh = singleCookie(cookies, REFRESH_COOKIE);
     let family: string | undefined;
+    let user: string | undefined;
     if (typeof access === 'string' && access !== 'ambiguous') {
       try {
         const claims = await auth.tokens.verify(access);
         family = claims.fam;
+        user = claims.sub;
         await auth.revocations.revoke(claims.jti, claims.exp);
         onAccess(claims);
       } catch {
         // An expired or invalid access token needs no revocation.
       }
     }
-    if (!family && typeof refresh === 'string' && refresh !== 'ambiguous') family = await auth.refresh.familyOf(refresh);
+    if (!family && typeof refresh === 'string' && refresh !== 'ambiguous') {
+      const record = await auth.refresh.recordOf(refresh);
+      family = record?.family;
+      user ??= record?.sub;
+    }
     if (family) await auth.refresh.revokeFamily(family);
-    return family;
+    return { family, user };
   }
 
   async function logout(ctx: RequestContext, res: ServerResponse): Promise<void> {
     const method = ctx.req.method ?? 'GET';
     if (method === 'GET' || method === 'HEAD') {
-      sendPage(res, 200, logoutPage({ csrf: freshCsrf(ctx) }), common(ctx), ctx.setCookies);
+      sendPage(res, 200, logoutPage({ csrf: freshCsrf(ctx) }), common(ctx), ctx.setCookies, chainOrigins(ctx));
       ctx.outcome = 'answered';
       return;
     }
     if (method !== 'POST') throw new GatewayError('METHOD_NOT_ALLOWED', `${method} /auth/logout`);
     const form = await readForm(ctx.req);
     if (!formCsrfOk(ctx, form)) throw new GatewayError('CSRF_REJECTED', 'logout form CSRF token or Origin mismatch');
-    const family = await endBrowserSession(ctx, (claims) => {
+    const { family, user } = await endBrowserSession(ctx, (claims) => {
       ctx.principal = { subject: claims.sub, roles: claims.roles, method: 'session', tokenId: claims.jti };
     });
     ctx.setCookies.push(clearCookie(ACCESS_COOKIE), clearCookie(REFRESH_COOKIE));
-    log.security('auth.logout', { requestId: ctx.id, user: ctx.principal?.subject, family, clientIp: ctx.address?.client.address });
-    redirect(ctx, res, '/auth/login');
+    expireBrowserCookies(ctx);
+    log.security('auth.logout', { requestId: ctx.id, user: ctx.principal?.subject ?? user, family, clientIp: ctx.address?.client.address });
+    // Every session host's site data goes through the chain, this one's last (see
+    // SiteClearChain.start): NocoDB's localStorage token and refresh_token must not greet the
+    // next person. Only "storage" here, so the other hosts still get their cookies to end.
+    const loginPage = `${siteClear.origin(thisHost(ctx))}/auth/login`;
+    redirect(ctx, res, await siteClear.start(thisHost(ctx), loginPage), { 'clear-site-data': CLEAR_STORAGE });
+  }
+
+  /**
+   * A hop of the logout's clearing chain: redeems its ticket (else SITE_CLEAR_INVALID, and
+   * nothing is cleared), ends the session this host's cookies carry, clears this origin's
+   * site data and sends the browser on to the next host, or to the login page at the end.
+   */
+  async function clearHop(ctx: RequestContext, res: ServerResponse): Promise<void> {
+    if (ctx.req.method !== 'GET') throw new GatewayError('METHOD_NOT_ALLOWED', `${ctx.req.method} ${CLEAR_PATH}`);
+    const next = await siteClear.next(new URLSearchParams(ctx.target?.query ?? '').get('token'), thisHost(ctx));
+    const { family, user } = await endBrowserSession(ctx);
+    ctx.setCookies.push(clearCookie(ACCESS_COOKIE), clearCookie(REFRESH_COOKIE), clearCookie(CSRF_COOKIE));
+    expireBrowserCookies(ctx);
+    log.security('auth.site_data_cleared', { requestId: ctx.id, host: thisHost(ctx), user, family, clientIp: ctx.address?.client.address });
+    // no-referrer: the next hop's URL carries its ticket; never hand it on in a Referer.
+    redirect(ctx, res, next, { 'clear-site-data': CLEAR_SITE_DATA, 'referrer-policy': 'no-referrer' });
   }
 
   async function token(ctx: RequestContext, res: ServerResponse): Promise<void> {
@@ -242,7 +289,7 @@ export function createAuthEndpoints(
   return {
     handle(ctx, res, fail) {
       const path = ctx.path ?? '';
-      const run = path === '/auth/login' ? login : path === '/auth/logout' ? logout : token;
+      const run = path === '/auth/login' ? login : path === '/auth/logout' ? logout : path === CLEAR_PATH ? clearHop : token;
       run(ctx, res).catch((err: unknown) => fail(isGatewayError(err) ? err : new GatewayError('INTERNAL', String(err))));
     },
   };

@@ -8,12 +8,14 @@ const STYLE =
 const STYLE_HASH = `'sha256-${createHash('sha256').update(STYLE).digest('base64')}'`;
 
 /**
- * The login pages' own policy: nothing external, forms post only to this origin. `returnOrigin`
- * is the origin of a validated return URL on another gateway host: browsers apply form-action
- * to the redirect after the POST too, and without it they block the sign-in outright.
+ * The login pages' own policy: nothing external, forms post only to this origin. `formOrigins`
+ * are other gateway origins the answer to the POST redirects to (a validated return URL, the
+ * logout's clearing chain): browsers apply form-action to the redirects after the POST too,
+ * and without them they block the sign-in (or sign-out) outright.
  */
-function csp(returnOrigin?: string): string {
-  return `default-src 'none'; style-src ${STYLE_HASH}; form-action 'self'${returnOrigin ? ` ${returnOrigin}` : ''}; frame-ancestors 'none'; base-uri 'none'`;
+function csp(formOrigins: readonly (string | undefined)[]): string {
+  const extra = formOrigins.filter((o): o is string => o !== undefined);
+  return `default-src 'none'; style-src ${STYLE_HASH}; form-action 'self'${extra.map((o) => ` ${o}`).join('')}; frame-ancestors 'none'; base-uri 'none'`;
 }
 
 export function escapeHtml(s: string): string {
@@ -43,10 +45,10 @@ export function logoutPage(opts: { csrf: string }): string {
 }
 
 /** Writes a page of the gateway's own with its strict headers. */
-export function sendPage(res: ServerResponse, status: number, html: string, headers: Readonly<Record<string, string>>, cookies: readonly string[], returnOrigin?: string): void {
+export function sendPage(res: ServerResponse, status: number, html: string, headers: Readonly<Record<string, string>>, cookies: readonly string[], formOrigins: readonly (string | undefined)[] = []): void {
   res.statusCode = status;
   res.setHeader('content-type', 'text/html; charset=utf-8');
-  res.setHeader('content-security-policy', csp(returnOrigin));
+  res.setHeader('content-security-policy', csp(formOrigins));
   res.setHeader('cache-control', 'no-store');
   res.setHeader('x-frame-options', 'DENY');
   res.setHeader('x-content-type-options', 'nosniff');

@@ -170,10 +170,15 @@ export class RefreshTokens {
 
   /** The family of a token without using it (logout). */
   async familyOf(token: string): Promise<string | undefined> {
+    return (await this.recordOf(token))?.family;
+  }
+
+  /** Whose a token is (family and user), without using it; used tokens too. */
+  async recordOf(token: string): Promise<{ family: string; sub: string } | undefined> {
     const raw = await this.kv.get(`rt:${hash(token)}`);
-    if (raw) return (JSON.parse(raw) as RefreshRecord).family;
+    if (raw) return JSON.parse(raw) as RefreshRecord;
     const used = await this.kv.get(`rtused:${hash(token)}`);
-    return used ? parseUsed(used).record.family : undefined;
+    return used ? parseUsed(used).record : undefined;
   }
 
   private async mint(record: RefreshRecord): Promise<RefreshResult & { token: string }> {

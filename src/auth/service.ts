@@ -44,6 +44,8 @@ export interface AuthService {
   readonly lockout: Lockout;
   readonly refresh: RefreshTokens;
   readonly config: GatewayConfig['auth'];
+  /** The shared key-value store (Redis, else memory): single-use tickets of the auth endpoints. */
+  readonly kv: Kv;
   /** Verified claims → principal, or AUTH_REVOKED / AUTH_DISABLED. */
   principalFor(claims: TokenClaims, method: Principal['method']): Promise<Principal>;
   /** Whether an account may still be used (cached for a few seconds), e.g. for open websockets. */
@@ -106,6 +108,7 @@ export async function createAuthService(cfg: GatewayConfig, stores: AuthStores):
       stores.log.security('auth.session_family_revoked', { family, accessTokenId: access?.jti, ...(others.length > 0 ? { alsoRevoked: others.map((a) => a.jti) } : {}) });
     }, cfg.auth.refreshReuseGrace),
     config: cfg.auth,
+    kv,
     async principalFor(claims, method) {
       if (revocations.isRevoked(claims.jti)) throw new GatewayError('AUTH_REVOKED', `jti ${claims.jti} revoked`);
       let state: SubjectState;
