@@ -19,6 +19,7 @@ import { createCsrf } from './auth/csrf.js';
 import { AUTH_PATHS, createAuthEndpoints } from './auth/endpoints.js';
 import { LiveSockets } from './auth/live-sockets.js';
 import { answerProtocol, takeProtocolBearer } from './auth/ws-bearer.js';
+import { WsTickets, takeTicket } from './auth/ws-ticket.js';
 import { createLoginLimiter } from './ratelimit/login.js';
 import { createIpAllowlist as createEndpointGuard } from './policy/ip-allowlist.js';
 import { createForwarder, type Forwarder } from './proxy/forwarder.js';
@@ -103,6 +104,7 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
   const endpointGuards = new Map(routes.map((r) => [r, createEndpointGuard(r.config)]));
   const liveSockets = deps.auth ? new LiveSockets(deps.auth.revocations, deps.auth.accountStatus) : undefined;
   const websockets = new Set<WsSession>();
+  const wsTickets = deps.auth ? new WsTickets(deps.auth.kv) : undefined;
   let draining = false;
 
   function createContext(req: IncomingMessage, kind: RequestContext['kind']): RequestContext {
@@ -232,8 +234,9 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
       if (req.method !== 'GET' || String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
         throw new GatewayError('UPGRADE_NOT_ALLOWED', `upgrade to ${String(req.headers.upgrade)} with ${req.method}`);
       }
-      // Before the steps: a browser's token comes as a subprotocol, and authentication reads Authorization.
+      // Before the steps: a browser's token comes as a subprotocol or a ticket; authentication reads Authorization.
       const bearer = takeProtocolBearer(req, route.config);
+      if (wsTickets) await takeTicket(ctx, route.config, wsTickets);
       const answer = await runSteps(ctx, route);
       if (answer !== undefined) throw new GatewayError('UPGRADE_NOT_ALLOWED', 'a step answered an upgrade');
       ctx.outcome = 'forwarded';

@@ -16,6 +16,7 @@ export const ERRORS = {
   AUTH_AMBIGUOUS: { status: 401, message: 'Credentials were sent in more than one place.' },
   AUTH_FAILED: { status: 401, message: 'Wrong user name or password.' },
   AUTH_DISABLED: { status: 401, message: 'This account is disabled.' },
+  WS_TICKET_INVALID: { status: 401, message: 'The websocket ticket is unknown, used or expired.' },
   IP_DENIED: { status: 403, message: 'Access from this address is not allowed.' },
   ROLE_FORBIDDEN: { status: 403, message: 'Your roles do not allow this route.' },
   CSRF_REJECTED: { status: 403, message: 'The request did not come from this site.' },

@@ -14,11 +14,12 @@ import { loginPage, logoutPage, sendPage } from './pages.js';
 import { dummyHash, verifyPassword } from './password.js';
 import { safeReturnTo } from './return-to.js';
 import { APP_SESSION_COOKIES, CLEAR_PATH, CLEAR_SITE_DATA, CLEAR_STORAGE, SiteClearChain } from './site-clear.js';
+import { WS_TICKET_PATH, WsTickets, createWsTicketEndpoint } from './ws-ticket.js';
 import type { AuthService } from './service.js';
 import type { TokenClaims } from './claims.js';
 import { CLIENT_SUBJECT_PREFIX } from './store/types.js';
 
-export const AUTH_PATHS = new Set(['/auth/login', '/auth/logout', '/auth/token', CLEAR_PATH]);
+export const AUTH_PATHS = new Set(['/auth/login', '/auth/logout', '/auth/token', CLEAR_PATH, WS_TICKET_PATH]);
 const MAX_FORM_BYTES = 16 * 1024;
 const CSRF_TTL_MS = 60 * 60_000;
 /** Lifetime of client-credentials tokens (never above auth.maxTokenTtl). */
@@ -79,6 +80,7 @@ export function createAuthEndpoints(
   dummyHash().catch(() => undefined); // a failure shows at the first login that needs it
 
   const common = (ctx: RequestContext): Record<string, string> => ({ 'x-request-id': ctx.id, ...(ctx.secure && hsts ? { 'strict-transport-security': hsts } : {}) });
+  const wsTicket = createWsTicketEndpoint(auth, log, new WsTickets(auth.kv), common);
 
   const freshCsrf = (ctx: RequestContext): string => {
     const token = randomBytes(24).toString('base64url');
@@ -289,7 +291,7 @@ export function createAuthEndpoints(
   return {
     handle(ctx, res, fail) {
       const path = ctx.path ?? '';
-      const run = path === '/auth/login' ? login : path === '/auth/logout' ? logout : path === CLEAR_PATH ? clearHop : token;
+      const run = path === '/auth/login' ? login : path === '/auth/logout' ? logout : path === CLEAR_PATH ? clearHop : path === WS_TICKET_PATH ? wsTicket : token;
       run(ctx, res).catch((err: unknown) => fail(isGatewayError(err) ? err : new GatewayError('INTERNAL', String(err))));
     },
   };

@@ -25,6 +25,26 @@ export interface ProtocolBearer {
   readonly marker: boolean;
 }
 
+/** Routes whose credentials the gateway checks; on `none` routes headers and query are the application's. */
+export function takesGatewayAuth(route: RouteConfig): boolean {
+  return route.auth === 'jwt' || route.auth === 'jwt-or-session' || route.auth === 'session';
+}
+
+/** Whether the request came with an Authorization header (counted raw, as readBearer does). */
+export function hasAuthorization(req: IncomingMessage): boolean {
+  return req.rawHeaders.some((h, i) => i % 2 === 0 && h.toLowerCase() === 'authorization');
+}
+
+/**
+ * Gives an upgrade the bearer token that came another way (subprotocol, ticket) as its
+ * Authorization header, so the one bearer path (readBearer, verification, revocation, ambiguity
+ * checks, stripping before the upstream) handles it.
+ */
+export function putBearer(req: IncomingMessage, jwt: string): void {
+  req.headers.authorization = `Bearer ${jwt}`;
+  req.rawHeaders.push('Authorization', `Bearer ${jwt}`);
+}
+
 function offered(req: IncomingMessage): string[] {
   const raw = req.headers['sec-websocket-protocol'];
   if (raw === undefined) return [];
@@ -35,19 +55,17 @@ function offered(req: IncomingMessage): string[] {
 }
 
 /**
- * Moves a `bearer.<jwt>` subprotocol of an upgrade into the request's Authorization header, so
- * the one bearer path (readBearer, verification, revocation, ambiguity checks, stripping before
- * the upstream) handles it, and removes it and `bearer` from the offer the upstream sees.
- * Only on routes the gateway authenticates: on `none` routes the subprotocols are the
- * application's. Undefined when the client offered no token.
+ * Moves a `bearer.<jwt>` subprotocol of an upgrade into the request's Authorization header
+ * (putBearer) and removes it and `bearer` from the offer the upstream sees. Only on routes the
+ * gateway authenticates. Undefined when the client offered no token.
  */
 export function takeProtocolBearer(req: IncomingMessage, route: RouteConfig): ProtocolBearer | undefined {
-  if (route.auth !== 'jwt' && route.auth !== 'jwt-or-session' && route.auth !== 'session') return undefined;
+  if (!takesGatewayAuth(route)) return undefined;
   const protocols = offered(req);
   const tokens = protocols.filter((p) => p.startsWith(BEARER_PROTOCOL_PREFIX));
   if (tokens.length === 0) return undefined;
   if (tokens.length > 1) throw new GatewayError('AUTH_AMBIGUOUS', 'several bearer subprotocols');
-  if (req.rawHeaders.some((h, i) => i % 2 === 0 && h.toLowerCase() === 'authorization')) {
+  if (hasAuthorization(req)) {
     throw new GatewayError('AUTH_AMBIGUOUS', 'token in both the Authorization header and a subprotocol');
   }
   const jwt = (tokens[0] as string).slice(BEARER_PROTOCOL_PREFIX.length);
@@ -67,8 +85,7 @@ export function takeProtocolBearer(req: IncomingMessage, route: RouteConfig): Pr
   } else {
     delete req.headers['sec-websocket-protocol'];
   }
-  req.headers.authorization = `Bearer ${jwt}`;
-  req.rawHeaders.push('Authorization', `Bearer ${jwt}`);
+  putBearer(req, jwt);
   return { marker };
 }
 

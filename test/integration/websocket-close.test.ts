@@ -4,12 +4,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { addClient, claimsFor, ringToken, startAuthGateway, uniq, waitFor, type AuthTestGateway } from '../helpers/auth-gateway.js';
+import { redactFields } from '../../src/audit/redact.js';
 
 /**
  * Issue 12 item 6: a websocket the gateway ends gets a close frame that says why (1008 with the
  * error code as reason, 1001 on shutdown) instead of a dropped connection (1006), without
  * corrupting a frame in flight, and the upstream is closed too. Browser clients authenticate
- * with the `bearer.<jwt>` subprotocol.
+ * with the `bearer.<jwt>` subprotocol or a single-use ticket (`?ws_token=`).
  */
 
 /** 1 MB frames: a cut almost always lands while one is in flight. */
@@ -85,6 +86,12 @@ before(async () => {
     host: api.test.local
     path: /stream
     upstream: ${stream.url}
+    auth: jwt
+    roles: [api]
+    websocket: true
+  - name: other
+    host: other.test.local
+    upstream: UPSTREAM
     auth: jwt
     roles: [api]
     websocket: true
@@ -221,6 +228,7 @@ test('browser-style auth: the `bearer.<jwt>` subprotocol opens a jwt route; the 
   assert.equal(hello.headers['x-gateway-token-id'], claims.jti);
   assert.equal(hello.headers['sec-websocket-protocol'], undefined);
   assert.equal(hello.headers.authorization, undefined);
+  assert.doesNotMatch(JSON.stringify(gw.upstream.seen.at(-1)), new RegExp(token.split('.')[2] as string), 'no copy of the token in what the upstream got, raw headers included');
   assert.equal(await echo(ws, 'ping'), 'ping');
   await gw.auth.revocations.revoke(claims.jti, claims.exp);
   assert.deepEqual(await within(closed, 3_000, 'the close').then((c) => [c.code, c.reason]), [1008, 'AUTH_REVOKED']);
@@ -272,4 +280,70 @@ test('shutdown closes open websockets with 1001 SHUTTING_DOWN when draining begi
   } finally {
     await shut?.catch(() => undefined);
   }
+});
+
+async function ticketFor(token: string, host = 'api.test.local'): Promise<string> {
+  const res = await gw.request({ method: 'POST', path: '/auth/ws-ticket', host, headers: bearer(token) });
+  assert.equal(res.status, 200, res.body);
+  assert.equal(res.headers['cache-control'], 'no-store');
+  const body = res.json<{ ticket: string; expires_in: number }>();
+  assert.equal(body.expires_in, 30);
+  return body.ticket;
+}
+
+test('a single-use ticket opens a jwt route: the upstream and the access line never see it; revocation of its token still closes the socket', async () => {
+  const { token, claims } = issue();
+  const ticket = await ticketFor(token);
+  const { ws, hello, closed } = await connect(gw, { path: `/ws?a=%7E1&ws_token=${ticket}&b=2` });
+  assert.equal(hello.headers['x-gateway-user'], sub);
+  assert.equal(hello.headers['x-gateway-token-id'], claims.jti, 'tracked by the token the ticket stands for');
+  assert.equal(hello.headers.authorization, undefined);
+  const at = gw.upstream.seen.at(-1);
+  assert.equal(at?.url, '/ws?a=%7E1&b=2', 'the ticket left the query, the rest passed byte for byte');
+  assert.equal(await echo(ws, 'hi'), 'hi');
+  await gw.auth.revocations.revoke(claims.jti, claims.exp);
+  assert.deepEqual(await within(closed, 3_000, 'the close').then((c) => [c.code, c.reason]), [1008, 'AUTH_REVOKED']);
+  const logged = JSON.stringify([gw.log.accessEntries, gw.log.securityEvents, gw.log.appMessages]);
+  assert.ok(!logged.includes(ticket), 'the ticket is in no log line');
+  assert.ok(!logged.includes(token.split('.')[2] as string), 'nor the token');
+});
+
+test('hostile tickets: a replay, another host, a revoked token, a forged or doubled ticket are refused with 401 and reach no upstream', async () => {
+  const { token } = issue();
+  const ticket = await ticketFor(token);
+  const { ws } = await connect(gw, { path: `/ws?ws_token=${ticket}` });
+  ws.close();
+  await refused(gw, { path: `/ws?ws_token=${ticket}` }, 401, 'WS_TICKET_INVALID', seen);
+
+  const elsewhere = await ticketFor(token);
+  await refused(gw, { path: `/ws?ws_token=${elsewhere}`, host: 'other.test.local' }, 401, 'WS_TICKET_INVALID', seen);
+  await refused(gw, { path: `/ws?ws_token=${elsewhere}` }, 401, 'WS_TICKET_INVALID', seen);
+
+  const r = issue();
+  const revokedTicket = await ticketFor(r.token);
+  await gw.auth.revocations.revoke(r.claims.jti, r.claims.exp);
+  await refused(gw, { path: `/ws?ws_token=${revokedTicket}` }, 401, 'AUTH_REVOKED', seen);
+
+  await refused(gw, { path: `/ws?ws_token=${'A'.repeat(43)}` }, 401, 'WS_TICKET_INVALID', seen);
+  await refused(gw, { path: '/ws?ws_token=short' }, 401, 'WS_TICKET_INVALID', seen);
+  const a = await ticketFor(token);
+  const b = await ticketFor(token);
+  await refused(gw, { path: `/ws?ws_token=${a}&ws_token=${b}` }, 401, 'AUTH_AMBIGUOUS', seen);
+  await refused(gw, { path: `/ws?ws_token=${b}`, headers: bearer(token) }, 401, 'AUTH_AMBIGUOUS', seen);
+});
+
+test('the ticket endpoint: POST with a valid bearer token only', async () => {
+  const { token, claims } = issue();
+  assert.equal((await gw.request({ method: 'GET', path: '/auth/ws-ticket', host: 'api.test.local', headers: bearer(token) })).status, 405);
+  const none = await gw.request({ method: 'POST', path: '/auth/ws-ticket', host: 'api.test.local' });
+  assert.equal(none.status, 401);
+  assert.equal(none.json<{ error: { code: string } }>().error.code, 'AUTH_REQUIRED');
+  await gw.auth.revocations.revoke(claims.jti, claims.exp);
+  const revoked = await gw.request({ method: 'POST', path: '/auth/ws-ticket', host: 'api.test.local', headers: bearer(token) });
+  assert.equal(revoked.json<{ error: { code: string } }>().error.code, 'AUTH_REVOKED');
+});
+
+test('a ticket in a refused request\'s query is redacted in the audit log (the name ends in token)', () => {
+  const line = redactFields({ path: '/ws', query: 'a=1&ws_token=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG' });
+  assert.ok(!JSON.stringify(line).includes('abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG'), JSON.stringify(line));
 });
