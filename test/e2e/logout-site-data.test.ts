@@ -125,7 +125,7 @@ async function useApp(page: Page, context: BrowserContext, origin: string, user:
   await page.goto(`${origin}/app`);
   if (new URL(page.url()).pathname === '/auth/login') await signIn(page, user);
   assert.equal(page.url(), `${origin}/app`);
-  assert.equal(await page.evaluate(() => localStorage.getItem('app-token')), user, 'the app keeps its token in localStorage');
+  assert.equal(await page.evaluate("localStorage.getItem('app-token')"), user, 'the app keeps its token in localStorage');
   const names = (await context.cookies(origin)).map((c) => c.name);
   assert.ok(names.includes(origin === metabase ? 'metabase.SESSION' : 'refresh_token'), `the app cookie is set: ${names.join(',')}`);
 }
@@ -134,7 +134,7 @@ async function useApp(page: Page, context: BrowserContext, origin: string, user:
 async function leftOn(page: Page, context: BrowserContext, origin: string): Promise<{ cookies: string[]; token: unknown }> {
   // The login page runs no script of its own; the debugger reads the origin's storage.
   if (!page.url().startsWith(origin)) await page.goto(`${origin}/auth/login`);
-  return { cookies: (await context.cookies(origin)).map((c) => c.name).filter((n) => n !== '__Host-crmgw_csrf'), token: await page.evaluate(() => localStorage.getItem('app-token')) };
+  return { cookies: (await context.cookies(origin)).map((c) => c.name).filter((n) => n !== '__Host-crmgw_csrf'), token: await page.evaluate("localStorage.getItem('app-token')") };
 }
 
 function seenBy(user: string): SeenRequest[] {
@@ -168,7 +168,7 @@ test('logout clears the applications sessions on every session host; the next us
   const reached = seenBy(b);
   assert.ok(reached.length > 0, 'the next user reached the app');
   for (const r of reached) assert.doesNotMatch(String(r.headers.cookie ?? ''), new RegExp(`${a}|refresh_token|metabase\\.SESSION`), `no previous app cookie on ${r.url}`);
-  assert.equal(await page.evaluate(() => localStorage.getItem('app-token')), null);
+  assert.equal(await page.evaluate("localStorage.getItem('app-token')"), null);
 });
 
 test('a different user signing in without a logout: the host it signs in on is cleared of the previous user', { timeout: TEST_TIMEOUT_MS }, async (t) => {
@@ -180,7 +180,7 @@ test('a different user signing in without a logout: the host it signs in on is c
   await page.goto(`${nocodb}/auth/login?rd=/after`);
   await signIn(page, b);
   assert.equal(page.url(), `${nocodb}/after`);
-  assert.equal(await page.evaluate(() => localStorage.getItem('app-token')), null, 'the previous user token is gone from localStorage');
+  assert.equal(await page.evaluate("localStorage.getItem('app-token')"), null, 'the previous user token is gone from localStorage');
   const names = (await context.cookies(nocodb)).map((c) => c.name);
   assert.ok(!names.includes('refresh_token'), `no previous app cookie: ${names.join(',')}`);
   assert.ok(names.includes(ACCESS_COOKIE) && names.includes(REFRESH_COOKIE), 'the new session survives its own clearing');
