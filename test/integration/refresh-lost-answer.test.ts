@@ -289,4 +289,21 @@ describe('RefreshTokens: an undelivered successor that was used is theft', () =>
       await assert.rejects(tokens.rotate(s1, t0 + 600), (err) => isGatewayError(err) && err.code === 'AUTH_INVALID', 'the withdrawn successor is dead');
     });
   }
+
+  test('redis, two instances with slow writes: the old token after a lost renewal, presented to both at once, is reissued once and never revokes', async () => {
+    const slow = (kv: Kv): Kv => ({ ...kv, set: async (key, value, ttl) => (await new Promise((r) => setTimeout(r, 50)), kv.set(key, value, ttl)) });
+    const families: string[] = [];
+    const a = new RefreshTokens(slow(createRedisKv(redis)), 60_000, async (f) => void families.push(f), 100);
+    const b = new RefreshTokens(slow(createRedisKv(redis)), 60_000, async (f) => void families.push(f), 100);
+    const start = await a.start(uniq('u'), ['staff']);
+    const t0 = Date.now();
+    const s1 = (await a.rotate(start.token, t0)).token as string;
+    await b.markUndelivered(s1);
+    const [ra, rb] = await Promise.allSettled([a.rotate(start.token, t0 + 500), b.rotate(start.token, t0 + 500)]);
+    assert.equal(ra.status, 'fulfilled', ra.status === 'rejected' ? String(ra.reason) : '');
+    assert.equal(rb.status, 'fulfilled', rb.status === 'rejected' ? String(rb.reason) : '');
+    const results = [ra, rb].map((r) => (r.status === 'fulfilled' ? r.value : undefined));
+    assert.equal(results.filter((r) => r?.token !== undefined).length, 1, 'one fresh successor');
+    assert.deepEqual(families, [], 'no family revoked');
+  });
 });
