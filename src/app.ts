@@ -174,8 +174,8 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
   async function handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const ctx = createContext(req, 'http');
     res.once('close', () => {
-      // Headers never sent: the Set-Cookie of a session renewal never left (src/auth/request-auth.ts).
-      if (!res.headersSent) for (const lost of ctx.onResponseLost ?? []) lost();
+      // Whether a session renewal's Set-Cookie left with the headers (src/auth/request-auth.ts).
+      for (const closed of ctx.onResponseClosed ?? []) closed(res.headersSent);
       // A forwarded response that never finished was cut short (the forwarder's own mark comes too late).
       if ((ctx.outcome === undefined || ctx.outcome === 'forwarded') && !res.writableFinished) ctx.outcome = 'aborted';
       ctx.status ??= res.statusCode;

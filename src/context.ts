@@ -42,10 +42,11 @@ export interface RequestContext {
   /** Set-Cookie values for whatever answer the client gets (session refresh, logout). */
   readonly setCookies: string[];
   /**
-   * Called when the response closes before its headers were sent (the client went away
-   * first): nothing set above reached it. A session renewal rolls itself back through this.
+   * Called when the response closes, with whether its headers were sent. When they were not
+   * (the client went away first), nothing set above reached it: a session renewal rolls
+   * itself back through this, and until then counts as pending.
    */
-  onResponseLost?: (() => void)[];
+  onResponseClosed?: ((headersSent: boolean) => void)[];
   outcome?: Outcome;
   error?: GatewayError;
   status?: number;

@@ -26,6 +26,13 @@ export interface RefreshResult {
  */
 export const DEFAULT_REFRESH_REUSE_GRACE_MS = 10_000;
 
+/**
+ * Longest a renewal's answer counts as pending (not sent yet), so that its older token is
+ * still the browser's: NocoDB's long-poll holds its answer ~30 s, route timeouts are about a
+ * minute. Bounds the case where the answer's fate is never recorded (the instance died).
+ */
+const PENDING_MAX_MS = 5 * 60_000;
+
 const newToken = (): string => randomBytes(32).toString('base64url');
 const hash = (token: string): string => createHash('sha256').update(token).digest('hex');
 
@@ -62,7 +69,8 @@ function parseAccess(v: string | undefined): AccessRef | undefined {
  * issue #12): that browser still holds the old token and is not a thief.
  *
  * Keys (hashes of tokens): `rt:<h>` a live token's record; `rtused:<h>` the used mark;
- * `rtnext:<h>` the successor hash that use produced; `rtlost:<successor h>` its answer was lost.
+ * `rtnext:<h>` the successor hash that use produced; `rtpend:<successor h>` its answer is not
+ * sent yet; `rtlost:<successor h>` its answer was lost.
  */
 export class RefreshTokens {
   constructor(
@@ -99,7 +107,9 @@ export class RefreshTokens {
     const used = await this.kv.get(`rtused:${h}`);
     if (!used) throw new GatewayError('AUTH_INVALID', 'unknown or expired refresh token');
     const { record, usedAt } = parseUsed(used);
-    if (now - usedAt <= this.reuseGraceMs && (await this.kv.get(`rtfam:${record.family}`)) === 'active') {
+    // Within the grace, or while the answer carrying the successor is still on its way (a
+    // long-poll the browser has not given up yet): the browser still holds this token.
+    if ((now - usedAt <= this.reuseGraceMs || (await this.successorPending(h))) && (await this.kv.get(`rtfam:${record.family}`)) === 'active') {
       return { token: undefined, record };
     }
     await this.revokeFamily(record.family);
@@ -107,13 +117,38 @@ export class RefreshTokens {
   }
 
   /**
-   * The answer that carried `token` (a successor from rotate) never reached the client: the
-   * client went away before the response headers were sent, so its browser still holds the
-   * token it presented. That rotation is then rolled back at the next presentation of the
-   * older token (see reissue) instead of being taken for reuse.
+   * The answer carrying `token` (a successor from rotate) is on its way: until it is settled
+   * (or PENDING_MAX_MS pass), the older token is still the browser's and gets the grace answer.
+   * Only a caller that will settle it marks it (request-auth, on the response's close).
    */
+  async markPending(token: string): Promise<void> {
+    await this.kv.set(`rtpend:${hash(token)}`, '1', Math.min(PENDING_MAX_MS, this.ttlMs));
+  }
+
+  /**
+   * Records the fate of the answer that carried `token` (a successor from rotate). Delivered:
+   * the older token is now only the browser's past. Not delivered (the client went away before
+   * the response headers were sent): its browser still holds the token it presented, and that
+   * rotation is rolled back at the next presentation of the older token (see reissue) instead
+   * of being taken for reuse.
+   */
+  async settle(token: string, delivered: boolean): Promise<void> {
+    const h = hash(token);
+    if (!delivered) await this.kv.set(`rtlost:${h}`, '1', this.ttlMs);
+    await this.kv.del(`rtpend:${h}`);
+  }
+
+  /** settle(token, false). */
   async markUndelivered(token: string): Promise<void> {
-    await this.kv.set(`rtlost:${hash(token)}`, '1', this.ttlMs);
+    await this.settle(token, false);
+  }
+
+  /** The successor of used token `h` is unused and its answer not sent yet. */
+  private async successorPending(h: string): Promise<boolean> {
+    const next = await this.kv.get(`rtnext:${h}`);
+    if (!next) return false;
+    const [pending, live] = await Promise.all([this.kv.get(`rtpend:${next}`), this.kv.get(`rt:${next}`)]);
+    return pending !== undefined && live !== undefined;
   }
 
   /**

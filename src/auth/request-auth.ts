@@ -90,6 +90,21 @@ async function sessionPrincipal(ctx: RequestContext, auth: AuthService, log: Log
   if (!refresh) throw new GatewayError('AUTH_REQUIRED', 'no session');
   if (ctx.kind !== 'http') throw new GatewayError('AUTH_EXPIRED', 'session expired; websockets cannot renew it');
   const next = await auth.refresh.rotate(refresh);
+  const successor = next.token;
+  const successorCookie = successor ? setCookie(REFRESH_COOKIE, successor, auth.config.refreshTtl) : undefined;
+  if (successor && successorCookie) {
+    // Pending until the response closes. Delivered only when the answer that left carried the
+    // cookie: a refusal or failure below, sent before it was added, leaves the browser with
+    // the token it presented, as a lost answer does.
+    await auth.refresh.markPending(successor);
+    whenResponseClosed(ctx, (headersSent) => {
+      const delivered = headersSent && ctx.setCookies.includes(successorCookie);
+      auth.refresh.settle(successor, delivered).then(
+        () => (delivered ? undefined : log.security('auth.session_renewal_lost', { requestId: ctx.id, user: next.record.sub, family: next.record.family })),
+        (err: unknown) => log.app('warn', 'could not record the fate of a session renewal; its pending mark expires on its own', { requestId: ctx.id, error: String(err) }),
+      );
+    });
+  }
   const user = await auth.store.getUser(next.record.sub);
   if (!user) throw new GatewayError('AUTH_INVALID', `session of unknown user ${next.record.sub}`);
   if (user.disabled) {
@@ -104,33 +119,24 @@ async function sessionPrincipal(ctx: RequestContext, auth: AuthService, log: Log
   const issued = auth.tokens.issue({ sub: user.name, roles: user.roles, ttlMs: auth.config.sessionTtl, typ: 'session', family: next.record.family, authTime: next.record.authTime });
   await auth.refresh.setAccess(next.record.family, issued.claims.jti, issued.claims.exp);
   ctx.setCookies.push(setCookie(ACCESS_COOKIE, issued.token, auth.config.sessionTtl));
-  const successor = next.token;
-  if (successor) {
-    ctx.setCookies.push(setCookie(REFRESH_COOKIE, successor, auth.config.refreshTtl));
-    whenResponseLost(ctx, () => {
-      auth.refresh.markUndelivered(successor).then(
-        () => log.security('auth.session_renewal_lost', { requestId: ctx.id, user: user.name, family: next.record.family }),
-        (err: unknown) => log.app('warn', 'could not mark a lost session renewal; the next presentation counts as reuse', { requestId: ctx.id, error: String(err) }),
-      );
-    });
-  }
+  if (successorCookie) ctx.setCookies.push(successorCookie);
   ctx.principal = await auth.principalFor(issued.claims, 'session');
   log.security(next.reissued ? 'auth.session_renewal_reissued' : 'auth.session_renewed', { requestId: ctx.id, user: user.name, family: next.record.family, tokenId: issued.claims.jti });
 }
 
 /**
- * Runs `lost` once if this request's response closes before its headers are sent. Only then
- * is it certain the Set-Cookie never reached the client; a response cut after its headers may
- * well have delivered it (browsers store cookies when the headers arrive), and is left alone.
+ * Runs `closed` once when this request's response closes, with whether its headers were sent.
+ * Only when they were not is it certain no Set-Cookie reached the client; a response cut after
+ * its headers may well have delivered them (browsers store cookies when the headers arrive).
  */
-function whenResponseLost(ctx: RequestContext, lost: () => void): void {
+function whenResponseClosed(ctx: RequestContext, closed: (headersSent: boolean) => void): void {
   let done = false;
-  const once = (): void => {
+  const once = (headersSent: boolean): void => {
     if (done) return;
     done = true;
-    lost();
+    closed(headersSent);
   };
-  (ctx.onResponseLost ??= []).push(once);
+  (ctx.onResponseClosed ??= []).push(once);
   // The client may have left while the renewal ran, before this hook existed (nothing was sent yet).
-  if (ctx.req.socket.destroyed) once();
+  if (ctx.req.socket.destroyed) once(false);
 }

@@ -36,7 +36,7 @@ const pastGrace = (): Promise<void> => new Promise((r) => setTimeout(r, GRACE_MS
 
 /**
  * NocoDB's long-poll stand-in (`/api/v1/notifications/poll`, nocodb 0.301): held with no answer
- * at all; `/stream` sends its headers and a first chunk, then holds; anything else is echoed.
+ * at all, or answered after `?answer=<ms>`; `/stream` sends its headers and a first chunk, then holds; anything else is echoed.
  */
 async function startHoldingUpstream(): Promise<EchoUpstream> {
   const seen: SeenRequest[] = [];
@@ -44,7 +44,12 @@ async function startHoldingUpstream(): Promise<EchoUpstream> {
     const entry: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, body: '', complete: true };
     seen.push(entry);
     req.resume();
-    if (req.url?.startsWith('/api/v1/notifications/poll')) return; // answered never; the client leaves first
+    if (req.url?.startsWith('/api/v1/notifications/poll')) {
+      // `?answer=<ms>`: the poll answers then (a notification came); else never, the client leaves first.
+      const after = Number(new URL(req.url, 'http://x').searchParams.get('answer'));
+      if (after > 0) setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('{"notifications":[]}'), after);
+      return;
+    }
     if (req.url?.startsWith('/stream')) {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.write('first chunk\n');
@@ -69,12 +74,20 @@ async function startHoldingUpstream(): Promise<EchoUpstream> {
   };
 }
 
+interface HeldRequest {
+  /** The request id the gateway gave it, as the upstream saw it. */
+  requestId: string;
+  /** The response headers, when they arrived. */
+  headers?: http.IncomingHttpHeaders;
+  /** The browser gives up on it (a navigation cancels the page's fetches). */
+  abort(): void;
+}
+
 /**
- * A browser request that is cancelled mid-flight: sent with `cookie`, abandoned once the
- * upstream has it (or, with `afterHeaders`, once the response headers arrived). Returns the
- * request id the gateway gave it (as the upstream saw it) and the headers, if any arrived.
+ * A browser request still in flight: sent with `cookie`, returned once the upstream has it (or,
+ * with `afterHeaders`, once the response headers arrived).
  */
-async function abortedRequest(gw: AuthTestGateway, ip: string, path: string, cookie: string, afterHeaders = false): Promise<{ requestId: string; headers?: http.IncomingHttpHeaders }> {
+async function heldRequest(gw: AuthTestGateway, ip: string, path: string, cookie: string, afterHeaders = false): Promise<HeldRequest> {
   const seenBefore = gw.upstream.seen.length;
   let headers: http.IncomingHttpHeaders | undefined;
   const req = https.request({
@@ -94,9 +107,15 @@ async function abortedRequest(gw: AuthTestGateway, ip: string, path: string, coo
   });
   req.end();
   assert.ok(await waitFor(() => gw.upstream.seen.length > seenBefore && (!afterHeaders || headers !== undefined), 5_000, 10), 'the request reached the upstream');
-  req.destroy();
   const requestId = String(gw.upstream.seen.at(-1)?.headers['x-request-id']);
-  return { requestId, ...(headers ? { headers } : {}) };
+  return { requestId, ...(headers ? { headers } : {}), abort: () => req.destroy() };
+}
+
+/** A browser request cancelled mid-flight (see heldRequest). */
+async function abortedRequest(gw: AuthTestGateway, ip: string, path: string, cookie: string, afterHeaders = false): Promise<HeldRequest> {
+  const held = await heldRequest(gw, ip, path, cookie, afterHeaders);
+  held.abort();
+  return held;
 }
 
 function code(res: { json<T>(): T }): string {
@@ -159,6 +178,58 @@ for (const store of ['redis', 'embedded'] as const) {
       assert.equal(renewed.status, 200);
       assert.ok(setCookieLine(renewed, REFRESH_COOKIE), 'the reissued token rotates as usual');
       assert.equal(revoked(family), false);
+    });
+
+    test('the navigation comes while the renewing long-poll is still held, past the grace: it passes (no revocation); once the poll is cancelled, the old token reissues', async () => {
+      const c = await loggedIn();
+      const family = await familyOf(c);
+      const old = c.jar.get(REFRESH_COOKIE) as string;
+      c.jar.cookies.delete(ACCESS_COOKIE);
+      const poll = await heldRequest(gw, c.ip, '/api/v1/notifications/poll', c.jar.header());
+      await pastGrace();
+      // The navigation is sent before the browser cancels the old page's poll.
+      const nav = await c.send({ path: '/navigated', html: true });
+      assert.equal(nav.status, 200, nav.body.slice(0, 200));
+      assert.equal(setCookieLine(nav, REFRESH_COOKIE), undefined, 'the successor is still on its way: no second one');
+      assert.equal(revoked(family), false);
+      poll.abort();
+      assert.ok(await waitFor(() => gw.log.securityEvents.some((e) => e.event === 'auth.session_renewal_lost' && e.requestId === poll.requestId), 2_000, 10));
+      // Later the access cookie expires again and the browser still has only `old`.
+      c.jar.cookies.delete(ACCESS_COOKIE);
+      await pastGrace();
+      assert.equal(c.jar.get(REFRESH_COOKIE), old);
+      const later = await c.send({ path: '/later' });
+      assert.equal(later.status, 200, later.body.slice(0, 200));
+      assert.ok(setCookieLine(later, REFRESH_COOKIE), 'reissued');
+      assert.equal(revoked(family), false);
+    });
+
+    test('a renewal answer held past the grace (pending): the old token gets a session without a new refresh cookie; the answer then arrives and its successor works', async () => {
+      const c = await loggedIn();
+      const family = await familyOf(c);
+      const old = c.jar.get(REFRESH_COOKIE) as string;
+      c.jar.cookies.delete(ACCESS_COOKIE);
+      const poll = new SessionClient(gw, HOST);
+      poll.jar.cookies.set(REFRESH_COOKIE, old);
+      const held = poll.send({ path: `/api/v1/notifications/poll?answer=${GRACE_MS + 900}` });
+      await waitFor(() => gw.upstream.seen.some((r) => r.url.startsWith('/api/v1/notifications/poll?answer=')), 2_000, 10);
+      await pastGrace();
+      // The poll's answer (with the successor) has not left yet: the browser still has only `old`.
+      const nav = await c.send({ path: '/while-pending', html: true });
+      assert.equal(nav.status, 200, nav.body.slice(0, 200));
+      assert.ok(setCookieLine(nav, ACCESS_COOKIE), 'a fresh access cookie');
+      assert.equal(setCookieLine(nav, REFRESH_COOKIE), undefined, 'no second successor while the first is on its way');
+      assert.equal(revoked(family), false, 'not taken for reuse');
+      const answered = await held;
+      assert.equal(answered.status, 200);
+      const successor = setCookieLine(answered, REFRESH_COOKIE)?.value as string;
+      assert.ok(successor && successor !== old, 'the poll delivered the successor');
+      // The browser now renews with it, as usual; the old token after that is reuse.
+      const next = await new SessionClient(gw, HOST).send({ path: '/with-successor', headers: { cookie: `${REFRESH_COOKIE}=${successor}` } });
+      assert.equal(next.status, 200);
+      await pastGrace();
+      assert.equal(code(await c.send({ path: '/old-again', headers: { cookie: `${REFRESH_COOKIE}=${old}` } })), 'AUTH_REVOKED');
+      assert.ok(revoked(family));
     });
 
     test('after a lost renewal, the page and its assets racing with the old refresh token all pass; one gets the new refresh cookie', async () => {
