@@ -7,6 +7,7 @@ import { addUser, startAuthGateway, type AuthTestGateway } from '../helpers/auth
 import { waitFor } from '../helpers/wait.js';
 import { NOCODB_REFRESH_COOKIE, NOCODB_STORAGE_KEY, startNocodbStandIn, type NocodbStandIn } from '../helpers/apps/nocodb-standin.js';
 import { ACCESS_COOKIE, REFRESH_COOKIE } from '../../src/auth/cookies.js';
+import { SessionClient } from '../helpers/session-client.js';
 
 /**
  * One staff flow through the gateway in Chromium against the NocoDB stand-in (NocoDB 0.301.3's
@@ -53,6 +54,7 @@ function freePort(): Promise<number> {
 
 before(async () => {
   nocodb = await startNocodbStandIn({ pollMs: POLL_MS, users: Object.fromEntries(STAFF.map((s) => [s.nocodb, `${s.password} nocodb`])) });
+  const httpsPort = await freePort();
   gw = await startAuthGateway({
     // No preserveHost and no NC_PUBLIC_URL: NocoDB builds its URLs from the Host it is sent.
     routes: `
@@ -63,7 +65,7 @@ before(async () => {
     roles: [staff]
     timeout: 60s
 `,
-    env: { GATEWAY_DOMAIN: 'localhost', HTTPS_PORT: String(await freePort()) },
+    env: { GATEWAY_DOMAIN: 'localhost', HTTPS_PORT: String(httpsPort) },
     extraYaml: `auth: { sessionTtl: ${SESSION_TTL_MS}ms, refreshReuseGrace: ${REUSE_GRACE_MS}ms }`,
   });
   for (const s of STAFF) await addUser(gw.auth, s.gateway, s.password, ['staff']);
@@ -231,4 +233,49 @@ test('the next user signs in: NocoDB asks for its own sign-in and sees none of t
   }
   assert.ok(nocodb.sockets.filter((s) => s.user === luis.nocodb).length > 0);
   assert.equal(await page.textContent('#user'), luis.nocodb);
+});
+
+test('NocoDB’s site URL: the public origin by default; with preserveHost: false it names the upstream (a JSON body the gateway cannot rewrite) unless NC_PUBLIC_URL is set', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  // Its own gateway: hosts outside the development certificate's names, reached without a browser.
+  const port = await freePort();
+  const publicUrl = `https://nocodb-public.test.local:${port}`;
+  // The README recipe: NC_PUBLIC_URL set, so nothing NocoDB builds depends on the Host it is sent.
+  const recipe = await startNocodbStandIn({ publicUrl });
+  t.after(() => recipe.close());
+  const own = await startAuthGateway({
+    routes: `
+  - name: nocodb
+    host: nocodb.test.local
+    upstream: ${nocodb.url}
+    auth: session
+    roles: [staff]
+  - name: nocodb-raw
+    host: nocodb-raw.test.local
+    upstream: ${nocodb.url}
+    auth: session
+    roles: [staff]
+    preserveHost: false
+  - name: nocodb-public
+    host: nocodb-public.test.local
+    upstream: ${recipe.url}
+    auth: session
+    roles: [staff]
+    preserveHost: false
+`,
+    env: { HTTPS_PORT: String(port) },
+  });
+  t.after(() => own.close());
+  await addUser(own.auth, 'nocodb-site-url', 'site url test password 1', ['staff']);
+  const cases = [
+    { host: `nocodb.test.local:${port}`, expected: `https://nocodb.test.local:${port}` },
+    { host: `nocodb-raw.test.local:${port}`, expected: `https://127.0.0.1:${nocodb.port}` },
+    { host: `nocodb-public.test.local:${port}`, expected: publicUrl },
+  ];
+  for (const c of cases) {
+    const client = new SessionClient(own, c.host);
+    await client.login('nocodb-site-url', 'site url test password 1');
+    const res = await client.send({ path: '/api/v1/meta/nocodb/info' });
+    assert.equal(res.status, 200, `${c.host}: ${res.body.slice(0, 200)}`);
+    assert.equal(res.json<{ ncSiteUrl: string }>().ncSiteUrl, c.expected, c.host);
+  }
 });
