@@ -3,7 +3,7 @@ import { loadConfigFile } from './config/load.js';
 import { configPathFromEnv, type Env } from './config/env.js';
 import type { GatewayConfig } from './config/schema.js';
 import { insecureSettings, type PolicyFinding } from './config/policy.js';
-import { ensureDevCertificate, loadCertificatePair, type CertificateInfo } from './tls/certificates.js';
+import { devCaPaths, ensureDevCertificate, loadCertificatePair, type CertificateInfo } from './tls/certificates.js';
 import type { Logger } from './log/logger.js';
 
 export interface Prepared {
@@ -25,9 +25,15 @@ function describeCertificate(cfg: GatewayConfig): CertificateInfo | undefined {
   return loadCertificatePair(cfg.tls.certFile, cfg.tls.keyFile).info;
 }
 
+/** Every route's host, so the development certificate covers routes beyond the default three. */
+function routeHosts(cfg: GatewayConfig): string[] {
+  return cfg.routes.flatMap((r) => (r.host ? [r.host] : []));
+}
+
 /**
  * Config → validated → certificate ready → policy verdict. Production refuses unsafe settings;
- * development logs each as a loud WARNING and, with no certificate, generates a self-signed one.
+ * development logs each as a loud WARNING and, with no certificate, generates one issued by a
+ * development CA (src/tls/certificates.ts).
  */
 export async function prepare(
   env: Env,
@@ -35,8 +41,8 @@ export async function prepare(
   opts: { file?: string | undefined; generateCertificate?: boolean } = {},
 ): Promise<Prepared> {
   const config = loadConfigFile(opts.file ?? configPathFromEnv(env), env);
-  if (config.env === 'development' && opts.generateCertificate !== false && (await ensureDevCertificate(config.tls.certFile, config.tls.keyFile, config.domain))) {
-    log.app('warn', 'generated a self-signed development certificate', { certFile: config.tls.certFile, keyFile: config.tls.keyFile });
+  if (config.env === 'development' && opts.generateCertificate !== false && (await ensureDevCertificate(config.tls.certFile, config.tls.keyFile, config.domain, { extraHosts: routeHosts(config) }))) {
+    log.app('warn', 'generated a development certificate; import its development CA into your browser to trust it', { certFile: config.tls.certFile, keyFile: config.tls.keyFile, caFile: devCaPaths(config.tls.certFile).cert });
     log.security('tls.certificate_generated', { certFile: config.tls.certFile });
   }
   const certificate = describeCertificate(config);

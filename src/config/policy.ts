@@ -32,7 +32,7 @@ export function certificateFindings(cfg: GatewayConfig, cert: CertificateFacts):
   const out: PolicyFinding[] = [];
   if (cert.selfSigned) out.push({ id: 'certificate-self-signed', message: `the TLS certificate ${cfg.tls.certFile} is self-signed` });
   // Same id as self-signed (doctor and the docs know it): a CA only this machine trusts is no better for clients.
-  else if (cert.developmentCa) out.push({ id: 'certificate-self-signed', message: `the TLS certificate ${cfg.tls.certFile} is issued by the crm-gateway development CA, which no client trusts unless it imported it` });
+  else if (cert.developmentCa) out.push({ id: 'certificate-self-signed', message: `the TLS certificate ${cfg.tls.certFile} is issued by the crm-gateway development CA: trusted only where someone imported that CA, no better than self-signed for clients` });
   if (cert.validTo.getTime() < Date.now()) out.push({ id: 'certificate-expired', message: `the TLS certificate expired on ${cert.validTo.toISOString()}` });
   if ((cert.keyMode & 0o077) !== 0) out.push({ id: 'key-mode', message: `the TLS key ${cfg.tls.keyFile} is readable by others (mode ${cert.keyMode.toString(8)}; want 600)` });
   return out;
