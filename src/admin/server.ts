@@ -10,7 +10,12 @@ import { handleOverview, type OverviewDeps } from './overview.js';
  * security overview (admin role). Never served on the public port.
  */
 export function createAdminServer(cfg: GatewayConfig, isDraining: () => boolean, overview?: OverviewDeps): http.Server {
-  return http.createServer((req, res) => {
+  return http.createServer(createAdminHandler(cfg, isDraining, overview));
+}
+
+/** The admin listener's request handler, for a server bound before the gateway is built (bindGateway). */
+export function createAdminHandler(cfg: GatewayConfig, isDraining: () => boolean, overview?: OverviewDeps): http.RequestListener {
+  return (req, res) => {
     const send = (status: number, body: unknown): void => {
       const text = JSON.stringify(body);
       res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
@@ -40,5 +45,5 @@ export function createAdminServer(cfg: GatewayConfig, isDraining: () => boolean,
     // The security overview (admin role only; refused when no admin authentication is wired).
     if (overview && handleOverview(overview, req, res, path ?? '')) return;
     send(404, { error: 'not found' });
-  });
+  };
 }

@@ -4,14 +4,15 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { GatewayConfig } from '../config/schema.js';
 import { createGateway, hstsValue, type Gateway } from '../app.js';
 import type { GatewayDeps } from '../deps.js';
-import { loadCertificatePair, type CertificateInfo } from '../tls/certificates.js';
+import { loadCertificatePair, type CertificateInfo, type CertificatePair } from '../tls/certificates.js';
 import { createCertificateReloader, type CertificateReloader, type CertificateVeto } from '../tls/reloader.js';
 import { certificateFindings } from '../config/policy.js';
 import { tlsPolicy } from '../tls/options.js';
 import { createRedirectHandler } from './redirect.js';
-import { createAdminServer } from '../admin/server.js';
+import { createAdminHandler } from '../admin/server.js';
 import { countConnections } from '../audit/metrics.js';
 import { createWhatsappWebhooks } from '../webhook/service.js';
+import { holdUntilServed, type Held } from './hold.js';
 
 export interface RunningGateway {
   readonly gateway: Gateway;
@@ -27,9 +28,27 @@ export interface RunningGateway {
 /** How often Node checks for clients that are too slow to send headers or a request. */
 const SLOW_CLIENT_SWEEP_MS = 1_000;
 
-function listen(server: http.Server, port: number, host: string): Promise<number> {
+/** A listener could not be opened: one line for the operator, naming the setting. */
+export class ListenFailed extends Error {
+  constructor(
+    readonly setting: string,
+    readonly address: string,
+    readonly code: string | undefined,
+  ) {
+    const why =
+      code === 'EADDRINUSE'
+        ? 'the address is in use: another gateway (perhaps one still draining after SIGTERM) or another program listens there; stop it or choose another port'
+        : code === 'EACCES'
+          ? 'permission denied (ports below 1024 need privileges)'
+          : (code ?? 'unknown error');
+    super(`cannot listen on ${address} (${setting}): ${why}`);
+    this.name = 'ListenFailed';
+  }
+}
+
+function listen(server: http.Server, port: number, host: string, setting: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenFailed(setting, `${host}:${port}`, err.code)));
     server.listen(port, host, () => {
       server.off('error', reject);
       resolve((server.address() as AddressInfo).port);
@@ -63,67 +82,42 @@ export interface StartOptions {
   ticketKeys?: Buffer | undefined;
 }
 
-/** Builds the pipeline and opens the HTTPS, HTTP and admin listeners. */
-export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps, opts: StartOptions = {}): Promise<RunningGateway> {
-  const log = deps.log;
+/** The public and admin listeners, bound and accepting, with no gateway behind them yet. */
+export interface BoundGateway {
+  readonly httpsServer: https.Server;
+  readonly httpServer: http.Server;
+  readonly adminServer: http.Server;
+  readonly ports: { https: number; http: number; admin: number };
+  /** Builds the pipeline on these listeners; requests that arrived meanwhile are served first. */
+  serve(deps: GatewayDeps): RunningGateway;
+  /** Closes the listeners, for a startup that fails before `serve`. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the HTTPS, HTTP and admin listeners, and nothing else: no log line, no file. main()
+ * binds before it opens the audit log, so a second instance on the same ports fails with
+ * EADDRINUSE before it has written a line that would fork the chains (issue 12, item 8).
+ */
+export async function bindGateway(cfg: GatewayConfig, opts: StartOptions = {}): Promise<BoundGateway> {
   const pair = loadCertificatePair(cfg.tls.certFile, cfg.tls.keyFile);
-  // The WhatsApp webhook's handlers and delivery worker (one per process; a Redis lease elects the deliverer).
-  const whatsapp = createWhatsappWebhooks(cfg, deps, hstsValue(cfg));
-  const gateway = createGateway(cfg, { ...deps, whatsapp });
-  const serverOptions = {
-    maxHeaderSize: cfg.server.maxHeaderSize,
-    insecureHTTPParser: false,
-    requireHostHeader: true,
-    joinDuplicateHeaders: false,
-    // headersTimeout/requestTimeout are enforced by a sweep; Node's default sweep is every 30 s.
-    connectionsCheckingInterval: SLOW_CLIENT_SWEEP_MS,
-  };
-
-  const httpsServer = https.createServer(
-    {
-      ...serverOptions,
-      ...tlsPolicy(),
-      // Node's default is 120 s; headersTimeout only starts once the handshake is done, so a client
-      // that never finishes it (or never sends a ClientHello) held its connection that long.
-      handshakeTimeout: cfg.server.headersTimeout,
-      cert: pair.cert,
-      key: pair.key,
-      ...(opts.ticketKeys ? { ticketKeys: opts.ticketKeys } : {}),
-    },
-    gateway.handleRequest,
-  );
-  harden(httpsServer, cfg);
-  countConnections(httpsServer);
-  httpsServer.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
-  // Unheard, Node drops a CONNECT with no answer and no log line; the raw-socket path refuses it (405) and logs it.
-  httpsServer.on('connect', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
-  httpsServer.on('clientError', (err, socket) => gateway.handleClientError(err, socket));
-  httpsServer.on('tlsClientError', (err, socket) => {
-    log.security('tls.handshake_failed', { error: err.message, clientIp: socket.remoteAddress });
+  const httpsServer = https.createServer({
+    ...serverOptions(cfg),
+    ...tlsPolicy(),
+    // Node's default is 120 s; headersTimeout only starts once the handshake is done, so a client
+    // that never finishes it (or never sends a ClientHello) held its connection that long.
+    handshakeTimeout: cfg.server.headersTimeout,
+    cert: pair.cert,
+    key: pair.key,
+    ...(opts.ticketKeys ? { ticketKeys: opts.ticketKeys } : {}),
   });
-
-  let httpsPort = 0;
-  const httpServer = http.createServer(
-    serverOptions,
-    cfg.forceHttps ? createRedirectHandler(cfg, () => httpsPort, deps.log) : gateway.handleRequest,
-  );
-  harden(httpServer, cfg);
-  countConnections(httpServer);
-  httpServer.on('clientError', (err, socket) => gateway.handleClientError(err, socket));
-  if (!cfg.forceHttps) httpServer.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
-  else httpServer.on('upgrade', (_req, socket: Socket) => socket.destroy());
-
-  let draining = false;
-  const adminServer = createAdminServer(cfg, () => draining, { log, adminAuth: deps.adminAuth, overview: deps.securityOverview });
-
-  httpsPort = await listen(httpsServer, cfg.listen.httpsPort, cfg.listen.address);
-  const httpPort = await listen(httpServer, cfg.listen.httpPort, cfg.listen.address);
-  const adminPort = await listen(adminServer, cfg.listen.adminPort, cfg.listen.adminAddress);
-  const certificates = createCertificateReloader([httpsServer], cfg.tls.certFile, cfg.tls.keyFile, pair.info as CertificateInfo, log, { watch: cfg.tls.watch, veto: reloadVeto(cfg) });
-
-  whatsapp?.start();
-  log.app('info', 'gateway listening', { https: httpsPort, http: httpPort, admin: `${cfg.listen.adminAddress}:${adminPort}`, env: cfg.env, routes: cfg.routes.map((r) => r.name) });
-
+  const httpServer = http.createServer(serverOptions(cfg));
+  const adminServer = http.createServer();
+  const held = [httpsServer, httpServer, adminServer].map((s) => holdUntilServed(s)) as [Held, Held, Held];
+  for (const s of [httpsServer, httpServer]) {
+    harden(s, cfg);
+    countConnections(s);
+  }
   // Every TCP connection of the public listeners. Upgraded websockets (and unfinished TLS
   // handshakes) are outside the HTTP servers' own tracking: closeAllConnections() misses them,
   // and close() would wait on them past the shutdown timeout, for as long as they stay open.
@@ -134,6 +128,114 @@ export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps, opts: 
       socket.once('close', () => sockets.delete(socket));
     });
   }
+
+  const servers = [httpsServer, httpServer, adminServer];
+  const close = async (): Promise<void> => {
+    await Promise.all(servers.map((s) => (s.listening ? new Promise<void>((r) => s.close(() => r())) : undefined)));
+    for (const s of servers) s.closeAllConnections();
+  };
+  let ports: BoundGateway['ports'];
+  try {
+    ports = {
+      https: await listen(httpsServer, cfg.listen.httpsPort, cfg.listen.address, 'HTTPS_PORT'),
+      http: await listen(httpServer, cfg.listen.httpPort, cfg.listen.address, 'HTTP_PORT'),
+      admin: await listen(adminServer, cfg.listen.adminPort, cfg.listen.adminAddress, 'ADMIN_PORT'),
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  let served = false;
+  return {
+    httpsServer,
+    httpServer,
+    adminServer,
+    ports,
+    close,
+    serve(deps) {
+      if (served) throw new Error('bindGateway: serve() called twice');
+      served = true;
+      return serveGateway(cfg, deps, { httpsServer, httpServer, adminServer, ports, held, sockets, pair });
+    },
+  };
+}
+
+/** Builds the pipeline and opens the HTTPS, HTTP and admin listeners. */
+export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps, opts: StartOptions = {}): Promise<RunningGateway> {
+  return (await bindGateway(cfg, opts)).serve(deps);
+}
+
+/**
+ * A cluster primary serves nothing (its workers listen, through node:cluster), so it cannot
+ * hold the ports; it tries each once before it opens the audit log, so a second gateway on the
+ * same ports still stops with EADDRINUSE before writing. The folder lock is the real guard.
+ */
+export async function probePorts(cfg: GatewayConfig): Promise<void> {
+  const probes: [number, string, string][] = [
+    [cfg.listen.httpsPort, cfg.listen.address, 'HTTPS_PORT'],
+    [cfg.listen.httpPort, cfg.listen.address, 'HTTP_PORT'],
+    [cfg.listen.adminPort, cfg.listen.adminAddress, 'ADMIN_PORT'],
+  ];
+  for (const [port, host, setting] of probes) {
+    const server = http.createServer();
+    await listen(server, port, host, setting);
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+}
+
+function serverOptions(cfg: GatewayConfig): http.ServerOptions {
+  return {
+    maxHeaderSize: cfg.server.maxHeaderSize,
+    insecureHTTPParser: false,
+    requireHostHeader: true,
+    joinDuplicateHeaders: false,
+    // headersTimeout/requestTimeout are enforced by a sweep; Node's default sweep is every 30 s.
+    connectionsCheckingInterval: SLOW_CLIENT_SWEEP_MS,
+  };
+}
+
+interface Bound {
+  readonly httpsServer: https.Server;
+  readonly httpServer: http.Server;
+  readonly adminServer: http.Server;
+  readonly ports: BoundGateway['ports'];
+  readonly held: readonly [Held, Held, Held];
+  readonly sockets: Set<Socket>;
+  readonly pair: CertificatePair;
+}
+
+function serveGateway(cfg: GatewayConfig, deps: GatewayDeps, bound: Bound): RunningGateway {
+  const log = deps.log;
+  const { httpsServer, httpServer, adminServer, ports, sockets, pair } = bound;
+  const [heldHttps, heldHttp, heldAdmin] = bound.held;
+  // The WhatsApp webhook's handlers and delivery worker (one per process; a Redis lease elects the deliverer).
+  const whatsapp = createWhatsappWebhooks(cfg, deps, hstsValue(cfg));
+  const gateway = createGateway(cfg, { ...deps, whatsapp });
+
+  httpsServer.on('clientError', (err, socket) => gateway.handleClientError(err, socket));
+  httpsServer.on('tlsClientError', (err, socket) => {
+    log.security('tls.handshake_failed', { error: err.message, clientIp: socket.remoteAddress });
+  });
+  heldHttps.serve({
+    request: gateway.handleRequest,
+    upgrade: (req, socket, head) => gateway.handleUpgrade(req, socket, head),
+    // Unheard, Node drops a CONNECT with no answer and no log line; the raw-socket path refuses it (405) and logs it.
+    connect: (req, socket, head) => gateway.handleUpgrade(req, socket, head),
+  });
+
+  httpServer.on('clientError', (err, socket) => gateway.handleClientError(err, socket));
+  heldHttp.serve({
+    request: cfg.forceHttps ? createRedirectHandler(cfg, () => ports.https, deps.log) : gateway.handleRequest,
+    upgrade: cfg.forceHttps ? (_req, socket) => socket.destroy() : (req, socket, head) => gateway.handleUpgrade(req, socket, head),
+  });
+
+  let draining = false;
+  heldAdmin.serve({ request: createAdminHandler(cfg, () => draining, { log, adminAuth: deps.adminAuth, overview: deps.securityOverview }) });
+
+  const certificates = createCertificateReloader([httpsServer], cfg.tls.certFile, cfg.tls.keyFile, pair.info as CertificateInfo, log, { watch: cfg.tls.watch, veto: reloadVeto(cfg) });
+
+  whatsapp?.start();
+  log.app('info', 'gateway listening', { https: ports.https, http: ports.http, admin: `${cfg.listen.adminAddress}:${ports.admin}`, env: cfg.env, routes: cfg.routes.map((r) => r.name) });
 
   let stopping: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
@@ -168,5 +270,5 @@ export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps, opts: 
     return stopping;
   };
 
-  return { gateway, httpsServer, httpServer, adminServer, ports: { https: httpsPort, http: httpPort, admin: adminPort }, certificates, shutdown };
+  return { gateway, httpsServer, httpServer, adminServer, ports, certificates, shutdown };
 }
