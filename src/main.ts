@@ -5,8 +5,9 @@ import type { Logger } from './log/logger.js';
 import { createBufferedLogger } from './log/buffered.js';
 import { createAuditLogger } from './audit/audit-logger.js';
 import { auditOptions } from './audit/options.js';
+import { LogDirLocked } from './audit/writer-lock.js';
 import { prepare, RefusedToStart } from './bootstrap.js';
-import { startGateway, type RunningGateway } from './server/start.js';
+import { bindGateway, ListenFailed, probePorts, type BoundGateway, type RunningGateway } from './server/start.js';
 import { createRedis } from './stores/redis.js';
 import { createPostgres } from './stores/postgres.js';
 import { sentinelOptions } from './stores/sentinel.js';
@@ -16,20 +17,33 @@ import { createAdminAuth } from './auth/admin-auth.js';
 import { startBackupScheduler } from './backup/scheduler.js';
 import { watchBackupDir } from './backup/metrics.js';
 
-/** Wires only: load config → validate → build app → listen → stop on SIGTERM/SIGINT. */
+/**
+ * Wires only: load config → validate → bind the ports → lock and open the audit log → build app
+ * → serve → stop on SIGTERM/SIGINT. The ports come before the log: a second instance started by
+ * mistake (or while the first still drains after SIGTERM) stops on EADDRINUSE, or on the log
+ * folder's lock, before it writes a line; two writers would fork the hash chains.
+ */
 export async function main(env: Env = processEnv()): Promise<RunningGateway> {
   // Lines logged before LOG_DIR is known wait here, then go to the audit files.
   const early = createBufferedLogger();
   const { config } = await prepare(env, early);
-  const audit = await createAuditLogger(auditOptions(config));
+  const primary = isClusterPrimary(config);
+  // A worker needs the shared ticket keys before its HTTPS listener exists.
+  const member = primary ? undefined : await joinCluster();
+  let bound: BoundGateway | undefined;
+  if (primary) await probePorts(config);
+  else bound = await bindGateway(config, { ticketKeys: member?.ticketKeys });
+  const audit = await createAuditLogger(auditOptions(config)).catch(async (err: unknown) => {
+    await bound?.close();
+    throw err;
+  });
   early.replayInto(audit);
   // AUDIT_FAIL_CLOSED is read through `accepting`, which the worker-id wrapper would hide.
   const log: Logger = { ...clusterLogger(audit), accepting: () => audit.accepting() };
   // BACKUP_ENABLED: backups run in the cluster primary only (the one process when GATEWAY_WORKERS=1).
   const backups = await startBackupScheduler(config, log);
   // GATEWAY_WORKERS > 1: this process only supervises; each worker comes back through here.
-  if (isClusterPrimary(config)) return runPrimary(config, log);
-  const member = await joinCluster();
+  if (primary || !bound) return runPrimary(config, log, { close: () => audit.close() });
   // Every process serving /metrics reports the backups on disk, whichever process made them.
   if (config.backup.enabled) watchBackupDir(config.backup.dir);
   const redis = createRedis(config, log, sentinelOptions(config));
@@ -61,7 +75,7 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-  running = await startGateway(config, { log, redis, postgres, auth, adminAuth: auth ? createAdminAuth(auth) : undefined, securityOverview: audit.overview }, { ticketKeys: member?.ticketKeys });
+  running = bound.serve({ log, redis, postgres, auth, adminAuth: auth ? createAdminAuth(auth) : undefined, securityOverview: audit.overview });
   member?.follow(running.httpsServer);
   if (pending) stop(pending);
   return running;
@@ -69,7 +83,7 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
 
 /** Prints a startup failure for a person and exits non-zero. */
 export function exitOnStartupError(err: unknown): never {
-  if (err instanceof ConfigError || err instanceof RefusedToStart) process.stderr.write(`crm-gateway: ${err.message}\n`);
+  if (err instanceof ConfigError || err instanceof RefusedToStart || err instanceof LogDirLocked || err instanceof ListenFailed) process.stderr.write(`crm-gateway: ${err.message}\n`);
   else process.stderr.write(`crm-gateway: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 }

@@ -18,6 +18,7 @@ import { startResourceMonitor, type ResourceProbe } from './resources.js';
 import { resumeChain } from './resume.js';
 import { StreamSink, type SinkStatus } from './sink.js';
 import { AlertWebhook, type WebhookOptions } from './webhook.js';
+import { lockLogDir, LogDirLocked, type WriterLock } from './writer-lock.js';
 
 /** How often chain heads are recorded outside the files (and on rotation and close). */
 export const HEADS_INTERVAL_MS = 5_000;
@@ -39,6 +40,12 @@ export interface AuditLoggerOptions {
   readonly node: string;
   /** Set when several processes share the folder (cluster workers, the CLI): own files and chains. */
   readonly instance?: string | undefined;
+  /**
+   * The chain family this process writes alone (`gateway`, `cli`; see writer-lock.ts), locked
+   * before any chain is resumed and released after the last line. Unset for a cluster worker,
+   * whose primary holds the lock for all of its workers' chains.
+   */
+  readonly lock?: { readonly name: string; readonly waitMs?: number } | undefined;
   readonly hashKey?: string | undefined;
   readonly alerts: AlertsConfig;
   /** The console channel: app lines at `level`, alerts, and lines that could not be written. */
@@ -98,6 +105,8 @@ function ownFields(fields: Record<string, unknown>, own: ReadonlySet<string>): R
 }
 
 export async function createAuditLogger(opts: AuditLoggerOptions): Promise<AuditLogger> {
+  // First of all: a second writer must not even read the chain heads it would fork.
+  const { lock, problem: lockProblem } = await takeLock(opts);
   const now = opts.now ?? Date.now;
   const closeTimeout = opts.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
   const observers: LogObserver[] = [];
@@ -260,6 +269,8 @@ export async function createAuditLogger(opts: AuditLoggerOptions): Promise<Audit
         for (const line of lines) toConsole('error', { stream: 'unwritten', chain, line });
       }
       await logger.recordHeads();
+      // Only now may another process continue these chains: every line of ours is on disk.
+      lock?.release();
       closed = true;
       await eventsDb.close();
       await webhook?.close(Math.min(closeTimeout, 5_000));
@@ -318,6 +329,10 @@ export async function createAuditLogger(opts: AuditLoggerOptions): Promise<Audit
   for (const sink of sinks.values()) {
     if (!(await sink.start())) failures.push(`${sink.chain}: ${sink.status().lastError ?? 'cannot open'}`);
   }
+  // The folder refused even the lock file (so it refuses lines too, for now): this process writes unguarded.
+  if (lockProblem) failures.push(`lock: ${lockProblem}`);
+  if (lockProblem && !opts.failClosed) logger.app('warn', 'cannot lock the log folder; writing it without the one-writer guard', { dir: opts.dir, error: lockProblem });
+  if (lock?.tookOverFrom) logger.app('warn', 'took over the log folder lock of a process that is gone', { lockFile: lock.file, previous: { ...lock.tookOverFrom } });
   for (const [chain, n] of notes) {
     if (n === 'GAP') logger.security('audit.chain_gap', { stream: chain, message: 'the log files end before the recorded chain head: lines were lost or removed while the gateway was stopped' });
     else logger.app('warn', n, { stream: chain });
@@ -343,4 +358,20 @@ export async function createAuditLogger(opts: AuditLoggerOptions): Promise<Audit
   }
   logger.app('info', 'audit logs open', { dir: opts.dir, streams: [...sinks.values()].map((s) => s.chain), retentionDays: opts.retentionDays, failClosed: opts.failClosed });
   return logger;
+}
+
+/**
+ * The lock of `opts.lock`. Held by another live process: LogDirLocked, and startup stops before
+ * a line is written. A folder that refuses the lock file itself (not writable, disk full) is
+ * reported as a problem instead, like a sink that cannot open: AUDIT_FAIL_CLOSED refuses to
+ * start on it, and otherwise the gateway starts and serves as it does on an unwritable folder.
+ */
+async function takeLock(opts: AuditLoggerOptions): Promise<{ lock?: WriterLock; problem?: string }> {
+  if (!opts.lock) return {};
+  try {
+    return { lock: await lockLogDir(opts.dir, opts.lock.name, { node: opts.node, waitMs: opts.lock.waitMs ?? 0 }) };
+  } catch (err) {
+    if (err instanceof LogDirLocked) throw err;
+    return { problem: (err as Error).message };
+  }
 }

@@ -5,19 +5,23 @@ import { auditOptions } from './options.js';
 
 /** How long a CLI process waits for PostgreSQL when it opens the audit tables. */
 const PG_CONNECT_TIMEOUT_MS = 3_000;
+/** How long a CLI process waits for another CLI process to finish with the `cli` chain. */
+export const CLI_LOCK_WAIT_MS = 10_000;
 
 /**
  * The audit logger of a CLI process (`users add`, `tokens revoke`, …): its `admin.*` security
  * events go to LOG_DIR like the gateway's, in files and a chain of their own
  * (`security.cli-YYYY-MM-DD.log`), so a running gateway's chain is never appended to by a
- * second process. No resource monitor; close() it before the process exits.
+ * second process. Two CLI processes at once would fork the `cli` chain the same way, so each
+ * holds the folder's `cli` lock while it logs (waiting up to CLI_LOCK_WAIT_MS for another CLI
+ * action to finish; CLI actions are short). No resource monitor; close() it before the process exits.
  *
  * With DATABASE_URL the CLI's chain heads and security events go to PostgreSQL too, as the
  * gateway's do: `audit verify` reads the heads from there alone, so a CLI chain recorded only
  * in the local heads file could be deleted from the log folder without verify noticing.
  */
 export async function openCliAuditLog(cfg: GatewayConfig): Promise<AuditLogger> {
-  const audit = await createAuditLogger(auditOptions(cfg, { instance: 'cli', resourceProbe: false, level: 'warn' }));
+  const audit = await createAuditLogger(auditOptions(cfg, { instance: 'cli', lock: { name: 'cli', waitMs: CLI_LOCK_WAIT_MS }, resourceProbe: false, level: 'warn' }));
   const url = cfg.stores.databaseUrl;
   if (!url) return audit;
   const pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS });

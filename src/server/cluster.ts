@@ -46,13 +46,24 @@ export function isClusterPrimary(cfg: GatewayConfig): boolean {
  * Forks the workers, restarts any that die (with a growing delay while they keep crashing),
  * rotates the shared ticket keys, and on SIGTERM/SIGINT stops every worker gracefully (each
  * drains within its shutdownTimeout) before exiting. Never settles: the primary ends the process.
+ * The primary holds the log folder's lock for the whole family (workers write chains of their
+ * own, `*.w<id>`, under it): `close` writes out its own lines and releases the lock, and runs
+ * only once every worker has exited, so no later gateway can start while one still writes.
  */
-export function runPrimary(cfg: GatewayConfig, log: Logger): Promise<never> {
+export function runPrimary(cfg: GatewayConfig, log: Logger, opts: { close?: () => Promise<void> } = {}): Promise<never> {
   let keys = randomBytes(TICKET_KEYS_BYTES);
   const started = new Map<Worker, number>();
   let quickDeaths = 0;
   let stopping = false;
   let failedExits = 0;
+
+  const exit = (code: number): void => {
+    const close = opts.close ?? (() => Promise.resolve());
+    close().then(
+      () => process.exit(code),
+      () => process.exit(1),
+    );
+  };
 
   const fork = (): void => {
     if (stopping) return;
@@ -71,7 +82,7 @@ export function runPrimary(cfg: GatewayConfig, log: Logger): Promise<never> {
       if (code !== 0) failedExits++;
       if (started.size === 0) {
         log.app('info', 'all workers stopped', { failed: failedExits });
-        process.exit(failedExits === 0 ? 0 : 1);
+        exit(failedExits === 0 ? 0 : 1);
       }
       return;
     }
@@ -93,7 +104,7 @@ export function runPrimary(cfg: GatewayConfig, log: Logger): Promise<never> {
     stopping = true;
     clearInterval(rotation);
     log.app('info', 'stopping workers', { signal, workers: started.size });
-    if (started.size === 0) process.exit(0);
+    if (started.size === 0) exit(0);
     for (const worker of started.keys()) worker.process.kill('SIGTERM');
     setTimeout(() => {
       for (const worker of started.keys()) {
