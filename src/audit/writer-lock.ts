@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, readlinkSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, readlinkSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 
@@ -156,14 +156,23 @@ function createMarker(marker: string): boolean {
   return create(marker, undefined);
 }
 
-/** O_EXCL create with the holder's record; false when the file exists. */
+/**
+ * Creates `file` with the holder's record, whole or not at all; false when it exists. The record
+ * goes to a private temporary file first, then is hard-linked into place: link() fails with
+ * EEXIST like O_EXCL, but a racing reader never sees the file empty or half written (with
+ * O_EXCL + write it did, and could not name the winner).
+ */
 function create(file: string, holder: LockHolder | undefined): boolean {
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  writeFileSync(tmp, holder ? `${JSON.stringify(holder)}\n` : `${process.pid}\n`, { flag: 'wx', mode: LOCK_MODE });
   try {
-    writeFileSync(file, holder ? `${JSON.stringify(holder)}\n` : `${process.pid}\n`, { flag: 'wx', mode: LOCK_MODE });
+    linkSync(tmp, file);
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw err;
+  } finally {
+    removeIfPresent(tmp);
   }
 }
 

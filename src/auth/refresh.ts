@@ -33,6 +33,9 @@ export const DEFAULT_REFRESH_REUSE_GRACE_MS = 10_000;
  */
 const PENDING_MAX_MS = 5 * 60_000;
 
+/** Lost renewals rolled back for one refresh token; the next presentation after that is reuse. */
+export const MAX_REISSUES_PER_TOKEN = 3;
+
 const newToken = (): string => randomBytes(32).toString('base64url');
 const hash = (token: string): string => createHash('sha256').update(token).digest('hex');
 
@@ -160,7 +163,11 @@ export class RefreshTokens {
    */
   private async reissue(h: string, now: number): Promise<RefreshResult | undefined> {
     const next = await this.kv.get(`rtnext:${h}`);
-    if (!next) return undefined;
+    if (!next || (await this.kv.get(`rtlost:${next}`)) === undefined) return undefined;
+    // Bounded: someone holding a copy of the token could otherwise hold a request, abort it
+    // before its headers, present the token again, and so never be caught as reuse (review of
+    // issue #12). A browser loses a renewal now and then, not this many in a row on one token.
+    if ((await this.kv.incr(`rtreis:${h}`, this.ttlMs)) > MAX_REISSUES_PER_TOKEN) return undefined;
     const fresh = newToken();
     const raw = await this.kv.consume(`rt:${next}`, `rtused:${h}`, `${now} `, this.ttlMs, { requires: `rtlost:${next}`, also: [`rtnext:${h}`, hash(fresh)] });
     if (raw === undefined) return undefined;

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { ACCESS_COOKIE, REFRESH_COOKIE } from '../../src/auth/cookies.js';
-import { RefreshTokens } from '../../src/auth/refresh.js';
+import { MAX_REISSUES_PER_TOKEN, RefreshTokens } from '../../src/auth/refresh.js';
 import type { EchoUpstream, SeenRequest } from '../../src/demo/echo-upstream.js';
 import { isGatewayError } from '../../src/errors.js';
 import { createMemoryKv, createRedisKv, type Kv } from '../../src/stores/kv.js';
@@ -358,6 +358,26 @@ describe('RefreshTokens: an undelivered successor that was used is theft', () =>
       assert.equal(racing.filter((r) => r.token !== undefined).length, 1, 'one fresh successor, the other the grace answer');
       assert.equal(racing.filter((r) => r.reissued).length, 1);
       await assert.rejects(tokens.rotate(s1, t0 + 600), (err) => isGatewayError(err) && err.code === 'AUTH_INVALID', 'the withdrawn successor is dead');
+    });
+
+    test(`${name}: regression (review): held-and-aborted renewals on a copied token are rolled back ${MAX_REISSUES_PER_TOKEN} times, then it is reuse and the family ends`, async () => {
+      // A thief with a copy of the current refresh token held a request, aborted it before its
+      // headers, presented the token again, and was never caught (4 simulated hours, 180 access tokens).
+      const families: string[] = [];
+      const tokens = new RefreshTokens(kv(), 60_000, async (family) => void families.push(family), 100);
+      const start = await tokens.start(uniq('u'), ['staff']);
+      let now = Date.now();
+      let lost = (await tokens.rotate(start.token, now)).token as string;
+      for (let i = 0; i < MAX_REISSUES_PER_TOKEN; i++) {
+        await tokens.markUndelivered(lost);
+        now += 1_000;
+        const again = await tokens.rotate(start.token, now);
+        assert.equal(again.reissued, true, `lost renewal ${i + 1} is rolled back`);
+        lost = again.token as string;
+      }
+      await tokens.markUndelivered(lost);
+      await assert.rejects(tokens.rotate(start.token, now + 1_000), (err) => isGatewayError(err) && err.code === 'AUTH_REVOKED');
+      assert.deepEqual(families, [start.record.family]);
     });
   }
 
