@@ -15,7 +15,7 @@ const DEFAULT_PORTS: Readonly<Record<string, number>> = { 'http:': 80, 'https:':
 /** Names that always mean "this machine" to an upstream, whatever the route's configured host. */
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '::1'];
 
-const ABSOLUTE = /^[a-z][a-z0-9+.-]*:\/\//i;
+const HAS_SCHEME = /^[a-z][a-z0-9+.-]*:/i;
 
 export interface PublicView {
   /** `https` or `http`: what the client used. */
@@ -28,6 +28,14 @@ export interface PublicView {
 
 function bareHost(u: URL): string {
   return u.hostname.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
+}
+
+/** `::ffff:7f00:1`, the form URL gives `[::ffff:127.0.0.1]`, as the IPv4 address it maps. */
+function unmapHex(host: string): string {
+  const m = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(host);
+  if (!m) return host;
+  const [hi, lo] = [parseInt(m[1] ?? '0', 16), parseInt(m[2] ?? '0', 16)];
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }
 
 function effectivePort(u: URL): number | undefined {
@@ -51,7 +59,7 @@ export class UpstreamOrigin {
   isOrigin(u: URL, connected: string | undefined): boolean {
     if (DEFAULT_PORTS[u.protocol] === undefined) return false;
     const host = bareHost(u);
-    const ip = normalizeIp(host)?.address ?? host;
+    const ip = normalizeIp(unmapHex(host))?.address ?? host;
     const isUpstream = this.names.has(ip) || (connected !== undefined && normalizeIp(connected)?.address === ip);
     return isUpstream && samePort(u, this.target);
   }
@@ -63,20 +71,23 @@ export class UpstreamOrigin {
  * Anything else, relative URLs included, is returned as it came.
  */
 export function rewriteUpstreamUrl(value: string, upstream: UpstreamOrigin, connected: string | undefined, view: PublicView): string {
-  const trimmed = value.trim();
-  // Protocol-relative (`//host/x`) is absolute too: it names a host.
-  if (!ABSOLUTE.test(trimmed) && !trimmed.startsWith('//')) return value;
+  // Read as a browser reads it (WHATWG URL): tabs and newlines vanish, `\` is `/`, and
+  // `http:/x`, `http:x` and `\\x` are absolute. Matching on the raw text missed those.
+  const cleaned = value.replace(/[\t\r\n]/g, '').trim().replace(/\\/g, '/');
+  const base = `${view.scheme}://${view.authority}`;
   let u: URL;
   try {
-    u = new URL(trimmed, `${view.scheme}://${view.authority}`);
+    u = new URL(cleaned, base);
   } catch {
     return value;
   }
+  // Relative (same origin as the base, no scheme or authority of its own): untouched.
+  if (!HAS_SCHEME.test(cleaned) && !cleaned.startsWith('//') && u.origin === new URL(base).origin) return value;
   const rest = `${u.pathname}${u.search}${u.hash}`;
-  if (upstream.isOrigin(u, connected)) return `${view.scheme}://${view.authority}${view.prefix}${view.prefix && rest === '/' ? '' : rest}`;
-  const pub = new URL(`${view.scheme}://${view.authority}`);
+  if (upstream.isOrigin(u, connected)) return `${base}${view.prefix}${view.prefix && rest === '/' ? '' : rest}`;
+  const pub = new URL(base);
   if (bareHost(u) === bareHost(pub) && samePort(u, pub) && u.protocol !== pub.protocol && (u.protocol === 'http:' || u.protocol === 'https:')) {
-    return `${view.scheme}://${view.authority}${rest}`;
+    return `${base}${rest}`;
   }
   return value;
 }
@@ -86,8 +97,10 @@ export function rewriteUpstreamUrl(value: string, upstream: UpstreamOrigin, conn
  * URL part is rewritten like a Location.
  */
 export function rewriteRefresh(value: string, upstream: UpstreamOrigin, connected: string | undefined, view: PublicView): string {
-  const m = /^(\s*\d+(?:\.\d*)?\s*[;,]\s*(?:url\s*=\s*)?)(['"]?)(.*?)\2\s*$/i.exec(value);
+  // As HTML's refresh parsing: a delay, an optional `;` or `,`, an optional `url=`, then the
+  // URL, quoted or not (an unclosed quote runs to the end).
+  const m = /^(\s*[\d.]+\s*[;,]?\s*(?:url\s*=\s*)?)(['"]?)(.*?)(\2?)(\s*)$/is.exec(value);
   if (!m || !m[3]) return value;
   const rewritten = rewriteUpstreamUrl(m[3], upstream, connected, view);
-  return rewritten === m[3] ? value : `${m[1]}${m[2]}${rewritten}${m[2]}`;
+  return rewritten === m[3] ? value : `${m[1]}${m[2]}${rewritten}${m[4]}${m[5]}`;
 }

@@ -51,6 +51,17 @@ describe('Location naming the upstream is rewritten to the public origin (nginx 
   test('protocol-relative URLs naming the upstream are absolute and rewritten', () => {
     assert.equal(rw('//127.0.0.1:8000/x'), 'https://api.example.com:8443/x');
   });
+  test('regression (review): forms a browser reads as the upstream are rewritten too (backslashes, tabs, no slashes, mapped IPv6)', () => {
+    for (const v of ['http:\\\\127.0.0.1:8000/a', '\\\\127.0.0.1:8000/a', '/\\127.0.0.1:8000/a', 'http:/127.0.0.1:8000/a', 'http:127.0.0.1:8000/a', 'ht\ttp://127.0.0.1:8000/a', '/\t/127.0.0.1:8000/a', 'http://[::ffff:127.0.0.1]:8000/a']) {
+      assert.equal(rw(v), 'https://api.example.com:8443/a', JSON.stringify(v));
+    }
+    assert.equal(rw('/a\\b'), '/a\\b', 'a relative path keeps its spelling');
+  });
+  test('regression (review): Refresh without a separator, with an unclosed quote or a dotted delay', () => {
+    for (const v of ["0; URL='http://127.0.0.1:8000/x", '0 url=http://127.0.0.1:8000/x', '0.5.1;url=http://127.0.0.1:8000/x']) {
+      assert.match(rewriteRefresh(v, up, undefined, PUBLIC), /https:\/\/api\.example\.com:8443\/x/, v);
+    }
+  });
   test('a stripped path prefix is put back', () => {
     const view = { ...PUBLIC, prefix: '/crm' };
     assert.equal(rw('http://127.0.0.1:8000/v1/', undefined, view), 'https://api.example.com:8443/crm/v1/');
