@@ -1,4 +1,5 @@
 import { hashIdentifier, shortTokenHash } from './identifiers.js';
+import { decodeQueryName } from '../routing/query-name.js';
 
 /**
  * Redaction by default: every field of every log line passes through here before it is
@@ -109,15 +110,6 @@ const PAIR = /(^|[?&;\s,])([^=&?;#\s,]+)=([^&;#\s]*)/g;
 const BEARER_IN_TEXT = /\b(Bearer|Basic)\s+([A-Za-z0-9._~+/=-]{8,})/gi;
 const JWT_IN_TEXT = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
 
-function decodeName(name: string): string {
-  if (!name.includes('%') && !name.includes('+')) return name;
-  try {
-    return decodeURIComponent(name.replace(/\+/g, ' '));
-  } catch {
-    return name;
-  }
-}
-
 /** `scheme://user:password@` or `scheme://token@` in any string (a connection URL in an error message). */
 const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#@"'<>]+)@/gi;
 /** `"name": "value"` or `"name": 123` inside a string: a JSON body quoted in an error or detail. */
@@ -152,9 +144,9 @@ export function scrubText(text: string): string {
   if (out.includes('":')) out = scrubJsonPairs(out);
   if (out.includes('=')) {
     out = out.replace(PAIR, (whole, lead: string, name: string, value: string) => {
-      const cls = classifyName(decodeName(name));
+      const cls = classifyName(decodeQueryName(name));
       if (!cls || value === '') return whole;
-      const replaced = redactClassified(cls, decodeName(value));
+      const replaced = redactClassified(cls, decodeQueryName(value));
       return `${lead}${name}=${String(replaced)}`;
     });
   }

@@ -1,7 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
 import type { GatewayConfig } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { Kv } from '../stores/kv.js';
+import { OneTimeTickets } from './one-time-tickets.js';
 
 /** The hop of the clearing chain on each session host. */
 export const CLEAR_PATH = '/auth/clear';
@@ -34,6 +34,8 @@ export const APP_SESSION_COOKIES = ['refresh_token', 'metabase.SESSION', 'metaba
 
 /** A hop link lives this long: a browser follows it at once. */
 const TICKET_TTL_MS = 60_000;
+/** 192 random bits. */
+const TICKET_BYTES = 24;
 
 interface Ticket {
   /** The host this ticket may be redeemed on. */
@@ -43,8 +45,6 @@ interface Ticket {
   /** Where the chain ends: a URL this gateway built (login page or a validated return URL). */
   done: string;
 }
-
-const hash = (t: string): string => createHash('sha256').update(t).digest('hex');
 
 /** Hosts whose routes hold browser sessions, in config order. */
 export function sessionHosts(cfg: GatewayConfig): string[] {
@@ -66,13 +66,15 @@ export function sessionHosts(cfg: GatewayConfig): string[] {
  */
 export class SiteClearChain {
   private readonly hosts: readonly string[];
+  private readonly tickets: OneTimeTickets;
 
   constructor(
-    private readonly kv: Kv,
+    kv: Kv,
     cfg: GatewayConfig,
     private readonly port: number,
   ) {
     this.hosts = sessionHosts(cfg);
+    this.tickets = new OneTimeTickets(kv, 'sclr', TICKET_BYTES, TICKET_TTL_MS);
   }
 
   /** The session hosts other than `from`, in the chain's order. */
@@ -92,8 +94,8 @@ export class SiteClearChain {
 
   /** Redeems the ticket of a hop on `host` and returns where to go next. */
   async next(ticket: string | null, host: string): Promise<string> {
-    if (!ticket || !/^[A-Za-z0-9_-]{32}$/.test(ticket)) throw new GatewayError('SITE_CLEAR_INVALID', 'missing or malformed ticket');
-    const raw = await this.kv.getdel(`sclr:${hash(ticket)}`);
+    if (!ticket || !this.tickets.wellFormed(ticket)) throw new GatewayError('SITE_CLEAR_INVALID', 'missing or malformed ticket');
+    const raw = await this.tickets.take(ticket);
     if (!raw) throw new GatewayError('SITE_CLEAR_INVALID', 'unknown, used or expired ticket');
     const t = JSON.parse(raw) as Ticket;
     if (t.host !== host.toLowerCase()) throw new GatewayError('SITE_CLEAR_INVALID', `ticket for ${t.host} redeemed on ${host}`);
@@ -107,8 +109,7 @@ export class SiteClearChain {
   }
 
   private async link(t: Ticket): Promise<string> {
-    const ticket = randomBytes(24).toString('base64url');
-    await this.kv.set(`sclr:${hash(ticket)}`, JSON.stringify(t), TICKET_TTL_MS);
+    const ticket = await this.tickets.issue(() => JSON.stringify(t));
     // `token=`: the audit log redacts query values of token-like names.
     return `${this.origin(t.host)}${CLEAR_PATH}?token=${ticket}`;
   }

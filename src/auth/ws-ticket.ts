@@ -1,10 +1,12 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { RouteConfig } from '../config/schema.js';
 import type { RequestContext } from '../context.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { decodeQueryName } from '../routing/query-name.js';
 import type { Kv } from '../stores/kv.js';
+import { OneTimeTickets } from './one-time-tickets.js';
 import { readBearer } from './credentials.js';
 import type { AuthService } from './service.js';
 import { hasAuthorization, putBearer, takesGatewayAuth } from './ws-bearer.js';
@@ -20,7 +22,8 @@ export const WS_TICKET_PARAM = 'ws_token';
 /** Long enough to open a websocket right after asking, short enough to be worthless in a log. */
 export const WS_TICKET_TTL_MS = 30_000;
 
-const TICKET = /^[A-Za-z0-9_-]{43}$/;
+/** 256 random bits. */
+const TICKET_BYTES = 32;
 const SEAL_INFO = 'crm-gateway ws-ticket seal';
 
 interface Sealed {
@@ -30,7 +33,6 @@ interface Sealed {
   tag: string;
 }
 
-const keyOf = (ticket: string): string => `wst:${createHash('sha256').update(ticket).digest('hex')}`;
 /** The store holds the token sealed with a key only the ticket gives: a store dump opens nothing. */
 const sealKey = (ticket: string): Buffer => createHmac('sha256', ticket).update(SEAL_INFO).digest();
 
@@ -43,23 +45,27 @@ const sealKey = (ticket: string): Buffer => createHmac('sha256', ticket).update(
  * token's id and expiry.
  */
 export class WsTickets {
-  constructor(private readonly kv: Kv) {}
+  private readonly tickets: OneTimeTickets;
 
-  async issue(token: string, host: string): Promise<string> {
-    const ticket = randomBytes(32).toString('base64url');
-    const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', sealKey(ticket), iv);
-    cipher.setAAD(Buffer.from(host));
-    const data = Buffer.concat([cipher.update(token, 'utf8'), cipher.final()]);
-    const sealed: Sealed = { host, iv: iv.toString('base64url'), data: data.toString('base64url'), tag: cipher.getAuthTag().toString('base64url') };
-    await this.kv.set(keyOf(ticket), JSON.stringify(sealed), WS_TICKET_TTL_MS);
-    return ticket;
+  constructor(kv: Kv) {
+    this.tickets = new OneTimeTickets(kv, 'wst', TICKET_BYTES, WS_TICKET_TTL_MS);
+  }
+
+  issue(token: string, host: string): Promise<string> {
+    return this.tickets.issue((ticket) => {
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', sealKey(ticket), iv);
+      cipher.setAAD(Buffer.from(host));
+      const data = Buffer.concat([cipher.update(token, 'utf8'), cipher.final()]);
+      const sealed: Sealed = { host, iv: iv.toString('base64url'), data: data.toString('base64url'), tag: cipher.getAuthTag().toString('base64url') };
+      return JSON.stringify(sealed);
+    });
   }
 
   /** The bearer token a ticket stands for; WS_TICKET_INVALID when unknown, used, expired or for another host. */
   async redeem(ticket: string, host: string): Promise<string> {
-    if (!TICKET.test(ticket)) throw new GatewayError('WS_TICKET_INVALID', 'malformed ticket');
-    const raw = await this.kv.getdel(keyOf(ticket));
+    if (!this.tickets.wellFormed(ticket)) throw new GatewayError('WS_TICKET_INVALID', 'malformed ticket');
+    const raw = await this.tickets.take(ticket);
     if (raw === undefined) throw new GatewayError('WS_TICKET_INVALID', 'unknown, used or expired ticket');
     const sealed = JSON.parse(raw) as Sealed;
     // Burnt either way: a ticket tried on the wrong host was leaked or misused.
@@ -101,13 +107,7 @@ function splitQuery(query: string, param: string): { values: string[]; rest: str
   const kept: string[] = [];
   for (const piece of query.split('&')) {
     const eq = piece.indexOf('=');
-    let name = eq < 0 ? piece : piece.slice(0, eq);
-    try {
-      name = decodeURIComponent(name.replace(/\+/g, ' '));
-    } catch {
-      // A malformed name is not ours: kept as it is.
-    }
-    if (name === param) values.push(eq < 0 ? '' : piece.slice(eq + 1));
+    if (decodeQueryName(eq < 0 ? piece : piece.slice(0, eq)) === param) values.push(eq < 0 ? '' : piece.slice(eq + 1));
     else kept.push(piece);
   }
   return { values, rest: kept.join('&') };

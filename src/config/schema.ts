@@ -104,12 +104,14 @@ const cidrList = list.superRefine((entries, ctx) => {
   }
 });
 
+/** A DNS name in normal form: lower case, no trailing dot. */
+const HOST_NAME = /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
+const normalHost = (h: string): string => h.trim().toLowerCase().replace(/\.$/, '');
+
 const hostname = z
   .string()
-  .transform((h) => h.trim().toLowerCase().replace(/\.$/, ''))
-  .refine((h) => /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/.test(h), {
-    message: 'not a valid host name',
-  });
+  .transform(normalHost)
+  .refine((h) => HOST_NAME.test(h), { message: 'not a valid host name' });
 
 const upstreamUrl = z.string().superRefine((u, ctx) => {
   let url: URL;
@@ -139,7 +141,7 @@ const responseHeaderEdits = headerEdits.extend({ keep: z.array(headerName).defau
 const corsOrigin = z.string().superRefine((o, ctx) => {
   if (o === '*') return;
   if (!/^https?:\/\//i.test(o)) {
-    if (!/^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i.test(o) && !/^\[?[0-9a-f:.]+\]?$/i.test(o)) {
+    if (!HOST_NAME.test(normalHost(o)) && !/^\[?[0-9a-f:.]+\]?$/i.test(o)) {
       ctx.addIssue({ code: 'custom', message: `not an origin or host name: ${JSON.stringify(o)} (use https://app.example.com or app.example.com)` });
     }
     return;

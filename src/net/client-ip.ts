@@ -39,7 +39,7 @@ export function createClientIpResolver(trusted: IpSet): (req: IncomingMessage) =
 }
 
 /** Some proxies append `ip:port` or `[v6]:port`; the port is not part of the client's identity. */
-function withoutPort(hop: string): string {
+export function withoutPort(hop: string): string {
   const v6 = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(hop);
   if (v6?.[1]) return v6[2] === undefined || Number(v6[2]) <= 65_535 ? v6[1] : hop;
   const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(hop);

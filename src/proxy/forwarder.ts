@@ -54,8 +54,8 @@ export function createForwarder(hsts: string | undefined): Forwarder {
   installExactUrlJoin();
   const agents = new UpstreamAgents();
   const proxy = httpProxy.createProxyServer({ xfwd: false, ws: true, secure: true, prependPath: true });
-  const upgradeHooks = new WeakMap<IncomingMessage, (res: IncomingMessage, upstream: Duplex) => void>();
-  const contexts = new WeakMap<IncomingMessage, { ctx: RequestContext; route: CompiledRoute; chunked: boolean; view: PublicView; proxyReq?: ClientRequest }>();
+  type Upgraded = (res: IncomingMessage, upstream: Duplex) => void;
+  const contexts = new WeakMap<IncomingMessage, { ctx: RequestContext; route: CompiledRoute; chunked: boolean; view: PublicView; upgraded?: Upgraded | undefined; proxyReq?: ClientRequest }>();
   const targets = new WeakMap<CompiledRoute, RouteTarget>();
   const targetOf = (route: CompiledRoute): RouteTarget => {
     let t = targets.get(route);
@@ -100,10 +100,9 @@ export function createForwarder(hsts: string | undefined): Forwarder {
   proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage) => {
     const entry = contexts.get(req);
     if (!entry) return;
+    const { ctx, route, upgraded } = entry;
     // Registered before http-proxy's own 'upgrade' listener (this event comes first).
-    const upgraded = upgradeHooks.get(req);
     if (upgraded) proxyReq.once('upgrade', upgraded);
-    const { ctx, route } = entry;
     proxyReq.setTimeout(route.config.timeout, () => {
       ctx.upstreamTimedOut = true;
       proxyReq.destroy();
@@ -142,7 +141,7 @@ export function createForwarder(hsts: string | undefined): Forwarder {
     });
   });
 
-  function prepare(ctx: RequestContext, route: CompiledRoute, upgrade: boolean): void {
+  function prepare(ctx: RequestContext, route: CompiledRoute, upgrade: boolean, upgraded?: Upgraded): void {
     const req = ctx.req;
     const path = route.config.stripPrefix && route.config.path ? stripPrefix(ctx.path ?? '/', route.config.path) : (ctx.path ?? '/');
     req.url = ctx.target?.query ? `${path}?${ctx.target.query}` : path;
@@ -157,7 +156,7 @@ export function createForwarder(hsts: string | undefined): Forwarder {
     // Node already answered the client's `Expect: 100-continue`. Forwarded, it also makes
     // http-proxy skip 'proxyReq', so the route timeout and the abort teardown never attach.
     delete req.headers.expect;
-    contexts.set(req, { ctx, route, chunked, view });
+    contexts.set(req, { ctx, route, chunked, view, upgraded });
   }
 
   return {
@@ -194,8 +193,7 @@ export function createForwarder(hsts: string | undefined): Forwarder {
     },
 
     ws(ctx, route, socket, head, fail, upgraded) {
-      prepare(ctx, route, true);
-      if (upgraded) upgradeHooks.set(ctx.req, upgraded);
+      prepare(ctx, route, true, upgraded);
       socket.on('error', () => socket.destroy());
       proxy.ws(ctx.req, socket, head, { target: route.target.href, changeOrigin: !route.config.preserveHost, agent: false }, (err) => fail(upstreamError(err, ctx)));
     },

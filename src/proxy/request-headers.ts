@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../context.js';
 import type { RouteConfig } from '../config/schema.js';
 import { withoutGatewayCookies } from '../auth/cookies.js';
+import { withoutPort } from '../net/client-ip.js';
 import { normalizeIp } from '../net/ip.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus legacy ones; never forwarded. */
@@ -93,7 +94,7 @@ function hostPort(host: string): number | undefined {
 
 /** A `for=` node of RFC 7239 §6: IPv6 bracketed and quoted; anything that is not an address is `unknown`. */
 function forwardedNode(hop: string): string {
-  const ip = normalizeIp(hop.replace(/^\[([^\]]+)\](:\d+)?$/, '$1').replace(/^(\d{1,3}(?:\.\d{1,3}){3}):\d+$/, '$1'));
+  const ip = normalizeIp(withoutPort(hop));
   if (!ip) return 'unknown';
   return ip.family === 'ipv6' ? `"[${ip.address}]"` : ip.address;
 }

@@ -76,16 +76,17 @@ export function rewriteUpstreamUrl(value: string, upstream: UpstreamOrigin, conn
   const cleaned = value.replace(/[\t\r\n]/g, '').trim().replace(/\\/g, '/');
   const base = `${view.scheme}://${view.authority}`;
   let u: URL;
+  let pub: URL;
   try {
-    u = new URL(cleaned, base);
+    pub = new URL(base);
+    u = new URL(cleaned, pub);
   } catch {
     return value;
   }
   // Relative (same origin as the base, no scheme or authority of its own): untouched.
-  if (!HAS_SCHEME.test(cleaned) && !cleaned.startsWith('//') && u.origin === new URL(base).origin) return value;
+  if (!HAS_SCHEME.test(cleaned) && !cleaned.startsWith('//') && u.origin === pub.origin) return value;
   const rest = `${u.pathname}${u.search}${u.hash}`;
   if (upstream.isOrigin(u, connected)) return `${base}${view.prefix}${view.prefix && rest === '/' ? '' : rest}`;
-  const pub = new URL(base);
   if (bareHost(u) === bareHost(pub) && samePort(u, pub) && u.protocol !== pub.protocol && (u.protocol === 'http:' || u.protocol === 'https:')) {
     return `${base}${rest}`;
   }

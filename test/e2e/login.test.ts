@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import net from 'node:net';
 import type { BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
+import { launchBrowser, type TestBrowser, signInAtGateway } from '../helpers/browser.js';
 import { ACCESS_COOKIE, REFRESH_COOKIE } from '../../src/auth/cookies.js';
 import { addUser, startAuthGateway, type AuthTestGateway } from '../helpers/auth-gateway.js';
+import { freePort } from '../helpers/ports.js';
 
 const TEST_TIMEOUT_MS = 60_000;
 const SCREENSHOT = join(tmpdir(), 'crm-gateway-e2e-login-page.png');
@@ -17,21 +17,6 @@ const PASSWORD = 'browser test password 123';
 let browser: TestBrowser;
 let gw: AuthTestGateway;
 let origin: string;
-
-/**
- * A free port, so the gateway knows its public port: return URLs on other gateway hosts are
- * only accepted with it. (Another process could take it in between; unlikely on loopback.)
- */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 before(async () => {
   gw = await startAuthGateway({
@@ -70,9 +55,7 @@ async function openPage(t: { after(fn: () => Promise<void>): void }): Promise<{ 
 }
 
 async function signIn(page: Page, user: string, password: string): Promise<void> {
-  await page.fill('#username', user);
-  await page.fill('#password', password);
-  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  await signInAtGateway(page, user, password);
 }
 
 interface Echo {

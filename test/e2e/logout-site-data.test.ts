@@ -1,13 +1,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
+import { launchBrowser, type TestBrowser, signInAtGateway } from '../helpers/browser.js';
 import { ACCESS_COOKIE, REFRESH_COOKIE } from '../../src/auth/cookies.js';
 import type { EchoUpstream, SeenRequest } from '../../src/demo/echo-upstream.js';
 import { addUser, startAuthGateway, uniq, type AuthTestGateway } from '../helpers/auth-gateway.js';
+import { freePort } from '../helpers/ports.js';
 
 // Issue #12 item 3 in a real browser: after the gateway logout (or another user's login) no
 // application session of the previous user survives in the browser: NocoDB's refresh_token
@@ -53,18 +53,6 @@ async function startAppUpstream(): Promise<EchoUpstream> {
         server.close(() => resolve());
       }),
   };
-}
-
-/** A free port: the gateway builds the clearing chain's URLs with its public port. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 let browser: TestBrowser;
@@ -115,9 +103,7 @@ async function openPage(t: { after(fn: () => Promise<void>): void }): Promise<{ 
 }
 
 async function signIn(page: Page, user: string): Promise<void> {
-  await page.fill('#username', user);
-  await page.fill('#password', PASSWORD);
-  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  await signInAtGateway(page, user, PASSWORD);
 }
 
 /** Opens the app on `origin` (signing in when asked) and checks it left its session behind. */

@@ -1,12 +1,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import type { BrowserContext, ConsoleMessage, Page } from 'playwright-core';
-import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
+import { launchBrowser, type TestBrowser, signInAtGateway } from '../helpers/browser.js';
 import { addUser, startAuthGateway, type AuthTestGateway } from '../helpers/auth-gateway.js';
 import { waitFor } from '../helpers/wait.js';
 import { METABASE_SESSION_COOKIE, METABASE_TIMEOUT_COOKIE, startMetabaseStandIn, type MetabaseStandIn } from '../helpers/apps/metabase-standin.js';
 import { ACCESS_COOKIE, REFRESH_COOKIE } from '../../src/auth/cookies.js';
+import { freePort } from '../helpers/ports.js';
 
 /**
  * One analyst flow through the gateway in Chromium against the Metabase stand-in (see
@@ -35,17 +35,6 @@ let origin: string;
 let context: BrowserContext;
 let page: Page;
 const consoleMessages: ConsoleMessage[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 before(async () => {
   metabase = await startMetabaseStandIn({ queryMs: QUERY_MS, keepaliveMs: KEEPALIVE_MS, users: Object.fromEntries(ANALYSTS.map((a) => [a.metabase, `${a.password} metabase`])) });
@@ -81,9 +70,7 @@ after(async () => {
 
 async function gatewaySignIn(user: string, password: string): Promise<void> {
   assert.equal(new URL(page.url()).pathname, '/auth/login', `on the gateway's login page, not ${page.url()}`);
-  await page.fill('#username', user);
-  await page.fill('#password', password);
-  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  await signInAtGateway(page, user, password);
 }
 
 async function metabaseSignIn(email: string, password: string): Promise<void> {

@@ -1,13 +1,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import type { BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
+import { launchBrowser, type TestBrowser, signInAtGateway } from '../helpers/browser.js';
 import { addUser, startAuthGateway, type AuthTestGateway } from '../helpers/auth-gateway.js';
 import { waitFor } from '../helpers/wait.js';
 import { NOCODB_REFRESH_COOKIE, NOCODB_STORAGE_KEY, startNocodbStandIn, type NocodbStandIn } from '../helpers/apps/nocodb-standin.js';
 import { ACCESS_COOKIE, REFRESH_COOKIE } from '../../src/auth/cookies.js';
 import { SessionClient } from '../helpers/session-client.js';
+import { freePort } from '../helpers/ports.js';
 
 /**
  * One staff flow through the gateway in Chromium against the NocoDB stand-in (NocoDB 0.301.3's
@@ -41,17 +41,6 @@ let context: BrowserContext;
 let page: Page;
 let signedInAt = 0;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 before(async () => {
   nocodb = await startNocodbStandIn({ pollMs: POLL_MS, users: Object.fromEntries(STAFF.map((s) => [s.nocodb, `${s.password} nocodb`])) });
   const httpsPort = await freePort();
@@ -84,9 +73,7 @@ after(async () => {
 
 async function gatewaySignIn(user: string, password: string): Promise<void> {
   assert.equal(new URL(page.url()).pathname, '/auth/login', `on the gateway's login page, not ${page.url()}`);
-  await page.fill('#username', user);
-  await page.fill('#password', password);
-  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  await signInAtGateway(page, user, password);
 }
 
 async function nocodbSignIn(email: string, password: string): Promise<void> {

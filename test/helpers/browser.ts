@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type BrowserContextOptions } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
 import { testCertificate } from './harness.js';
 
 /** Debian's Chromium (`npm test` installs it); a downloaded browser is never used. */
@@ -89,4 +89,11 @@ export async function launchBrowser(opts: LaunchOptions = {}): Promise<TestBrows
       rmSync(home, { recursive: true, force: true });
     },
   };
+}
+
+/** Fills the gateway's login form the page is on and waits for the redirect that follows. */
+export async function signInAtGateway(page: Page, user: string, password: string): Promise<void> {
+  await page.fill('#username', user);
+  await page.fill('#password', password);
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
 }

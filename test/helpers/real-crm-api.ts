@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './ports.js';
 
 /** Debian's interpreter, where python3-fastapi and python3-uvicorn are installed (`.ci/run` installs them). */
 export const PYTHON = '/usr/bin/python3';
@@ -50,18 +50,6 @@ export interface RealCrmApi {
   /** A GET straight to the app (not through the gateway), JSON-decoded. */
   direct<T>(path: string): Promise<T>;
   stop(): Promise<void>;
-}
-
-/** A loopback port nobody listens on right now (uvicorn's CLI cannot take port 0 and say which it got). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Header value by name from the app's raw list (the first, or all with `all`). */

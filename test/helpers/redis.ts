@@ -1,11 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { once } from 'node:events';
 import { Redis } from 'ioredis';
 import { createRedis } from '../../src/stores/redis.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import type { Logger } from '../../src/log/logger.js';
+import { freePort } from './ports.js';
+
+export { freePort };
 
 /** The shared Redis of the machine (and of CI). Tests write only keys under their own run id. */
 export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -61,16 +64,6 @@ export async function waitFor(check: () => boolean | Promise<boolean>, ms: numbe
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for: ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  server.close();
-  await once(server, 'close');
-  return port;
 }
 
 function ping(port: number): Promise<boolean> {

@@ -4,13 +4,14 @@ import http from 'node:http';
 import https from 'node:https';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { testCertificate, testEnv } from '../helpers/harness.js';
 import { waitFor } from '../helpers/wait.js';
 import { lockFilePath, lockLogDir } from '../../src/audit/writer-lock.js';
+import { freePort } from '../helpers/ports.js';
 
 /**
  * Issue 12, item 8: a second gateway started on the same LOG_DIR (here while the first drained
@@ -41,14 +42,6 @@ function spawnNode(t: TestContext, args: string[], env: Record<string, string>):
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   return { process: child, stderr: () => stderr, stdout: () => stdout, exited };
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 async function ports(): Promise<Record<string, string>> {

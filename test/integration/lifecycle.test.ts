@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket, type ClientOptions } from 'ws';
 import { startTestGateway, testCertificate, type TestGateway } from '../helpers/harness.js';
+import { freePort } from '../helpers/ports.js';
 
 /** Every wait in this file is bounded by this, so a regression fails instead of hanging. */
 const WAIT_MS = 5_000;
@@ -65,15 +66,6 @@ function httpGet(port: number, path: string, host?: string): Promise<PlainRespon
     });
     req.once('error', reject);
   });
-}
-
-/** A port nothing listens on: bound once, then released. */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /** An upstream that calls `onRequest` and never answers by itself; its sockets are closed after the test. */
