@@ -4,48 +4,37 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 const IDENTIFIER_HASH_CHARS = 16;
 /** Hex characters kept of a token's hash in the logs. */
 const TOKEN_HASH_CHARS = 12;
+/** What `IdentifierHasher.hash` returns: a hash is never hashed again. */
+export const IDENTIFIER_HASH = /^id:[0-9a-f]{16}$/;
 /** Something that reads as a phone number: digits with the usual separators. */
 const PHONE_LIKE = /^\+?[\d\s().-]{6,}$/;
 
-let key: Buffer | undefined;
-let keyIsEphemeral = false;
-
 /**
- * Sets the key of `hashIdentifier` (LOG_HASH_KEY). Without one, an ephemeral random key is
- * used: hashes then only correlate within this process's lifetime (development only; the
- * config policy refuses that in production).
+ * The keyed hash of personal identifiers (LOG_HASH_KEY), owned by what builds the logger: the
+ * audit logger makes one from its options, and every line it redacts uses it. Without a key
+ * an ephemeral random one is used: hashes then only correlate within this object's lifetime
+ * (development only; the config policy refuses that in production).
  */
-export function setIdentifierKey(secret: string | undefined): { ephemeral: boolean } {
-  if (secret) {
-    key = Buffer.from(secret, 'utf8');
-    keyIsEphemeral = false;
-  } else {
-    key = randomBytes(32);
-    keyIsEphemeral = true;
+export class IdentifierHasher {
+  /** True when the key was generated here, not given (LOG_HASH_KEY unset). */
+  readonly ephemeral: boolean;
+  private readonly key: Buffer;
+
+  constructor(secret: string | undefined) {
+    this.ephemeral = !secret;
+    this.key = secret ? Buffer.from(secret, 'utf8') : randomBytes(32);
   }
-  return { ephemeral: keyIsEphemeral };
-}
 
-function currentKey(): Buffer {
-  if (!key) setIdentifierKey(undefined);
-  return key as Buffer;
-}
-
-/** Whether the identifier key in use was generated for this process only. */
-export function identifierKeyIsEphemeral(): boolean {
-  currentKey();
-  return keyIsEphemeral;
-}
-
-/**
- * A personal identifier (a WhatsApp phone number `from` / `wa_id` / `recipient_id`) as it may
- * appear in a log: a keyed hash (HMAC-SHA-256 with LOG_HASH_KEY), so lines about the same
- * person can be correlated, but the number cannot be recovered by trying every number without
- * the key. Phone numbers are reduced to digits first, so `+34 600-11` and `3460011` match.
- */
-export function hashIdentifier(value: string): string {
-  const normal = PHONE_LIKE.test(value) ? value.replace(/\D/g, '') : value;
-  return `id:${createHmac('sha256', currentKey()).update(normal).digest('hex').slice(0, IDENTIFIER_HASH_CHARS)}`;
+  /**
+   * A personal identifier (a WhatsApp phone number `from` / `wa_id` / `recipient_id`) as it may
+   * appear in a log: a keyed hash (HMAC-SHA-256 with LOG_HASH_KEY), so lines about the same
+   * person can be correlated, but the number cannot be recovered by trying every number without
+   * the key. Phone numbers are reduced to digits first, so `+34 600-11` and `3460011` match.
+   */
+  hash(value: string): string {
+    const normal = PHONE_LIKE.test(value) ? value.replace(/\D/g, '') : value;
+    return `id:${createHmac('sha256', this.key).update(normal).digest('hex').slice(0, IDENTIFIER_HASH_CHARS)}`;
+  }
 }
 
 /**

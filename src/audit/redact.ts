@@ -1,4 +1,4 @@
-import { hashIdentifier, shortTokenHash } from './identifiers.js';
+import { IDENTIFIER_HASH, shortTokenHash, type IdentifierHasher } from './identifiers.js';
 import { decodeQueryName } from '../routing/query-name.js';
 
 /**
@@ -9,7 +9,8 @@ import { decodeQueryName } from '../routing/query-name.js';
  *   `X-Metabase-Session`, `X-Api-Key`, `hub.verify_token`, names with token/session/cookie…)
  *   appear only as a short hash;
  * - secrets (names with password/secret/key/credential…) never appear at all;
- * - personal identifiers (WhatsApp `from`, `wa_id`, `recipient_id`, phone) appear as a keyed hash;
+ * - personal identifiers (WhatsApp `from`, `wa_id`, `recipient_id`, phone) appear as a keyed hash
+ *   (the caller's IdentifierHasher: the logger's; without one they do not appear at all);
  * - message content (`body`, `text`, `caption`) never appears.
  * The same rules apply to `name=value` pairs inside strings (query strings, cookie headers) and
  * bearer tokens or JWTs inside any string.
@@ -89,7 +90,17 @@ function hashToken(value: string): string {
   return m ? `${m[1]} ${shortTokenHash(m[2] as string)}` : shortTokenHash(value);
 }
 
-function redactClassified(cls: FieldClass, value: unknown): unknown {
+/**
+ * An identifier's keyed hash; one that is a hash already (the webhook hashes phone numbers
+ * before logging them) is kept as it is, so the same number reads the same in every line.
+ * Without a hasher, nothing.
+ */
+function hashOnce(value: string, ids: IdentifierHasher | undefined): string {
+  if (IDENTIFIER_HASH.test(value)) return value;
+  return ids ? ids.hash(value) : REDACTED;
+}
+
+function redactClassified(cls: FieldClass, value: unknown, ids: IdentifierHasher | undefined): unknown {
   if (value === undefined || value === null) return value;
   switch (cls) {
     case 'secret':
@@ -100,8 +111,8 @@ function redactClassified(cls: FieldClass, value: unknown): unknown {
       if (Array.isArray(value)) return value.map((v) => (typeof v === 'string' ? hashToken(v) : REDACTED));
       return REDACTED;
     case 'identifier':
-      if (typeof value === 'string' || typeof value === 'number') return hashIdentifier(String(value));
-      if (Array.isArray(value)) return value.map((v) => (typeof v === 'string' || typeof v === 'number' ? hashIdentifier(String(v)) : REDACTED));
+      if (typeof value === 'string' || typeof value === 'number') return hashOnce(String(value), ids);
+      if (Array.isArray(value)) return value.map((v) => (typeof v === 'string' || typeof v === 'number' ? hashOnce(String(v), ids) : REDACTED));
       return REDACTED;
   }
 }
@@ -123,7 +134,7 @@ function scrubUserinfo(text: string): string {
   });
 }
 
-function scrubJsonPairs(text: string): string {
+function scrubJsonPairs(text: string, ids: IdentifierHasher | undefined): string {
   return text.replace(JSON_PAIR, (whole, name: string, sep: string, raw: string) => {
     const cls = classifyName(name);
     if (!cls) return whole;
@@ -133,20 +144,20 @@ function scrubJsonPairs(text: string): string {
     } catch {
       // an escape JSON does not accept: the raw text is redacted all the same
     }
-    return `"${name}"${sep}${JSON.stringify(String(redactClassified(cls, value)))}`;
+    return `"${name}"${sep}${JSON.stringify(String(redactClassified(cls, value, ids)))}`;
   });
 }
 
 /** Redacts credentials inside free text: `name=value` and JSON pairs, URL userinfo, bearer tokens, JWTs. */
-export function scrubText(text: string): string {
+export function scrubText(text: string, ids?: IdentifierHasher): string {
   let out = text;
   if (out.includes('@') && out.includes('://')) out = scrubUserinfo(out);
-  if (out.includes('":')) out = scrubJsonPairs(out);
+  if (out.includes('":')) out = scrubJsonPairs(out, ids);
   if (out.includes('=')) {
     out = out.replace(PAIR, (whole, lead: string, name: string, value: string) => {
       const cls = classifyName(decodeQueryName(name));
       if (!cls || value === '') return whole;
-      const replaced = redactClassified(cls, decodeQueryName(value));
+      const replaced = redactClassified(cls, decodeQueryName(value), ids);
       return `${lead}${name}=${String(replaced)}`;
     });
   }
@@ -156,29 +167,29 @@ export function scrubText(text: string): string {
   return out;
 }
 
-function redactValue(value: unknown, depth: number, seen: WeakSet<object>): unknown {
-  if (typeof value === 'string') return scrubText(value);
+function redactValue(value: unknown, depth: number, seen: WeakSet<object>, ids: IdentifierHasher | undefined): unknown {
+  if (typeof value === 'string') return scrubText(value, ids);
   if (value === null || typeof value !== 'object') return typeof value === 'bigint' ? value.toString() : value;
   if (value instanceof Date) return value.toISOString();
-  if (value instanceof Error) return scrubText(value.message);
+  if (value instanceof Error) return scrubText(value.message, ids);
   if (Buffer.isBuffer(value) || ArrayBuffer.isView(value)) return `[binary ${(value as ArrayBufferView).byteLength} bytes]`;
   if (depth >= MAX_DEPTH || seen.has(value)) return '[elided]';
   seen.add(value);
-  if (Array.isArray(value)) return value.map((v) => redactValue(v, depth + 1, seen));
-  return redactObject(value as Record<string, unknown>, depth + 1, seen);
+  if (Array.isArray(value)) return value.map((v) => redactValue(v, depth + 1, seen, ids));
+  return redactObject(value as Record<string, unknown>, depth + 1, seen, ids);
 }
 
-function redactObject(obj: Record<string, unknown>, depth: number, seen: WeakSet<object>): Record<string, unknown> {
+function redactObject(obj: Record<string, unknown>, depth: number, seen: WeakSet<object>, ids: IdentifierHasher | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(obj)) {
     if (v === undefined) continue;
     const cls = classifyName(k);
-    out[k] = cls ? redactClassified(cls, v) : redactValue(v, depth, seen);
+    out[k] = cls ? redactClassified(cls, v, ids) : redactValue(v, depth, seen, ids);
   }
   return out;
 }
 
 /** A copy of `fields` that is safe to write to any log: see the module comment. */
-export function redactFields(fields: Record<string, unknown>): Record<string, unknown> {
-  return redactObject(fields, 0, new WeakSet());
+export function redactFields(fields: Record<string, unknown>, ids?: IdentifierHasher): Record<string, unknown> {
+  return redactObject(fields, 0, new WeakSet(), ids);
 }

@@ -2,13 +2,24 @@ import type { Principal } from '../context.js';
 import { WS_CLOSE, type CloseReason } from '../proxy/ws-session.js';
 import type { RevocationList } from './revocation.js';
 
+/** What LiveSockets follows: revocations, and account state and changes (an AuthService). */
+export interface SocketAuthority {
+  readonly revocations: RevocationList;
+  readonly accountStatus?: AccountStatus;
+  onAccountChanged?(listener: (subject: string) => void): void;
+}
+
 /** A websocket the gateway can end with a close frame (a WsSession). */
 export interface LiveSocket {
   close(reason: CloseReason): void;
   onGone(listener: () => void): void;
 }
 
-/** How often open websockets' accounts are checked again (the account status cache is 5 s too). */
+/**
+ * How often open websockets' accounts are checked again anyway. A change announced (see
+ * AccountStates) is checked at once; this catches what no announcement told of (an account
+ * edited behind the gateway's back, or changed while the subscription was down).
+ */
 export const ACCOUNT_RECHECK_MS = 5_000;
 
 export type AccountStatus = (subject: string) => Promise<'ok' | 'disabled' | 'unknown'>;
@@ -21,26 +32,26 @@ interface Tracked {
 /**
  * Open websockets and the credentials they were opened with: each is closed, with a close frame
  * saying why (WS_CLOSE), when its token expires, at once when the token is revoked on any
- * instance, and within about two ACCOUNT_RECHECK_MS when its account is disabled or removed (an
- * HTTP request would be refused then; a websocket opened before must not outlive that by the
- * token's whole lifetime). When
- * the account store cannot answer, open sockets stay open: new requests are refused meanwhile.
+ * instance, and when its account is disabled or removed: at once when the change is announced
+ * (Redis, subscription live), else within about two ACCOUNT_RECHECK_MS (an HTTP request would be
+ * refused then; a websocket opened before must not outlive that by the token's whole lifetime).
+ * When the account store cannot answer, open sockets stay open: new requests are refused meanwhile.
  */
 export class LiveSockets {
   private readonly byToken = new Map<string, Set<LiveSocket>>();
   private readonly sockets = new Map<LiveSocket, Tracked>();
   private readonly timer: NodeJS.Timeout | undefined;
+  private readonly accountStatus: AccountStatus | undefined;
   private checking = false;
 
-  constructor(
-    revocations: RevocationList,
-    private readonly accountStatus?: AccountStatus,
-    recheckMs = ACCOUNT_RECHECK_MS,
-  ) {
-    revocations.onRevoked((jti) => {
+  constructor(authority: SocketAuthority, recheckMs = ACCOUNT_RECHECK_MS) {
+    const accountStatus = authority.accountStatus;
+    this.accountStatus = accountStatus;
+    authority.revocations.onRevoked((jti) => {
       for (const s of this.byToken.get(jti) ?? []) s.close(WS_CLOSE.revoked);
     });
     if (accountStatus) {
+      authority.onAccountChanged?.((subject) => void this.recheckAccount(subject));
       this.timer = setInterval(() => void this.recheckAccounts(), recheckMs);
       this.timer.unref();
     }
@@ -61,6 +72,17 @@ export class LiveSockets {
       this.sockets.delete(socket);
       if (set.size === 0) this.byToken.delete(jti);
     });
+  }
+
+  /** Closes the websockets of one account if it is disabled or gone (just announced as changed). */
+  async recheckAccount(subject: string): Promise<void> {
+    const status = this.accountStatus;
+    if (!status) return;
+    const sockets = [...this.sockets].filter(([, t]) => t.subject === subject).map(([s]) => s);
+    if (sockets.length === 0) return;
+    const s = await status(subject).catch(() => 'ok' as const);
+    if (s === 'ok') return;
+    for (const socket of sockets) socket.close(s === 'disabled' ? WS_CLOSE.disabled : WS_CLOSE.removed);
   }
 
   /** Closes the websockets of accounts that are disabled or gone; one lookup per account. */

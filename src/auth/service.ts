@@ -1,4 +1,3 @@
-import { LRUCache } from 'lru-cache';
 import type { GatewayConfig } from '../config/schema.js';
 import type { Principal } from '../context.js';
 import { GatewayError } from '../errors.js';
@@ -6,23 +5,19 @@ import type { Logger } from '../log/logger.js';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { createMemoryKv, createRedisKv, type Kv } from '../stores/kv.js';
+import { RedisSubscription } from '../stores/subscriber.js';
 import { migrate } from '../stores/migrations.js';
 import type { TokenClaims } from './claims.js';
 import { KeyRing, parsePreviousKeys } from './keyring.js';
 import { Lockout } from './lockout.js';
 import { RefreshTokens } from './refresh.js';
+import { AccountStates, announcingStore, type SubjectState, type SubjectStatus } from './account-state.js';
 import { createFileRevocationList, createRedisRevocationList, type RevocationList } from './revocation.js';
 import { TokenService } from './tokens.js';
 import { AUTH_MIGRATIONS } from './store/migrations.js';
 import { createFileIdentityStore } from './store/file.js';
 import { createPostgresIdentityStore } from './store/postgres.js';
 import { CLIENT_SUBJECT_PREFIX, type IdentityStore } from './store/types.js';
-
-type SubjectStatus = 'ok' | 'disabled' | 'unknown';
-interface SubjectState {
-  readonly status: SubjectStatus;
-  readonly sessionsValidFrom: Date | undefined;
-}
 
 /**
  * A session that began (password login at `authTime`, seconds to the millisecond, as the
@@ -34,8 +29,12 @@ export function sessionVoided(authTime: number | undefined, validFrom: Date | un
   return authTime === undefined || authTime * 1000 < validFrom.getTime();
 }
 
-/** How long an account's enabled/disabled state is trusted before it is read again. */
-const SUBJECT_STATUS_TTL_MS = 5_000;
+/**
+ * How long startup waits for the pub/sub subscription (revocations, account changes) to be
+ * live. Redis down then: the gateway starts anyway, and refuses tokens until it has read the
+ * revocations once (src/auth/revocation.ts).
+ */
+const SUBSCRIPTION_START_WAIT_MS = 3_000;
 
 export interface AuthService {
   readonly tokens: TokenService;
@@ -48,8 +47,10 @@ export interface AuthService {
   readonly kv: Kv;
   /** Verified claims → principal, or AUTH_REVOKED / AUTH_DISABLED. */
   principalFor(claims: TokenClaims, method: Principal['method']): Promise<Principal>;
-  /** Whether an account may still be used (cached for a few seconds), e.g. for open websockets. */
+  /** Whether an account may still be used (held in memory, see AccountStates), e.g. for open websockets. */
   accountStatus(subject: string): Promise<'ok' | 'disabled' | 'unknown'>;
+  /** Called with the subject of each account changed, here or (with Redis) on any instance. */
+  onAccountChanged(listener: (subject: string) => void): void;
   /** Forget cached account state (after the CLI changes an account in this process). */
   forget(subject: string): void;
   close(): Promise<void>;
@@ -70,29 +71,36 @@ export async function createAuthService(cfg: GatewayConfig, stores: AuthStores):
   if (!secret) return undefined;
   const ring = new KeyRing(secret, parsePreviousKeys(cfg.secrets.apiSecretKeyPrevious));
   const tokens = new TokenService(ring, cfg.auth);
-  let store: IdentityStore;
+  let records: IdentityStore;
   if (stores.postgres) {
     await migrate(stores.postgres, AUTH_MIGRATIONS);
-    store = createPostgresIdentityStore(stores.postgres);
+    records = createPostgresIdentityStore(stores.postgres);
   } else {
-    store = createFileIdentityStore(cfg.stores.dataDir);
+    records = createFileIdentityStore(cfg.stores.dataDir);
   }
   const kv: Kv = stores.redis ? createRedisKv(stores.redis) : createMemoryKv();
-  const revocations = stores.redis ? await createRedisRevocationList(stores.redis, stores.log) : createFileRevocationList(cfg.stores.dataDir, stores.log);
-  const status = new LRUCache<string, SubjectState>({ max: 10_000, ttl: SUBJECT_STATUS_TTL_MS });
 
-  const subjectState = async (sub: string): Promise<SubjectState> => {
-    const hit = status.get(sub);
-    if (hit) return hit;
-    const rec = sub.startsWith(CLIENT_SUBJECT_PREFIX) ? await store.getClient(sub.slice(CLIENT_SUBJECT_PREFIX.length)) : await store.getUser(sub);
-    const s: SubjectState = {
+  // Revocations and account changes reach every instance through one subscription (with Redis),
+  // so both are answered from memory; see revocation.ts and account-state.ts for how stale.
+  const subscription = stores.redis ? new RedisSubscription(stores.redis, stores.log) : undefined;
+  const revocations = stores.redis && subscription ? createRedisRevocationList(stores.redis, subscription, stores.log) : createFileRevocationList(cfg.stores.dataDir, stores.log);
+  const readState = async (sub: string): Promise<SubjectState> => {
+    const rec = sub.startsWith(CLIENT_SUBJECT_PREFIX) ? await records.getClient(sub.slice(CLIENT_SUBJECT_PREFIX.length)) : await records.getUser(sub);
+    return {
       status: rec === undefined ? 'unknown' : rec.disabled ? 'disabled' : 'ok',
       sessionsValidFrom: rec && 'sessionsValidFrom' in rec ? rec.sessionsValidFrom : undefined,
     };
-    status.set(sub, s);
-    return s;
   };
-  const subjectStatus = async (sub: string): Promise<SubjectStatus> => (await subjectState(sub)).status;
+  const accounts = new AccountStates(readState, subscription);
+  if (subscription) {
+    accounts.subscribe(subscription);
+    if (!(await subscription.start(SUBSCRIPTION_START_WAIT_MS))) {
+      stores.log.app('warn', 'Redis not reachable at startup: tokens are refused until the revocations have been read once', { waitedMs: SUBSCRIPTION_START_WAIT_MS });
+    }
+  }
+  // Every change written through the service is announced (every instance forgets its copy).
+  const store = announcingStore(records, accounts, stores.redis, stores.log);
+  const subjectStatus = async (sub: string): Promise<SubjectStatus> => (await accounts.get(sub)).status;
 
   return {
     tokens,
@@ -110,10 +118,10 @@ export async function createAuthService(cfg: GatewayConfig, stores: AuthStores):
     config: cfg.auth,
     kv,
     async principalFor(claims, method) {
-      if (revocations.isRevoked(claims.jti)) throw new GatewayError('AUTH_REVOKED', `jti ${claims.jti} revoked`);
+      if (await revocations.isRevoked(claims.jti)) throw new GatewayError('AUTH_REVOKED', `jti ${claims.jti} revoked`);
       let state: SubjectState;
       try {
-        state = await subjectState(claims.sub);
+        state = await accounts.get(claims.sub);
       } catch (err) {
         // The account store is down: refuse rather than let a disabled account through.
         throw new GatewayError('AUTH_INVALID', `account store unavailable: ${(err as Error).message}`);
@@ -126,7 +134,11 @@ export async function createAuthService(cfg: GatewayConfig, stores: AuthStores):
       return { subject: claims.sub, roles: claims.roles, method, tokenId: claims.jti, expiresAt: claims.exp * 1000 };
     },
     accountStatus: subjectStatus,
-    forget: (sub) => void status.delete(sub),
-    close: () => revocations.close(),
+    onAccountChanged: (listener) => accounts.onChanged(listener),
+    forget: (sub) => accounts.changed(sub),
+    async close() {
+      await revocations.close();
+      await subscription?.close();
+    },
   };
 }

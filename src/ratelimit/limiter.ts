@@ -1,8 +1,9 @@
+import { LRUCache } from 'lru-cache';
 import type { Redis } from 'ioredis';
 import type { RequestContext } from '../context.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { createLimitStore, type LimitStore } from './store.js';
+import { createLimitStore, type Hits, type LimitStore } from './store.js';
 import { OutageLog } from './outage.js';
 import { RejectionSampler } from './sample.js';
 import { rejectedTotal, storeFailuresTotal } from './metrics.js';
@@ -34,11 +35,33 @@ export interface Usage {
 /** Retry-After sent while a fail-closed limit cannot reach its store: about one reconnect attempt. */
 export const UNAVAILABLE_RETRY_AFTER_S = 5;
 
-/** A fixed-window limit on a store (Redis, or this process's memory), with its fail mode applied. */
+/**
+ * How long this process answers for a bucket it saw reach its max without asking the store
+ * again: the store stays the truth (a bucket emptied there, by a Redis restart, is believed
+ * within this time), while a flood from one client over its limit costs one round trip per
+ * bucket per this period instead of one per request.
+ */
+export const FULL_BUCKET_MEMORY_MS = 5_000;
+/** Full buckets remembered per limit; past this the least recent is forgotten (and asked again). */
+const MAX_FULL_BUCKETS = 10_000;
+
+/** A bucket that reached its max: its hits then, and when its window ends (ms since epoch). */
+interface Full {
+  readonly hits: number;
+  readonly resetAt: number;
+}
+
+/**
+ * A fixed-window limit on a store (Redis, or this process's memory), with its fail mode applied,
+ * and a short memory of the buckets it saw full (see FULL_BUCKET_MEMORY_MS): a fixed window
+ * never empties before its end, so a request to a full bucket is refused here, before any step
+ * after it runs and without a round trip.
+ */
 export class Limiter {
   readonly store: LimitStore;
   private readonly outage: OutageLog;
   private readonly sampler: RejectionSampler;
+  private readonly full: LRUCache<string, Full>;
 
   constructor(
     readonly policy: LimitPolicy,
@@ -48,40 +71,96 @@ export class Limiter {
     this.store = createLimitStore(policy.windowMs, redis);
     this.outage = new OutageLog(policy.name, policy.failMode, this.store.kind, log);
     this.sampler = new RejectionSampler(policy.windowMs);
+    this.full = new LRUCache({ max: MAX_FULL_BUCKETS });
   }
 
   /**
-   * Counts one request in `bucket`. Undefined when the store failed and the limit fails open
-   * (the request passes unchecked); throws RATE_LIMIT_UNAVAILABLE when it fails closed.
+   * Counts one request in `bucket` (one round trip), or refuses it from memory when the bucket
+   * was seen full. Undefined when the store failed and the limit fails open (the request passes
+   * unchecked); throws RATE_LIMIT_UNAVAILABLE when it fails closed.
    */
   async take(bucket: string): Promise<Usage | undefined> {
-    const { name, max, windowMs, failMode } = this.policy;
+    const known = this.knownFull(bucket);
+    if (known) return known;
     let hits;
     try {
-      hits = await this.store.hit(`${this.policy.keyPrefix}:${bucket}`);
+      hits = await this.store.hit(this.key(bucket));
     } catch (err) {
-      this.outage.failed(err);
-      storeFailuresTotal.inc({ limit: name, fail_mode: failMode });
-      if (failMode === 'open') return undefined;
-      throw new GatewayError('RATE_LIMIT_UNAVAILABLE', `limit ${name}: ${this.store.kind} store unavailable (${err instanceof Error ? err.message : String(err)})`, {
-        'retry-after': String(UNAVAILABLE_RETRY_AFTER_S),
-      });
+      return this.failed(err);
     }
     this.outage.succeeded();
-    const untilReset = hits.resetTime ? Math.ceil((hits.resetTime.getTime() - Date.now()) / 1000) : Math.ceil(windowMs / 1000);
+    return this.learn(bucket, hits);
+  }
+
+  /**
+   * Counts one request in `bucket` unless `guard` is full, in one round trip (see
+   * LimitStore.hitUnlessFull). When `guard` is full the usage returned is the guard's, exceeded,
+   * and nothing was counted. Fail modes as in `take`.
+   */
+  async takeUnlessFull(bucket: string, guard: string): Promise<Usage | undefined> {
+    const known = this.knownFull(bucket) ?? this.knownFull(guard);
+    if (known) return known;
+    let result;
+    try {
+      result = await this.store.hitUnlessFull(this.key(bucket), this.key(guard), this.policy.max);
+    } catch (err) {
+      return this.failed(err);
+    }
+    this.outage.succeeded();
+    const guardUsage = this.learn(guard, result.guard);
+    if (result.charged) return this.learn(bucket, result.charged);
+    // Refused for its address: this request would have been one hit more there.
+    return this.usage(guard, guardUsage.hits + 1, (result.guard.resetTime?.getTime() ?? Date.now()) - Date.now());
+  }
+
+  /** The usage of a bucket this process saw full (the request would be one more hit), else undefined. */
+  knownFull(bucket: string): Usage | undefined {
+    const f = this.full.get(bucket);
+    return f ? this.usage(bucket, f.hits + 1, f.resetAt - Date.now()) : undefined;
+  }
+
+  /**
+   * Refuses with RATE_LIMIT_UNAVAILABLE, before anything else runs, when the limit fails closed
+   * and its store is known to be unreachable: the answer the charge would get anyway.
+   */
+  refuseWhileUnavailable(): void {
+    if (this.policy.failMode === 'closed' && !this.store.ready) this.failed(new Error(`${this.store.kind} store not connected`));
+  }
+
+  /** Takes the store's answer as this bucket's usage, and remembers the bucket when it is full. */
+  private learn(bucket: string, hits: Hits): Usage {
+    const resetMs = hits.resetTime ? hits.resetTime.getTime() - Date.now() : this.policy.windowMs;
+    if (hits.totalHits >= this.policy.max && resetMs > 0) {
+      this.full.set(bucket, { hits: hits.totalHits, resetAt: Date.now() + resetMs }, { ttl: Math.min(resetMs, FULL_BUCKET_MEMORY_MS) });
+    }
+    return this.usage(bucket, hits.totalHits, resetMs);
+  }
+
+  private usage(bucket: string, hits: number, resetMs: number): Usage {
+    const { max, windowMs } = this.policy;
     return {
       limiter: this,
       bucket,
-      hits: hits.totalHits,
-      remaining: Math.max(0, max - hits.totalHits),
-      resetSeconds: Math.min(Math.max(0, untilReset), Math.ceil(windowMs / 1000)),
-      exceeded: hits.totalHits > max,
+      hits,
+      remaining: Math.max(0, max - hits),
+      resetSeconds: Math.min(Math.max(0, Math.ceil(resetMs / 1000)), Math.ceil(windowMs / 1000)),
+      exceeded: hits > max,
     };
   }
 
-  /** Takes back a provisional hit. Best effort: a failure leaves the bucket one too high, never too low. */
-  refund(bucket: string): void {
-    this.store.refund(`${this.policy.keyPrefix}:${bucket}`).catch(() => undefined);
+  private key(bucket: string): string {
+    return `${this.policy.keyPrefix}:${bucket}`;
+  }
+
+  /** The store did not answer: logged once per outage, counted, then the fail mode decides. */
+  private failed(err: unknown): undefined {
+    const { name, failMode } = this.policy;
+    this.outage.failed(err);
+    storeFailuresTotal.inc({ limit: name, fail_mode: failMode });
+    if (failMode === 'open') return undefined;
+    throw new GatewayError('RATE_LIMIT_UNAVAILABLE', `limit ${name}: ${this.store.kind} store unavailable (${err instanceof Error ? err.message : String(err)})`, {
+      'retry-after': String(UNAVAILABLE_RETRY_AFTER_S),
+    });
   }
 
   /** Counts a refusal; logs it when the sampler lets it through (one event per bucket per period). */
@@ -116,9 +195,9 @@ export class Limiter {
 export function enforce(ctx: RequestContext, usages: readonly (Usage | undefined)[]): void {
   const checked = usages.filter((u): u is Usage => u !== undefined);
   if (checked.length === 0) return;
-  ctx.responseHeaders['ratelimit-policy'] = checked.map((u) => `${u.limiter.policy.max};w=${Math.ceil(u.limiter.policy.windowMs / 1000)}`).join(', ');
+  ctx.reply.headers['ratelimit-policy'] = checked.map((u) => `${u.limiter.policy.max};w=${Math.ceil(u.limiter.policy.windowMs / 1000)}`).join(', ');
   const tightest = checked.reduce((a, b) => (b.remaining < a.remaining || (b.remaining === a.remaining && b.resetSeconds > a.resetSeconds) ? b : a));
-  ctx.responseHeaders.ratelimit = `limit=${tightest.limiter.policy.max}, remaining=${tightest.remaining}, reset=${tightest.resetSeconds}`;
+  ctx.reply.headers.ratelimit = `limit=${tightest.limiter.policy.max}, remaining=${tightest.remaining}, reset=${tightest.resetSeconds}`;
   const over = checked.filter((u) => u.exceeded);
   if (over.length === 0) return;
   for (const u of over) u.limiter.rejected(ctx, u);

@@ -25,7 +25,7 @@ const CREDENTIAL_IPV6_PREFIX = 64;
  * Checks one attempt at a credential endpoint; throws RATE_LIMITED (429, `Retry-After`) when the
  * client address or the user name is over its limit, and RATE_LIMIT_UNAVAILABLE (503) when the
  * store cannot be reached: these limits fail closed. Sets the RateLimit headers on
- * `ctx.responseHeaders`. `userName` is the name as typed (or the client id); without it only the
+ * `ctx.reply.headers`. `userName` is the name as typed (or the client id); without it only the
  * address is limited.
  */
 export type CredentialLimiter = (ctx: RequestContext, userName?: string) => Promise<void>;

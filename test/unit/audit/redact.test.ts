@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { classifyName, redactFields, scrubText, REDACTED } from '../../../src/audit/redact.js';
-import { hashIdentifier, setIdentifierKey, shortTokenHash } from '../../../src/audit/identifiers.js';
+import { IdentifierHasher, shortTokenHash } from '../../../src/audit/identifiers.js';
 
 test('every header named in the issue becomes a short hash, never its value', () => {
   const headers = {
@@ -45,17 +45,29 @@ test('names that describe a credential rather than hold it are kept (keyFile, to
 });
 
 test('WhatsApp phone numbers are a keyed hash; message bodies never appear', () => {
-  setIdentifierKey('key-one-0123456789abcdef');
-  const out = redactFields({ from: '+34 600 111 222', wa_id: '34600111222', recipient_id: '34600999888', text: { body: 'hola, mi DNI es 1234' }, body: 'raw body', caption: 'photo caption' });
+  const keyOne = new IdentifierHasher('key-one-0123456789abcdef');
+  const out = redactFields({ from: '+34 600 111 222', wa_id: '34600111222', recipient_id: '34600999888', text: { body: 'hola, mi DNI es 1234' }, body: 'raw body', caption: 'photo caption' }, keyOne);
   assert.equal(out.from, out.wa_id, 'the same number, formatted differently, hashes the same');
   assert.match(String(out.from), /^id:[0-9a-f]{16}$/);
   assert.notEqual(out.recipient_id, out.from);
   assert.equal(out.text, REDACTED);
   assert.equal(out.body, REDACTED);
   assert.equal(out.caption, REDACTED);
-  const withKeyOne = hashIdentifier('34600111222');
-  setIdentifierKey('key-two-0123456789abcdef');
-  assert.notEqual(hashIdentifier('34600111222'), withKeyOne, 'the hash depends on LOG_HASH_KEY');
+  assert.equal(out.wa_id, keyOne.hash('34600111222'));
+  // Regression: the key was one per process (set by whichever logger was made last); each hasher has its own now.
+  assert.equal(new IdentifierHasher('key-one-0123456789abcdef').hash('34600111222'), out.wa_id, 'the same key, the same hash');
+  assert.notEqual(new IdentifierHasher('key-two-0123456789abcdef').hash('34600111222'), out.wa_id, 'the hash depends on LOG_HASH_KEY');
+  assert.equal(out.wa_id, 'id:7a83f023058146d1', 'HMAC-SHA-256 of the digits, as it always was');
+  // Without a hasher an identifier does not appear at all.
+  assert.equal(redactFields({ from: '34600111222' }).from, REDACTED);
+});
+
+test('regression: the webhook phoneHashes were hashed twice (once by the handler, again as an identifier field); now once, like from', () => {
+  const ids = new IdentifierHasher('key-one-0123456789abcdef');
+  // The handler hashes with a hasher of the same key (LOG_HASH_KEY); the logger keeps those as they are.
+  const handlers = new IdentifierHasher('key-one-0123456789abcdef');
+  const out = redactFields({ phoneHashes: [handlers.hash('34600111222'), '+34 600 999 888'], from: '+34 600 111 222' }, ids);
+  assert.deepEqual(out.phoneHashes, [out.from, ids.hash('34600999888')]);
 });
 
 test('query strings: values of secret-like names are redacted, others kept', () => {
