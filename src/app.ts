@@ -7,12 +7,13 @@ import type { GatewayConfig, RouteConfig } from './config/schema.js';
 import type { RequestContext } from './context.js';
 import { GatewayError, isGatewayError } from './errors.js';
 import type { GatewayDeps } from './deps.js';
+import type { Logger } from './log/logger.js';
 import { createClientIpResolver } from './net/client-ip.js';
 import { IpSet } from './net/ip.js';
 import { createCors } from './policy/cors.js';
 import { createIpAllowlist } from './policy/ip-allowlist.js';
 import { createBodyLimit } from './policy/body-limit.js';
-import { createRateLimit, createUserRateLimit } from './ratelimit/index.js';
+import { chargeStopped, createRouteLimit, type RouteLimit } from './ratelimit/index.js';
 import { createAuthenticate } from './auth/authenticate.js';
 import { createAuthorize } from './auth/authorize.js';
 import { createCsrf } from './auth/csrf.js';
@@ -21,7 +22,6 @@ import { LiveSockets } from './auth/live-sockets.js';
 import { answerProtocol, takeProtocolBearer } from './auth/ws-bearer.js';
 import { WsTickets, takeTicket } from './auth/ws-ticket.js';
 import { createLoginLimiter } from './ratelimit/login.js';
-import { createIpAllowlist as createEndpointGuard } from './policy/ip-allowlist.js';
 import { createForwarder, type Forwarder } from './proxy/forwarder.js';
 import { WS_CLOSE, WsSession } from './proxy/ws-session.js';
 import { normalizeHost } from './routing/host.js';
@@ -29,41 +29,174 @@ import { normalizePath } from './routing/normalize-path.js';
 import { readRequestTarget } from './routing/request-target.js';
 import { createRouter } from './routing/router.js';
 import { checkFraming } from './routing/framing.js';
-import { renderError, sendOwn, wantsHtml, writeRawResponse } from './respond.js';
+import { wantsHtml } from './respond.js';
+import { Reply, type ReplyPolicy } from './reply.js';
 import { accessEntry, deniedEvent } from './log/access.js';
+import { observeRequest } from './audit/metrics.js';
 import type { CompiledRoute, TerminalHandler } from './routes.js';
 import type { Step } from './step.js';
 
-/**
- * The policy chain of one route, in pipeline order. This list and `prepare` below are the one
- * place the order is stated; plain requests and websocket upgrades both run it.
+/*
+ * The request pipeline, in order, for plain requests and websocket upgrades alike. This file is
+ * the one place the order is stated (README "Request pipeline" lists the same names; a test
+ * compares the two). Each list's entries run top to bottom; a step refuses by throwing a
+ * GatewayError, which the request's one Reply turns into the answer and the access line.
  */
-function routeSteps(route: RouteConfig, deps: GatewayDeps): Step[] {
-  const steps: (Step | undefined)[] = [
-    // Cheapest refusal first: nothing else should run for an address that is not allowed.
-    createIpAllowlist(route),
-    // Before auth: preflights carry no credentials, and a foreign origin is refused early.
-    createCors(route),
-    // Before auth, so password and token guessing spend the budget too.
-    createRateLimit(route, deps),
-    // Who is calling (JWT / session / webhook signature), then may they use this route.
-    createAuthenticate(route, deps),
-    createAuthorize(route),
-    // `by: user` limits: the first point where the principal is known (see createRateLimit).
-    createUserRateLimit(route, deps),
-    // After auth: only requests carried by the session cookie need a same-site Origin.
-    createCsrf(route),
-    // Last: a declared body over the limit is refused before a byte goes upstream.
-    createBodyLimit(route),
-  ];
-  return steps.filter((s): s is Step => s !== undefined);
+
+/** What the connection steps are built from, once per gateway. */
+interface ConnectionParts {
+  readonly cfg: GatewayConfig;
+  readonly log: Logger;
+  readonly match: (host: string, path: string) => CompiledRoute | undefined;
 }
 
-/** Routes answered by something other than the plain proxy. */
-function terminalHandler(route: RouteConfig, deps: GatewayDeps): TerminalHandler | undefined {
+type ConnectionStep = (ctx: RequestContext) => void;
+
+interface Stage<B> {
+  readonly name: string;
+  readonly why: string;
+  /** Absent: done while the request's context is made (`newContext`), before any step runs. */
+  readonly build?: B;
+}
+
+/** 1. Connection steps: before any route is known. */
+const CONNECTION: readonly Stage<(p: ConnectionParts) => ConnectionStep>[] = [
+  { name: 'tls', why: 'the listener terminates TLS 1.2+ before a byte of HTTP is read; SNI is kept for the Host check' },
+  { name: 'request-id', why: 'first, so every answer and log line of the request carries it (a trusted proxy may hand its own)' },
+  { name: 'client-ip', why: 'one resolver: the socket peer, or X-Forwarded-For hops only from TRUSTED_PROXIES' },
+  {
+    name: 'framing',
+    why: 'ambiguous Content-Length/Transfer-Encoding is refused before anything reads a body (smuggling)',
+    build: () => (ctx) => checkFraming(ctx.req),
+  },
+  {
+    name: 'request-target',
+    why: 'one reading of method, Host and target; CONNECT, TRACE and absolute-form oddities stop here',
+    build: ({ cfg }) => (ctx) => {
+      ctx.target = readRequestTarget(ctx.req, cfg.server.maxUrlLength);
+    },
+  },
+  {
+    name: 'audit-gate',
+    why: 'AUDIT_FAIL_CLOSED: nothing is served while it cannot be recorded (this refusal is, once the disk is back)',
+    build: ({ log }) => () => {
+      if (log.accepting?.() === false) throw new GatewayError('AUDIT_UNAVAILABLE', 'the audit log cannot be written');
+    },
+  },
+  {
+    name: 'host-sni',
+    why: 'a Host other than the TLS server name is another site on a reused connection (421)',
+    build: () => (ctx) => {
+      if (ctx.servername !== undefined && ctx.servername !== ctx.target?.host) {
+        throw new GatewayError('MISDIRECTED_REQUEST', `SNI ${ctx.servername} but Host ${String(ctx.target?.host)}`);
+      }
+    },
+  },
+  {
+    name: 'path',
+    why: 'normalized once: routing, policy, logging and forwarding all see the same path; ambiguous encodings refused',
+    // Encoded slashes stay (as %2F) so routing sees one segment; the route step refuses them unless allowed.
+    build: () => (ctx) => {
+      ctx.path = normalizePath(ctx.target?.rawPath ?? '', { allowEncodedSlashes: true });
+    },
+  },
+  {
+    name: 'route',
+    why: 'Host first, then the longest path prefix; no route is a 404 before any policy runs',
+    build: ({ match }) => (ctx) => {
+      const path = ctx.path ?? '/';
+      const route = match(ctx.target?.host ?? '', path);
+      if (!route) throw new GatewayError('ROUTE_NOT_FOUND', `${String(ctx.target?.host)} ${path}`);
+      ctx.route = route;
+      if (!route.config.allowEncodedSlashes && path.includes('%2F')) throw new GatewayError('PATH_REJECTED', 'encoded slash');
+    },
+  },
+];
+
+/** Steps of websocket upgrades only, right after the route: what the handshake itself must be. */
+interface UpgradeParts {
+  readonly tickets: WsTickets | undefined;
+}
+
+const UPGRADE: readonly Stage<(p: UpgradeParts) => (ctx: RequestContext) => void | Promise<void>>[] = [
+  {
+    name: 'upgrade',
+    why: 'only routes that take websockets, and only a GET asking for one',
+    build: () => (ctx) => {
+      const route = ctx.route as CompiledRoute;
+      if (!route.config.websocket) throw new GatewayError('UPGRADE_NOT_ALLOWED', `route ${route.name} does not take websockets`);
+      if (ctx.req.method !== 'GET' || String(ctx.req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+        throw new GatewayError('UPGRADE_NOT_ALLOWED', `upgrade to ${String(ctx.req.headers.upgrade)} with ${ctx.req.method}`);
+      }
+    },
+  },
+  {
+    name: 'ws-credentials',
+    why: "a browser's token comes as a subprotocol or a one-time ticket; moved into Authorization so authentication reads one place",
+    build: ({ tickets }) => async (ctx) => {
+      const route = (ctx.route as CompiledRoute).config;
+      ctx.protocolBearer = takeProtocolBearer(ctx.req, route);
+      if (tickets) await takeTicket(ctx, route, tickets);
+    },
+  },
+];
+
+/** 2. Route steps: the route's policy chain, built once per route at startup. */
+const ROUTE: readonly (Stage<(route: RouteConfig, deps: GatewayDeps, limit: RouteLimit | undefined) => Step | undefined> & { ownPages?: true })[] = [
+  { name: 'ip-allowlist', why: 'cheapest refusal first; it guards the gateway\'s own pages on the route\'s host too', ownPages: true, build: (r) => createIpAllowlist(r) },
+  { name: 'cors', why: 'before auth: preflights carry no credentials, and a foreign origin is refused early', build: (r) => createCors(r) },
+  { name: 'rate-limit', why: 'before auth: an address over its budget is refused before any credential is checked (`by: ip` charges here)', build: (_r, _d, l) => l?.beforeAuth },
+  { name: 'authenticate', why: 'who is calling: JWT, session cookie or webhook signature; on `by: user` routes a request it (or authorize) stops is charged to its address, so guessing spends the budget too', build: (r, d, l) => chargeStopped(l, createAuthenticate(r, d)) },
+  { name: 'authorize', why: 'may they use this route: roles', build: (r, _d, l) => chargeStopped(l, createAuthorize(r)) },
+  { name: 'user-rate-limit', why: '`by: user`: the first point where the principal is known; one Redis round trip charges the user and reads the address', build: (_r, _d, l) => l?.afterAuth },
+  { name: 'csrf', why: 'after auth: only requests the session cookie carries need a same-site Origin', build: (r) => createCsrf(r) },
+  { name: 'body-limit', why: 'last: a declared body over the limit is refused before a byte goes upstream', build: (r) => createBodyLimit(r) },
+];
+
+/** 3. Terminal: what answers a request that passed its steps. */
+const TERMINAL: readonly Stage<never>[] = [
+  { name: 'auth-endpoints', why: "the gateway's own /auth/* pages on every routed host, behind the route's IP allowlist only" },
+  { name: 'webhook', why: 'auth: whatsapp routes: the body is read, its signature verified and queued; never the plain proxy' },
+  { name: 'proxy', why: 'header hygiene, forward (keep-alive, streaming, timeouts, websockets), response hygiene' },
+];
+
+/** The stated order, by name: the README's list is checked against this. */
+export const PIPELINE_ORDER = {
+  connection: CONNECTION.map((s) => s.name),
+  upgrade: UPGRADE.map((s) => s.name),
+  route: ROUTE.map((s) => s.name),
+  terminal: TERMINAL.map((s) => s.name),
+};
+
+function compileRoute(route: RouteConfig, deps: GatewayDeps): CompiledRoute {
+  // One limit per route, shared by its two rate-limit steps (src/ratelimit/route.ts).
+  const limit = createRouteLimit(route, deps);
+  const built = ROUTE.map((s) => ({ step: s.build?.(route, deps, limit), ownPages: s.ownPages === true }));
+  return {
+    name: route.name,
+    config: route,
+    target: new URL(route.upstream),
+    steps: built.flatMap((b) => (b.step ? [b.step] : [])),
+    ownPageSteps: built.flatMap((b) => (b.step && b.ownPages ? [b.step] : [])),
+    handler: webhookHandler(route, deps),
+  };
+}
+
+/** The webhook terminal of `auth: whatsapp` routes. */
+function webhookHandler(route: RouteConfig, deps: GatewayDeps): TerminalHandler | undefined {
   if (route.auth !== 'whatsapp') return undefined;
   // A webhook route never falls back to the plain proxy: without the webhook service it refuses.
   return deps.whatsapp?.handlerFor(route) ?? ((_ctx, _res, fail) => fail(new GatewayError('AUTH_UNAVAILABLE', `route ${route.name}: the WhatsApp webhook is not set up`)));
+}
+
+async function runSteps(ctx: RequestContext, steps: readonly Step[]): Promise<number | undefined> {
+  for (const step of steps) {
+    // Most steps are synchronous: awaiting only real promises saves a microtask hop per step.
+    const pending = step(ctx);
+    const result = pending instanceof Promise ? await pending : pending;
+    if (result) return result.answer;
+  }
+  return undefined;
 }
 
 export interface Gateway {
@@ -90,95 +223,75 @@ export function hstsValue(cfg: GatewayConfig): string | undefined {
   return `max-age=${cfg.tls.hstsMaxAge}${cfg.tls.hstsIncludeSubDomains ? '; includeSubDomains' : ''}${cfg.tls.hstsPreload ? '; preload' : ''}`;
 }
 
-export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: Forwarder = createForwarder(hstsValue(cfg))): Gateway {
-  const log = deps.log;
+/** Makes a request's context: the `tls`, `request-id` and `client-ip` connection steps. */
+function contextMaker(cfg: GatewayConfig, policy: ReplyPolicy): (req: IncomingMessage, kind: RequestContext['kind']) => RequestContext {
   const resolveAddress = createClientIpResolver(new IpSet(cfg.trustedProxies));
-  const hsts = hstsValue(cfg);
-  const routes: CompiledRoute[] = cfg.routes.map((r) => ({ name: r.name, config: r, target: new URL(r.upstream), steps: routeSteps(r, deps), handler: terminalHandler(r, deps) }));
-  const match = createRouter(routes.map((r) => ({ ...r.config, compiled: r })));
-  // The gateway's own login/logout/token pages answer on every routed host, behind that
-  // route's IP allowlist; without an auth service they refuse (fail closed).
-  const authEndpoints = deps.auth
-    ? createAuthEndpoints(cfg, deps.auth, log, hsts, { login: createLoginLimiter(deps, 'login'), token: createLoginLimiter(deps, 'token') })
-    : undefined;
-  const endpointGuards = new Map(routes.map((r) => [r, createEndpointGuard(r.config)]));
-  const liveSockets = deps.auth ? new LiveSockets(deps.auth.revocations, deps.auth.accountStatus) : undefined;
-  const websockets = new Set<WsSession>();
-  const wsTickets = deps.auth ? new WsTickets(deps.auth.kv) : undefined;
-  let draining = false;
-
-  function createContext(req: IncomingMessage, kind: RequestContext['kind']): RequestContext {
+  return (req, kind) => {
     const socket = req.socket as TLSSocket;
     const address = resolveAddress(req);
     const offered = req.headers['x-request-id'];
     const id = address.peerTrusted && typeof offered === 'string' && REQUEST_ID.test(offered) ? offered : randomUUID();
-    const servername = socket.encrypted && typeof socket.servername === 'string' ? normalizeHost(socket.servername) : undefined;
-    return { id, startedAt: performance.now(), kind, req, secure: socket.encrypted === true, servername, address, responseHeaders: {}, setCookies: [], bytesIn: 0, bytesOut: 0 };
-  }
+    const secure = socket.encrypted === true;
+    const servername = secure && typeof socket.servername === 'string' ? normalizeHost(socket.servername) : undefined;
+    return { id, startedAt: performance.now(), kind, req, secure, servername, address, reply: new Reply(id, secure, policy), bytesIn: 0, bytesOut: 0 };
+  };
+}
 
-  /** Steps before any route policy: framing, target, Host/SNI, path normalized once, route. */
-  function prepare(ctx: RequestContext): CompiledRoute {
-    checkFraming(ctx.req);
-    const target = readRequestTarget(ctx.req, cfg.server.maxUrlLength);
-    ctx.target = target;
-    // AUDIT_FAIL_CLOSED: nothing is served while it cannot be recorded (this refusal still is, once the disk is back).
-    if (log.accepting?.() === false) throw new GatewayError('AUDIT_UNAVAILABLE', 'the audit log cannot be written');
-    if (ctx.servername !== undefined && ctx.servername !== target.host) {
-      throw new GatewayError('MISDIRECTED_REQUEST', `SNI ${ctx.servername} but Host ${target.host}`);
-    }
-    // Encoded slashes are kept (as %2F) here so routing sees one segment; routes that do not
-    // allow them refuse below, after the route is known.
-    const path = normalizePath(target.rawPath, { allowEncodedSlashes: true });
-    ctx.path = path;
-    const route = match(target.host, path)?.compiled;
-    if (!route) throw new GatewayError('ROUTE_NOT_FOUND', `${target.host} ${path}`);
-    ctx.route = route;
-    if (!route.config.allowEncodedSlashes && path.includes('%2F')) throw new GatewayError('PATH_REJECTED', 'encoded slash');
-    return route;
-  }
-
-  async function runSteps(ctx: RequestContext, route: CompiledRoute): Promise<number | undefined> {
-    for (const step of route.steps) {
-      // Most steps are synchronous: awaiting only real promises saves a microtask hop per step.
-      const pending = step(ctx);
-      const result = pending instanceof Promise ? await pending : pending;
-      if (result) return result.answer;
-    }
-    return undefined;
-  }
-
-  function record(ctx: RequestContext): void {
-    log.access(accessEntry(ctx));
+/** The access line, the metrics and (for a refusal) the `request.denied` event, all read from the reply. */
+function recorder(log: Logger, listener?: 'http'): (ctx: RequestContext) => void {
+  return (ctx) => {
+    const entry = accessEntry(ctx);
+    if (listener) entry.listener = listener;
+    log.access(entry);
+    observeRequest(ctx);
+    const err = ctx.reply.error;
     // Rate-limit refusals have their own sampled event (ratelimit.rejected): one per flood, not one per request.
-    if (ctx.error && ctx.error.status < 500 && ctx.error.code !== 'RATE_LIMITED') {
-      log.security('request.denied', deniedEvent(ctx));
+    if (err && err.status < 500 && err.code !== 'RATE_LIMITED') {
+      const event = deniedEvent(ctx);
+      if (listener) event.listener = listener;
+      log.security('request.denied', event);
     }
-  }
+  };
+}
 
-  function refuse(ctx: RequestContext, res: ServerResponse, err: GatewayError): void {
-    if (ctx.error) return; // the first error wins (a body overflow also fails the upstream request)
-    ctx.error = err;
-    ctx.outcome = err.status >= 500 ? 'failed' : 'denied';
-    ctx.status = err.status;
-    // HEADER_INVALID is a framing refusal: the body's end is unknown, so close (RFC 9112 §6.3).
-    if (err.code === 'BODY_TOO_LARGE' || err.code === 'HEADER_INVALID' || err.status >= 500) res.shouldKeepAlive = false;
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    const headers: Record<string, string> = { 'x-request-id': ctx.id, ...(ctx.secure && hsts ? { 'strict-transport-security': hsts } : {}), ...err.headers };
-    if (err.code !== 'CORS_ORIGIN_DENIED') Object.assign(headers, ctx.responseHeaders);
-    sendOwn(ctx.req, res, err.status, headers, renderError(err, ctx.id, wantsHtml(ctx.req)), ctx.setCookies);
+export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: Forwarder = createForwarder(hstsValue(cfg))): Gateway {
+  const log = deps.log;
+  const newContext = contextMaker(cfg, { hsts: hstsValue(cfg) });
+  const record = recorder(log);
+  const routes = cfg.routes.map((r) => compileRoute(r, deps));
+  const router = createRouter(routes.map((r) => ({ ...r.config, compiled: r })));
+  const connection = CONNECTION.flatMap((s) => (s.build ? [s.build({ cfg, log, match: (host, path) => router(host, path)?.compiled })] : []));
+  const wsTickets = deps.auth ? new WsTickets(deps.auth.kv) : undefined;
+  const upgradeSteps = UPGRADE.flatMap((s) => (s.build ? [s.build({ tickets: wsTickets })] : []));
+  // Without an auth service the gateway's own pages refuse (fail closed).
+  const authEndpoints = deps.auth
+    ? createAuthEndpoints(cfg, deps.auth, log, { login: createLoginLimiter(deps, 'login'), token: createLoginLimiter(deps, 'token') })
+    : undefined;
+  const liveSockets = deps.auth ? new LiveSockets(deps.auth) : undefined;
+  const websockets = new Set<WsSession>();
+  let draining = false;
+
+  const internal = (err: unknown): GatewayError => {
+    if (isGatewayError(err)) return err;
+    log.app('error', 'unexpected error in pipeline', { error: err instanceof Error ? err.stack : String(err) });
+    return new GatewayError('INTERNAL', err instanceof Error ? err.message : String(err));
+  };
+
+  function runConnection(ctx: RequestContext): CompiledRoute {
+    for (const step of connection) step(ctx);
+    return ctx.route as CompiledRoute;
   }
 
   async function handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const ctx = createContext(req, 'http');
+    const ctx = newContext(req, 'http');
+    const reply = ctx.reply;
+    const refuse = (err: GatewayError): void => reply.refuse(res, err, wantsHtml(req));
     res.once('close', () => {
       // Whether a session renewal's Set-Cookie left with the headers (src/auth/request-auth.ts).
       for (const closed of ctx.onResponseClosed ?? []) closed(res.headersSent);
       // A forwarded response that never finished was cut short (the forwarder's own mark comes too late).
-      if ((ctx.outcome === undefined || ctx.outcome === 'forwarded') && !res.writableFinished) ctx.outcome = 'aborted';
-      ctx.status ??= res.statusCode;
+      if (!res.writableFinished) reply.aborted();
+      reply.status ??= res.statusCode;
       record(ctx);
     });
     // During shutdown every answer closes its connection, so keep-alive clients move on.
@@ -187,65 +300,45 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
     });
     if (draining) res.shouldKeepAlive = false;
     try {
-      const route = prepare(ctx);
+      const route = runConnection(ctx);
+      // 3. Terminal, chosen by path: the gateway's own pages take the allowlist alone.
       if (AUTH_PATHS.has(ctx.path ?? '')) {
-        await endpointGuards.get(route)?.(ctx);
+        await runSteps(ctx, route.ownPageSteps);
         if (!authEndpoints) throw new GatewayError('AUTH_UNAVAILABLE', 'login is not enabled (API_SECRET_KEY is not set)');
-        authEndpoints.handle(ctx, res, (err) => refuse(ctx, res, err));
+        authEndpoints.handle(ctx, res, refuse);
         return;
       }
-      const answer = await runSteps(ctx, route);
+      const answer = await runSteps(ctx, route.steps);
       if (answer !== undefined) {
-        ctx.outcome = 'answered';
-        ctx.status = answer;
-        sendOwn(req, res, answer, { 'x-request-id': ctx.id, ...(ctx.secure && hsts ? { 'strict-transport-security': hsts } : {}), ...ctx.responseHeaders }, undefined, ctx.setCookies);
+        reply.answer(res, answer);
         return;
       }
-      ctx.outcome = 'forwarded';
-      const fail = (err: GatewayError): void => refuse(ctx, res, err);
-      if (route.handler) route.handler(ctx, res, fail);
-      else forwarder.web(ctx, route, res, fail);
+      reply.forwarded();
+      if (route.handler) route.handler(ctx, res, refuse);
+      else forwarder.web(ctx, route, res, refuse);
     } catch (err) {
-      refuse(ctx, res, isGatewayError(err) ? err : internal(err));
+      refuse(internal(err));
     }
   }
 
-  function internal(err: unknown): GatewayError {
-    log.app('error', 'unexpected error in pipeline', { error: err instanceof Error ? err.stack : String(err) });
-    return new GatewayError('INTERNAL', err instanceof Error ? err.message : String(err));
-  }
-
   async function handleUpgradeAsync(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const ctx = createContext(req, 'upgrade');
+    const ctx = newContext(req, 'upgrade');
     let session: WsSession | undefined;
-    const refuseRaw = (err: GatewayError): void => {
-      if (ctx.error) return;
-      ctx.error = err;
-      ctx.outcome = err.status >= 500 ? 'failed' : 'denied';
-      ctx.status = err.status;
-      // After the 101 the client reads websocket frames: an HTTP answer there would be garbage.
-      if (!session?.upgraded) writeRawResponse(socket, err.status, { 'X-Request-Id': ctx.id, ...err.headers }, renderError(err, ctx.id, false));
-      record(ctx);
+    const refuse = (err: GatewayError): void => {
+      if (ctx.reply.refuseRaw(socket, err, session?.upgraded)) record(ctx);
     };
     try {
       if (draining) throw new GatewayError('SHUTTING_DOWN', 'upgrade during shutdown');
-      const route = prepare(ctx);
-      if (!route.config.websocket) throw new GatewayError('UPGRADE_NOT_ALLOWED', `route ${route.name} does not take websockets`);
-      if (req.method !== 'GET' || String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
-        throw new GatewayError('UPGRADE_NOT_ALLOWED', `upgrade to ${String(req.headers.upgrade)} with ${req.method}`);
-      }
-      // Before the steps: a browser's token comes as a subprotocol or a ticket; authentication reads Authorization.
-      const bearer = takeProtocolBearer(req, route.config);
-      if (wsTickets) await takeTicket(ctx, route.config, wsTickets);
-      const answer = await runSteps(ctx, route);
-      if (answer !== undefined) throw new GatewayError('UPGRADE_NOT_ALLOWED', 'a step answered an upgrade');
-      ctx.outcome = 'forwarded';
-      ctx.status = 101;
+      const route = runConnection(ctx);
+      for (const step of upgradeSteps) await step(ctx);
+      if ((await runSteps(ctx, route.steps)) !== undefined) throw new GatewayError('UPGRADE_NOT_ALLOWED', 'a step answered an upgrade');
+      ctx.reply.forwarded(101);
       const ws = new WsSession(socket);
       session = ws;
       websockets.add(ws);
       ws.onGone(() => websockets.delete(ws));
-      forwarder.ws(ctx, route, socket, head, refuseRaw, (res, upstream) => {
+      const bearer = ctx.protocolBearer;
+      forwarder.ws(ctx, route, socket, head, refuse, (res, upstream) => {
         if (bearer) answerProtocol(res.headers, bearer);
         ws.accept(upstream);
       });
@@ -253,13 +346,13 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
       // Shutdown may have begun while the steps ran: this one closes as soon as it opens.
       if (draining) ws.close(WS_CLOSE.shutdown);
       socket.once('close', () => {
-        if (!ctx.error) record(ctx);
+        if (!ctx.reply.error) record(ctx);
         // The close the gateway chose (revocation, expiry, disabled account, shutdown), for the audit trail.
         const closed = ws.closedWith;
         if (closed) log.security('websocket.closed', { requestId: ctx.id, closeCode: closed.code, reason: closed.reason, user: ctx.principal?.subject, tokenId: ctx.principal?.tokenId, route: route.name, clientIp: ctx.address?.client.address });
       });
     } catch (err) {
-      refuseRaw(isGatewayError(err) ? err : internal(err));
+      refuse(internal(err));
     }
   }
 
@@ -273,7 +366,7 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
       void handleUpgradeAsync(req, socket, head);
     },
     handleClientError(err, socket) {
-      handleClientError(err, socket, deps.log);
+      handleClientError(err, socket, log, newContext, record);
     },
     drain() {
       draining = true;
@@ -287,27 +380,65 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
   };
 }
 
+/**
+ * The plain-HTTP listener (FORCE_HTTPS): the `request-id`, `client-ip`, `request-target` and
+ * `path` connection steps, then a 308 to the same URL over HTTPS. Only hosts the gateway serves
+ * are redirected, so the listener is not an open redirect for any Host a client sends. Its
+ * access lines and events are those of the HTTPS listener, marked `listener: http`.
+ */
+export function createPlainHttpHandler(cfg: GatewayConfig, httpsPort: () => number, log: Logger): (req: IncomingMessage, res: ServerResponse) => void {
+  const hosts = new Set(cfg.routes.flatMap((r) => (r.host ? [r.host] : [])));
+  const anyHostRoute = cfg.routes.some((r) => r.host === undefined);
+  const served = (host: string): boolean =>
+    hosts.has(host) || (anyHostRoute && (host === cfg.domain || host.endsWith(`.${cfg.domain}`) || host === 'localhost' || host === '127.0.0.1' || host === '[::1]'));
+  // No HSTS over plain HTTP (RFC 6797 §7.2).
+  const newContext = contextMaker(cfg, { hsts: undefined });
+  const record = recorder(log, 'http');
+  return (req, res) => {
+    const ctx = newContext(req, 'http');
+    try {
+      const target = readRequestTarget(req, cfg.server.maxUrlLength);
+      ctx.target = target;
+      const path = normalizePath(target.rawPath, { allowEncodedSlashes: true });
+      ctx.path = path;
+      if (!served(target.host)) throw new GatewayError('ROUTE_NOT_FOUND', `redirect for unknown host ${target.host}`);
+      const port = cfg.listen.publicHttpsPort ?? httpsPort();
+      const authority = port === 443 ? target.host : `${target.host}:${port}`;
+      ctx.reply.redirect(res, 308, `https://${authority}${path}${target.query ? `?${target.query}` : ''}`);
+    } catch (err) {
+      ctx.reply.refuse(res, err instanceof GatewayError ? err : new GatewayError('BAD_REQUEST', String(err)), false);
+    }
+    record(ctx);
+  };
+}
+
 /** Requests Node's parser refused: a clear 4xx with a request id, logged, then the socket closes. */
-function handleClientError(err: NodeJS.ErrnoException, socket: Duplex, log: GatewayDeps['log']): void {
+function handleClientError(
+  err: NodeJS.ErrnoException,
+  socket: Duplex,
+  log: Logger,
+  newContext: ReturnType<typeof contextMaker>,
+  record: (ctx: RequestContext) => void,
+): void {
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return;
   }
+  const remote = (socket as Duplex & { remoteAddress?: string }).remoteAddress;
   // A TLS-layer failure after the handshake (e.g. a refused renegotiation): no HTTP answer can
   // cross the broken session and `end()` would never finish, so the connection stayed open.
   if (err.code?.startsWith('ERR_SSL_') || (err as { library?: string }).library === 'SSL routines') {
-    log.security('tls.connection_failed', { error: err.message, clientIp: (socket as Duplex & { remoteAddress?: string }).remoteAddress });
+    log.security('tls.connection_failed', { error: err.message, clientIp: remote });
     socket.destroy();
     return;
   }
   const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
   const gerr = new GatewayError(code, `${err.code ?? 'parse error'}: ${err.message}`);
-  const id = randomUUID();
-  const remote = (socket as Duplex & { remoteAddress?: string }).remoteAddress;
-  log.access({ requestId: id, clientIp: remote, outcome: 'denied', status: gerr.status, code: gerr.code, detail: gerr.detail });
-  log.security('request.denied', { requestId: id, code: gerr.code, detail: gerr.detail, clientIp: remote });
+  // No request was parsed: a context of the socket alone (its peer, no trusted hops).
+  const ctx = newContext({ socket, headers: {}, rawHeaders: [] } as unknown as IncomingMessage, 'http');
   // As Node's own default: bytes after a request must not put a second answer into a response
   // already under way (it would corrupt it); that response ends or closes the connection.
-  if ((socket as Duplex & { _httpMessage?: { headersSent: boolean } })._httpMessage?.headersSent) return;
-  writeRawResponse(socket, gerr.status, { 'X-Request-Id': id }, renderError(gerr, id, false));
+  const underway = (socket as Duplex & { _httpMessage?: { headersSent: boolean } })._httpMessage?.headersSent === true;
+  ctx.reply.refuseRaw(socket, gerr, underway);
+  record(ctx);
 }

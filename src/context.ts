@@ -2,7 +2,8 @@ import type { IncomingMessage } from 'node:http';
 import type { ClientAddress } from './net/client-ip.js';
 import type { RequestTarget } from './routing/request-target.js';
 import type { CompiledRoute } from './routes.js';
-import type { GatewayError } from './errors.js';
+import type { Reply } from './reply.js';
+import type { ProtocolBearer } from './auth/ws-bearer.js';
 
 /** Who the request is, once authentication has run. */
 export interface Principal {
@@ -37,19 +38,16 @@ export interface RequestContext {
   path?: string;
   route?: CompiledRoute;
   principal?: Principal;
-  /** Headers that go back on whatever answer the client gets (CORS, rate limit). */
-  readonly responseHeaders: Record<string, string>;
-  /** Set-Cookie values for whatever answer the client gets (session refresh, logout). */
-  readonly setCookies: string[];
+  /** What the client is told: status, outcome, error, the headers and cookies steps add. */
+  readonly reply: Reply;
   /**
    * Called when the response closes, with whether its headers were sent. When they were not
    * (the client went away first), nothing set above reached it: a session renewal rolls
    * itself back through this, and until then counts as pending.
    */
   onResponseClosed?: ((headersSent: boolean) => void)[];
-  outcome?: Outcome;
-  error?: GatewayError;
-  status?: number;
+  /** A websocket token offered as a `bearer.<jwt>` subprotocol: the 101 must answer the offer. */
+  protocolBearer?: ProtocolBearer | undefined;
   bytesIn: number;
   bytesOut: number;
   upstreamTimedOut?: boolean;

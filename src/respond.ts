@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import helmet from 'helmet';
@@ -8,16 +8,29 @@ import type { GatewayError } from './errors.js';
 const PAGE_STYLE = 'body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#f3f3f3;padding:0 .3em}';
 const PAGE_STYLE_HASH = `'sha256-${createHash('sha256').update(PAGE_STYLE).digest('base64')}'`;
 
-/** Headers on every answer the gateway writes itself (not on proxied responses). */
-const ownHeaders = helmet({
-  contentSecurityPolicy: {
-    useDefaults: false,
-    directives: { defaultSrc: ["'none'"], styleSrc: [PAGE_STYLE_HASH], frameAncestors: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"] },
-  },
-  strictTransportSecurity: false, // set by the pipeline from config, and only over HTTPS
-  crossOriginResourcePolicy: { policy: 'same-origin' },
-  referrerPolicy: { policy: 'no-referrer' },
-});
+/**
+ * Headers on every answer the gateway writes itself (not on proxied responses): helmet's,
+ * computed once at load rather than by running its middleware per answer. Lower-case names.
+ */
+export const OWN_SECURITY_HEADERS: Readonly<Record<string, string>> = collectHelmet(
+  helmet({
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: { defaultSrc: ["'none'"], styleSrc: [PAGE_STYLE_HASH], frameAncestors: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"] },
+    },
+    strictTransportSecurity: false, // set by the reply from config, and only over HTTPS
+    crossOriginResourcePolicy: { policy: 'same-origin' },
+    referrerPolicy: { policy: 'no-referrer' },
+  }),
+);
+
+/** What a helmet middleware sets, read off a stand-in response. */
+function collectHelmet(middleware: ReturnType<typeof helmet>): Record<string, string> {
+  const out: Record<string, string> = {};
+  const res = { setHeader: (k: string, v: string) => (out[k.toLowerCase()] = String(v)), removeHeader: () => undefined };
+  middleware({} as never, res as never, () => undefined);
+  return Object.freeze(out);
+}
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -50,31 +63,6 @@ export function renderError(err: GatewayError, requestId: string, html: boolean)
       `<p>${escapeHtml(err.publicMessage)}</p><p>Code <code>${escapeHtml(err.code)}</code> · request <code>${escapeHtml(requestId)}</code></p>` +
       `<p><small>crm-gateway</small></p></body></html>`,
   };
-}
-
-/** Writes an answer of the gateway's own: security headers, extra headers, optional body. */
-export function sendOwn(
-  req: IncomingMessage,
-  res: ServerResponse,
-  status: number,
-  headers: Readonly<Record<string, string>>,
-  body?: ErrorBody,
-  cookies: readonly string[] = [],
-): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  ownHeaders(req as never, res as never, () => undefined);
-  res.setHeader('cache-control', 'no-store');
-  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
-  if (cookies.length > 0) res.setHeader('set-cookie', [...cookies]);
-  if (body) {
-    res.setHeader('content-type', body.contentType);
-    res.setHeader('content-length', Buffer.byteLength(body.body));
-  }
-  res.statusCode = status;
-  res.end(req.method === 'HEAD' ? undefined : body?.body);
 }
 
 /** The same answer on a raw socket (a refused websocket upgrade or a parse error), then close. */

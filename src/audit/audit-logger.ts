@@ -8,7 +8,7 @@ import { EMPTY_CHAIN } from './chain.js';
 import { chainName, STREAMS, type StreamName } from './files.js';
 import type { StreamFs } from './fs-tap.js';
 import { FileHeadStore, PostgresHeadStore, type HeadRecord, type HeadStore } from './heads.js';
-import { identifierKeyIsEphemeral, setIdentifierKey } from './identifiers.js';
+import { IdentifierHasher } from './identifiers.js';
 import * as m from './metrics.js';
 import { AUDIT_MIGRATIONS } from './migrations.js';
 import { SecurityOverview } from './overview-data.js';
@@ -108,6 +108,8 @@ export async function createAuditLogger(opts: AuditLoggerOptions): Promise<Audit
   // First of all: a second writer must not even read the chain heads it would fork.
   const { lock, problem: lockProblem } = await takeLock(opts);
   const now = opts.now ?? Date.now;
+  // This logger's key for personal identifiers (LOG_HASH_KEY): every line it redacts uses it.
+  const identifiers = new IdentifierHasher(opts.hashKey);
   const closeTimeout = opts.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
   const observers: LogObserver[] = [];
   const cooldown = new Cooldown(opts.alerts.cooldown);
@@ -142,7 +144,7 @@ export async function createAuditLogger(opts: AuditLoggerOptions): Promise<Audit
   const raise: RaiseAlert = (type: AlertType, subject, message, fields = {}) => {
     if (closed || !cooldown.allow(`${type}|${subject}`, now())) return;
     m.alertsTotal.inc({ type });
-    const payload = redactFields({ alert: type, subject, message, ...fields });
+    const payload = redactFields({ alert: type, subject, message, ...fields }, identifiers);
     const time = new Date(now()).toISOString();
     logger.security(`alert.${type}`, payload);
     // The other channels: an alert about the log files must reach someone who is not reading them.
@@ -194,12 +196,12 @@ export async function createAuditLogger(opts: AuditLoggerOptions): Promise<Audit
 
   const logger: AuditLogger = {
     access(entry) {
-      const record = { time: time(), ...ownFields(redactFields(entry), ACCESS_OWN) };
+      const record = { time: time(), ...ownFields(redactFields(entry, identifiers), ACCESS_OWN) };
       sinks.get('access')?.write(record);
       notify('access', record);
     },
     security(event, fields = {}) {
-      const record = { time: time(), event, ...ownFields(redactFields(fields), SECURITY_OWN) };
+      const record = { time: time(), event, ...ownFields(redactFields(fields, identifiers), SECURITY_OWN) };
       m.securityEventsTotal.inc({ event });
       sinks.get('security')?.write(record);
       eventsDb.push(record);
@@ -207,7 +209,7 @@ export async function createAuditLogger(opts: AuditLoggerOptions): Promise<Audit
     },
     app(level, message, fields = {}) {
       if (RANK[level] > RANK[opts.level]) return;
-      const record = { time: time(), level, message: scrubText(message), ...ownFields(redactFields(fields), APP_OWN) };
+      const record = { time: time(), level, message: scrubText(message, identifiers), ...ownFields(redactFields(fields, identifiers), APP_OWN) };
       sinks.get('app')?.write(record);
       toConsole(level, { ...record, stream: 'app' });
     },
@@ -285,8 +287,7 @@ export async function createAuditLogger(opts: AuditLoggerOptions): Promise<Audit
     webhook,
   };
 
-  setIdentifierKey(opts.hashKey);
-  const ephemeral = identifierKeyIsEphemeral();
+  const ephemeral = identifiers.ephemeral;
   const timers: { heads?: NodeJS.Timeout; monitor?: { stop(): void } | undefined } = {};
   const unregisterStatus = m.registerLogStatus(() => [...sinks.values()].map((s) => s.status()), () => eventsDb.backlog);
 
@@ -342,7 +343,6 @@ export async function createAuditLogger(opts: AuditLoggerOptions): Promise<Audit
     throw new Error(`cannot write audit logs in ${opts.dir} (${failures.join('; ')}); AUDIT_FAIL_CLOSED=true refuses to start`);
   }
 
-  logger.observe({ access: m.observeAccess });
   const rules = new AlertRules(opts.alerts, raise, now);
   logger.observe({ access: (r) => rules.access(r), security: (r) => rules.security(r) });
   logger.observe({ security: (r) => overview.observe(r) });

@@ -1,7 +1,8 @@
 import type { Server } from 'node:net';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { metrics } from '../metrics.js';
-import { ERRORS, type ErrorCode } from '../errors.js';
+import { performance } from 'node:perf_hooks';
+import type { RequestContext } from '../context.js';
 
 /** Latency buckets (seconds): a proxy's answers range from sub-millisecond refusals to slow uploads. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -119,15 +120,18 @@ export function countConnections(server: Server): void {
   server.once('close', () => servers.delete(server));
 }
 
-/** Feeds the request metrics from one access record (whatever logger wrote it). */
-export function observeAccess(r: Record<string, unknown>): void {
-  const route = typeof r.route === 'string' ? r.route : NO_ROUTE;
-  const status = typeof r.status === 'number' ? String(r.status) : '0';
-  requestsTotal.inc({ route, status, kind: typeof r.kind === 'string' ? r.kind : 'http' });
-  if (typeof r.durationMs === 'number') requestDuration.observe({ route }, r.durationMs / 1000);
-  const code = typeof r.code === 'string' ? r.code : undefined;
+/**
+ * Feeds the request metrics from a request's reply, as its access line is written (never
+ * re-read from the redacted line).
+ */
+export function observeRequest(ctx: RequestContext): void {
+  const reply = ctx.reply;
+  const route = ctx.route?.name ?? NO_ROUTE;
+  requestsTotal.inc({ route, status: reply.status === undefined ? '0' : String(reply.status), kind: ctx.kind });
+  requestDuration.observe({ route }, (performance.now() - ctx.startedAt) / 1000);
+  const code = reply.error?.code;
   if (!code) return;
   if (UPSTREAM_ERRORS.has(code)) upstreamErrors.inc({ route, reason: code });
-  else if ((ERRORS[code as ErrorCode]?.status ?? 500) < 500 || r.outcome === 'denied') denialsTotal.inc({ reason: code });
+  else if ((reply.error?.status ?? 500) < 500 || reply.outcome === 'denied') denialsTotal.inc({ reason: code });
   if (code === 'RATE_LIMITED') rateLimitRejections.inc({ route });
 }

@@ -69,7 +69,6 @@ export function createAuthEndpoints(
   cfg: GatewayConfig,
   auth: AuthService,
   log: Logger,
-  hsts: string | undefined,
   limits: { login: CredentialLimiter; token: CredentialLimiter },
 ): AuthEndpoints {
   const hosts = new Set(cfg.routes.flatMap((r) => (r.host ? [r.host] : [])));
@@ -79,12 +78,11 @@ export function createAuthEndpoints(
   // (build the dummy, then verify against it) and so stand out by its time.
   dummyHash().catch(() => undefined); // a failure shows at the first login that needs it
 
-  const common = (ctx: RequestContext): Record<string, string> => ({ 'x-request-id': ctx.id, ...(ctx.secure && hsts ? { 'strict-transport-security': hsts } : {}) });
-  const wsTicket = createWsTicketEndpoint(auth, log, new WsTickets(auth.kv), common);
+  const wsTicket = createWsTicketEndpoint(auth, log, new WsTickets(auth.kv));
 
   const freshCsrf = (ctx: RequestContext): string => {
     const token = randomBytes(24).toString('base64url');
-    ctx.setCookies.push(setCookie(CSRF_COOKIE, token, CSRF_TTL_MS, 'strict'));
+    ctx.reply.cookie(setCookie(CSRF_COOKIE, token, CSRF_TTL_MS, 'strict'));
     return token;
   };
 
@@ -103,7 +101,7 @@ export function createAuthEndpoints(
     const names = new Set([...parseCookies(ctx.req.headers.cookie).map(([n]) => n), ...APP_SESSION_COOKIES]);
     for (const n of names) {
       const clear = n === ACCESS_COOKIE || n === REFRESH_COOKIE ? undefined : clearUpstreamCookie(n);
-      if (clear) ctx.setCookies.push(clear);
+      if (clear) ctx.reply.cookie(clear);
     }
   };
 
@@ -117,8 +115,7 @@ export function createAuthEndpoints(
     const method = ctx.req.method ?? 'GET';
     if (method === 'GET' || method === 'HEAD') {
       const rd = returnTo(ctx, new URLSearchParams(ctx.target?.query ?? '').get('rd'));
-      sendPage(res, 200, loginPage({ csrf: freshCsrf(ctx), rd }), common(ctx), ctx.setCookies, [returnOrigin(rd)]);
-      ctx.outcome = 'answered';
+      sendPage(ctx, res, 200, loginPage({ csrf: freshCsrf(ctx), rd }), [returnOrigin(rd)]);
       return;
     }
     if (method !== 'POST') throw new GatewayError('METHOD_NOT_ALLOWED', `${method} /auth/login`);
@@ -127,9 +124,8 @@ export function createAuthEndpoints(
     const name = (form.get('username') ?? '').trim();
     const password = form.get('password') ?? '';
     const again = (status: number, message: string, err: GatewayError): void => {
-      ctx.error = err;
-      ctx.outcome = 'denied';
-      sendPage(res, status, loginPage({ csrf: freshCsrf(ctx), rd, error: message, user: name }), { ...common(ctx), ...err.headers }, ctx.setCookies, [returnOrigin(rd)]);
+      ctx.reply.fail(err);
+      sendPage(ctx, res, status, loginPage({ csrf: freshCsrf(ctx), rd, error: message, user: name }), [returnOrigin(rd)], err.headers);
     };
     if (!formCsrfOk(ctx, form)) {
       again(403, 'The form expired. Please sign in again.', new GatewayError('CSRF_REJECTED', 'login form CSRF token or Origin mismatch'));
@@ -168,7 +164,7 @@ export function createAuthEndpoints(
     // No session fixation: every cookie the browser sent before login is cleared (upstream
     // sessions of a previous user included), then the new session is set.
     expireBrowserCookies(ctx);
-    ctx.setCookies.push(setCookie(ACCESS_COOKIE, issued.token, auth.config.sessionTtl), setCookie(REFRESH_COOKIE, family.token, auth.config.refreshTtl));
+    ctx.reply.cookie(setCookie(ACCESS_COOKIE, issued.token, auth.config.sessionTtl), setCookie(REFRESH_COOKIE, family.token, auth.config.refreshTtl));
     ctx.principal = { subject: user.name, roles: user.roles, method: 'session', tokenId: issued.claims.jti, expiresAt: issued.claims.exp * 1000 };
     log.security('auth.login_succeeded', { requestId: ctx.id, user: user.name, roles: user.roles, clientIp: ctx.address?.client.address, tokenId: issued.claims.jti });
     // The applications' storage on this host (NocoDB's token in localStorage) belongs to whoever
@@ -179,15 +175,7 @@ export function createAuthEndpoints(
   }
 
   function redirect(ctx: RequestContext, res: ServerResponse, location: string, extra: Record<string, string> = {}): void {
-    ctx.outcome = 'answered';
-    ctx.status = 303;
-    res.statusCode = 303;
-    for (const [k, v] of Object.entries({ ...common(ctx), ...extra })) res.setHeader(k, v);
-    res.setHeader('location', location);
-    res.setHeader('cache-control', 'no-store');
-    res.setHeader('set-cookie', ctx.setCookies);
-    res.setHeader('content-length', 0);
-    res.end();
+    ctx.reply.redirect(res, 303, location, extra);
   }
 
   /**
@@ -225,8 +213,7 @@ export function createAuthEndpoints(
   async function logout(ctx: RequestContext, res: ServerResponse): Promise<void> {
     const method = ctx.req.method ?? 'GET';
     if (method === 'GET' || method === 'HEAD') {
-      sendPage(res, 200, logoutPage({ csrf: freshCsrf(ctx) }), common(ctx), ctx.setCookies, chainOrigins(ctx));
-      ctx.outcome = 'answered';
+      sendPage(ctx, res, 200, logoutPage({ csrf: freshCsrf(ctx) }), chainOrigins(ctx));
       return;
     }
     if (method !== 'POST') throw new GatewayError('METHOD_NOT_ALLOWED', `${method} /auth/logout`);
@@ -235,7 +222,7 @@ export function createAuthEndpoints(
     const { family, user } = await endBrowserSession(ctx, (claims) => {
       ctx.principal = { subject: claims.sub, roles: claims.roles, method: 'session', tokenId: claims.jti };
     });
-    ctx.setCookies.push(clearCookie(ACCESS_COOKIE), clearCookie(REFRESH_COOKIE));
+    ctx.reply.cookie(clearCookie(ACCESS_COOKIE), clearCookie(REFRESH_COOKIE));
     expireBrowserCookies(ctx);
     log.security('auth.logout', { requestId: ctx.id, user: ctx.principal?.subject ?? user, family, clientIp: ctx.address?.client.address });
     // Every session host's site data goes through the chain, this one's last (see
@@ -254,7 +241,7 @@ export function createAuthEndpoints(
     if (ctx.req.method !== 'GET') throw new GatewayError('METHOD_NOT_ALLOWED', `${ctx.req.method} ${CLEAR_PATH}`);
     const next = await siteClear.next(new URLSearchParams(ctx.target?.query ?? '').get('token'), thisHost(ctx));
     const { family, user } = await endBrowserSession(ctx);
-    ctx.setCookies.push(clearCookie(ACCESS_COOKIE), clearCookie(REFRESH_COOKIE), clearCookie(CSRF_COOKIE));
+    ctx.reply.cookie(clearCookie(ACCESS_COOKIE), clearCookie(REFRESH_COOKIE), clearCookie(CSRF_COOKIE));
     expireBrowserCookies(ctx);
     log.security('auth.site_data_cleared', { requestId: ctx.id, host: thisHost(ctx), user, family, clientIp: ctx.address?.client.address });
     // no-referrer: the next hop's URL carries its ticket; never hand it on in a Referer.
@@ -282,10 +269,7 @@ export function createAuthEndpoints(
     const issued = auth.tokens.issue({ sub: `${CLIENT_SUBJECT_PREFIX}${client.name}`, roles: client.roles, ttlMs: ttl, typ: 'access' });
     log.security('auth.token_issued', { requestId: ctx.id, client: client.name, roles: client.roles, tokenId: issued.claims.jti, expiresAt: new Date(issued.claims.exp * 1000).toISOString(), via: 'client_credentials' });
     const body = JSON.stringify({ access_token: issued.token, token_type: 'Bearer', expires_in: Math.floor(ttl / 1000) });
-    ctx.outcome = 'answered';
-    ctx.status = 200;
-    res.writeHead(200, { ...common(ctx), 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
-    res.end(body);
+    ctx.reply.answer(res, 200, { body: { contentType: 'application/json', body } });
   }
 
   return {

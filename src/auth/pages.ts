@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import type { RequestContext } from '../context.js';
 
 const STYLE =
   'body{font:16px/1.5 system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}main{max-width:22rem;margin:12vh auto;background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002}' +
@@ -44,20 +45,16 @@ export function logoutPage(opts: { csrf: string }): string {
   );
 }
 
-/** Writes a page of the gateway's own with its strict headers. */
-export function sendPage(res: ServerResponse, status: number, html: string, headers: Readonly<Record<string, string>>, cookies: readonly string[], formOrigins: readonly (string | undefined)[] = []): void {
-  res.statusCode = status;
-  res.setHeader('content-type', 'text/html; charset=utf-8');
-  res.setHeader('content-security-policy', csp(formOrigins));
-  res.setHeader('cache-control', 'no-store');
-  res.setHeader('x-frame-options', 'DENY');
-  res.setHeader('x-content-type-options', 'nosniff');
-  // Not no-referrer: under it browsers send `Origin: null` on the form's own same-origin POST
-  // (Fetch spec), which the login CSRF check rightly refuses. same-origin still sends no
-  // Referer (and so no return path) to any other site.
-  res.setHeader('referrer-policy', 'same-origin');
-  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
-  if (cookies.length > 0) res.setHeader('set-cookie', [...cookies]);
-  res.setHeader('content-length', Buffer.byteLength(html));
-  res.end(html);
+/**
+ * Writes a page of the gateway's own through the request's reply, with the page's policy over
+ * the plain answers' defaults. Not no-referrer: under it browsers send `Origin: null` on the
+ * form's own same-origin POST (Fetch spec), which the login CSRF check rightly refuses;
+ * same-origin still sends no Referer (and so no return path) to any other site.
+ */
+export function sendPage(ctx: RequestContext, res: ServerResponse, status: number, html: string, formOrigins: readonly (string | undefined)[] = [], headers?: Readonly<Record<string, string>>): void {
+  ctx.reply.answer(res, status, {
+    body: { contentType: 'text/html; charset=utf-8', body: html },
+    headers,
+    page: { csp: csp(formOrigins), frameOptions: 'DENY', referrerPolicy: 'same-origin' },
+  });
 }

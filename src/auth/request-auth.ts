@@ -17,7 +17,7 @@ function isNavigation(ctx: RequestContext): boolean {
 
 function loginRedirect(ctx: RequestContext): { answer: number } {
   const back = `${ctx.path ?? '/'}${ctx.target?.query ? `?${ctx.target.query}` : ''}`;
-  ctx.responseHeaders.location = `${LOGIN_PATH}?rd=${encodeURIComponent(back)}`;
+  ctx.reply.headers.location = `${LOGIN_PATH}?rd=${encodeURIComponent(back)}`;
   return { answer: 302 };
 }
 
@@ -56,7 +56,7 @@ export function createTokenAuthenticate(route: RouteConfig, auth: AuthService, l
         if (!isGatewayError(err) || !isNavigation(ctx)) throw err;
         // A stale or revoked session in a browser: record why, clear it, and offer the login.
         log.security('auth.session_rejected', { requestId: ctx.id, code: err.code, detail: err.detail, route: route.name, clientIp: ctx.address?.client.address });
-        ctx.setCookies.push(clearCookie(ACCESS_COOKIE), clearCookie(REFRESH_COOKIE));
+        ctx.reply.cookie(clearCookie(ACCESS_COOKIE), clearCookie(REFRESH_COOKIE));
         return loginRedirect(ctx);
       }
     }
@@ -98,7 +98,7 @@ async function sessionPrincipal(ctx: RequestContext, auth: AuthService, log: Log
     // the token it presented, as a lost answer does.
     await auth.refresh.markPending(successor);
     whenResponseClosed(ctx, (headersSent) => {
-      const delivered = headersSent && ctx.setCookies.includes(successorCookie);
+      const delivered = headersSent && ctx.reply.cookies.includes(successorCookie);
       auth.refresh.settle(successor, delivered).then(
         () => (delivered ? undefined : log.security('auth.session_renewal_lost', { requestId: ctx.id, user: next.record.sub, family: next.record.family })),
         (err: unknown) => log.app('warn', 'could not record the fate of a session renewal; its pending mark expires on its own', { requestId: ctx.id, error: String(err) }),
@@ -118,8 +118,8 @@ async function sessionPrincipal(ctx: RequestContext, auth: AuthService, log: Log
   // Roles are read again at each renewal, so a role change reaches sessions within one access lifetime.
   const issued = auth.tokens.issue({ sub: user.name, roles: user.roles, ttlMs: auth.config.sessionTtl, typ: 'session', family: next.record.family, authTime: next.record.authTime });
   await auth.refresh.setAccess(next.record.family, issued.claims.jti, issued.claims.exp);
-  ctx.setCookies.push(setCookie(ACCESS_COOKIE, issued.token, auth.config.sessionTtl));
-  if (successorCookie) ctx.setCookies.push(successorCookie);
+  ctx.reply.cookie(setCookie(ACCESS_COOKIE, issued.token, auth.config.sessionTtl));
+  if (successorCookie) ctx.reply.cookie(successorCookie);
   ctx.principal = await auth.principalFor(issued.claims, 'session');
   log.security(next.reissued ? 'auth.session_renewal_reissued' : 'auth.session_renewed', { requestId: ctx.id, user: user.name, family: next.record.family, tokenId: issued.claims.jti });
 }

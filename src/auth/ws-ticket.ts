@@ -82,7 +82,7 @@ export class WsTickets {
  * The token is checked now (signature, expiry, revocation, account) so a bad one is refused
  * here rather than at the upgrade; roles are the route's business, checked at the upgrade.
  */
-export function createWsTicketEndpoint(auth: AuthService, log: Logger, tickets: WsTickets, headers: (ctx: RequestContext) => Record<string, string>) {
+export function createWsTicketEndpoint(auth: AuthService, log: Logger, tickets: WsTickets) {
   return async (ctx: RequestContext, res: ServerResponse): Promise<void> => {
     if (ctx.req.method !== 'POST') throw new GatewayError('METHOD_NOT_ALLOWED', `${ctx.req.method} ${WS_TICKET_PATH}`);
     const token = readBearer(ctx.req);
@@ -94,10 +94,7 @@ export function createWsTicketEndpoint(auth: AuthService, log: Logger, tickets: 
     const ticket = await tickets.issue(token, host);
     log.security('auth.ws_ticket_issued', { requestId: ctx.id, user: claims.sub, tokenId: claims.jti, host });
     const body = JSON.stringify({ ticket, expires_in: WS_TICKET_TTL_MS / 1000 });
-    ctx.outcome = 'answered';
-    ctx.status = 200;
-    res.writeHead(200, { ...headers(ctx), 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
-    res.end(body);
+    ctx.reply.answer(res, 200, { body: { contentType: 'application/json', body } });
   };
 }
 

@@ -60,7 +60,7 @@ export function createCors(route: RouteConfig): Step {
   return (ctx) => {
     const originHeader = ctx.req.headers.origin;
     if (originHeader === undefined) return;
-    ctx.responseHeaders.vary = 'Origin';
+    ctx.reply.headers.vary = 'Origin';
     const origin = parseOrigin(originHeader);
     if (origin && isSameOrigin(ctx, origin)) return;
 
@@ -77,18 +77,18 @@ export function createCors(route: RouteConfig): Step {
     }
     // A wildcard never carries credentials; a listed origin is echoed exactly.
     const credentials = isListed && cfg?.credentials === true;
-    ctx.responseHeaders['access-control-allow-origin'] = credentials || isListed ? (origin as URL).origin : '*';
-    if (credentials) ctx.responseHeaders['access-control-allow-credentials'] = 'true';
-    if (exposeHeaders) ctx.responseHeaders['access-control-expose-headers'] = exposeHeaders;
+    ctx.reply.headers['access-control-allow-origin'] = credentials || isListed ? (origin as URL).origin : '*';
+    if (credentials) ctx.reply.headers['access-control-allow-credentials'] = 'true';
+    if (exposeHeaders) ctx.reply.headers['access-control-expose-headers'] = exposeHeaders;
     if (!preflight) return;
 
     const requested = String(ctx.req.headers['access-control-request-method']).toUpperCase();
     if (!cfg?.methods.includes(requested)) {
       throw new GatewayError('CORS_ORIGIN_DENIED', `method ${requested} not allowed by CORS on route ${route.name}`);
     }
-    ctx.responseHeaders['access-control-allow-methods'] = allowMethods;
-    if (allowHeaders) ctx.responseHeaders['access-control-allow-headers'] = allowHeaders;
-    ctx.responseHeaders['access-control-max-age'] = maxAge;
+    ctx.reply.headers['access-control-allow-methods'] = allowMethods;
+    if (allowHeaders) ctx.reply.headers['access-control-allow-headers'] = allowHeaders;
+    ctx.reply.headers['access-control-max-age'] = maxAge;
     return { answer: 204 };
   };
 }

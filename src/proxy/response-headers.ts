@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../context.js';
 import type { RouteConfig } from '../config/schema.js';
 import { scopeUpstreamCookie } from './upstream-cookies.js';
-import { rewriteRefresh, rewriteUpstreamUrl, type PublicView, type UpstreamOrigin } from './upstream-urls.js';
+import { rewriteRefresh, rewriteUpstreamUrl, type Connected, type PublicView, type UpstreamOrigin } from './upstream-urls.js';
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate'];
 
@@ -29,8 +29,8 @@ function namedInConnection(headers: IncomingHttpHeaders): string[] {
 /** What a response needs to tell the upstream's URLs from others and to name the public origin. */
 export interface UpstreamView {
   readonly upstream: UpstreamOrigin;
-  /** The address the response came from (the connected socket's peer). */
-  readonly connected: string | undefined;
+  /** The address the response came from, or the addresses the upstream was connected at. */
+  readonly connected: Connected;
   readonly view: PublicView;
 }
 
@@ -76,7 +76,7 @@ export function secureUpstreamHeaders(headers: IncomingHttpHeaders, ctx: Request
   // cross-origin read is allowed. An upstream's own answer (FastAPI's `allow_origins=["*"]`,
   // say) would quietly widen either.
   for (const name of Object.keys(headers)) if (name.startsWith('access-control-')) delete headers[name];
-  for (const [name, value] of Object.entries(ctx.responseHeaders)) {
+  for (const [name, value] of Object.entries(ctx.reply.headers)) {
     if (name === 'vary' && headers.vary) {
       const existing = String(headers.vary);
       if (!existing.split(',').some((v) => v.trim().toLowerCase() === value.toLowerCase())) headers.vary = `${existing}, ${value}`;
@@ -84,7 +84,7 @@ export function secureUpstreamHeaders(headers: IncomingHttpHeaders, ctx: Request
       headers[name] = value;
     }
   }
-  if (ctx.setCookies.length > 0) headers['set-cookie'] = [...(headers['set-cookie'] ?? []), ...ctx.setCookies];
+  if (ctx.reply.cookies.length > 0) headers['set-cookie'] = [...(headers['set-cookie'] ?? []), ...ctx.reply.cookies];
   for (const name of route.responseHeaders?.remove ?? []) delete headers[name];
   for (const [name, value] of Object.entries(route.responseHeaders?.set ?? {})) headers[name] = value;
 }

@@ -6,10 +6,9 @@ import type { RequestContext } from '../context.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { buildUpstreamHeaders } from '../proxy/request-headers.js';
-import { sendOwn } from '../respond.js';
 import { stripPrefix } from '../routing/router.js';
 import type { TerminalHandler } from '../routes.js';
-import { hashIdentifier } from '../audit/identifiers.js';
+import type { IdentifierHasher } from '../audit/identifiers.js';
 import type { Redis } from 'ioredis';
 import { answerChallenge } from './handshake.js';
 import { readRawBody } from './raw-body.js';
@@ -45,7 +44,7 @@ export interface WebhookRoute {
  * bytes are stored (sealed) and delivered in order. Meta gets 200 only for a payload that is
  * delivered or stored; otherwise an error it retries.
  */
-export function createWebhookRoute(route: RouteConfig, s: WhatsappSettings, deps: { log: Logger; redis?: Redis | undefined }, agent: http.Agent): WebhookRoute {
+export function createWebhookRoute(route: RouteConfig, s: WhatsappSettings, deps: { log: Logger; redis?: Redis | undefined; identifiers: IdentifierHasher }, agent: http.Agent): WebhookRoute {
   const log = deps.log;
   const target = new URL(route.upstream);
   const aad = `crm-gateway/whatsapp-queue/v1/${route.name}`;
@@ -57,10 +56,6 @@ export function createWebhookRoute(route: RouteConfig, s: WhatsappSettings, deps
       : undefined;
   const notStorable = !store ? 'REDIS_URL is not set' : !sealer ? 'WHATSAPP_QUEUE_KEY is not set' : undefined;
   let unwatch: (() => void) | undefined;
-
-  function ownHeaders(ctx: RequestContext): Record<string, string> {
-    return { 'x-request-id': ctx.id, ...(ctx.secure && s.hsts ? { 'strict-transport-security': s.hsts } : {}), ...ctx.responseHeaders };
-  }
 
   function record(ctx: RequestContext, outcome: WebhookOutcome | 'subscribed', fields: Record<string, unknown> = {}): void {
     if (outcome !== 'subscribed') countOutcome(route.name, outcome);
@@ -77,15 +72,13 @@ export function createWebhookRoute(route: RouteConfig, s: WhatsappSettings, deps
       fields: facts.fields,
       messages: facts.messages,
       statuses: facts.statuses,
-      phoneHashes: facts.phoneNumbers.slice(0, MAX_LOGGED_PHONES).map((p) => hashIdentifier(p)),
+      phoneHashes: facts.phoneNumbers.slice(0, MAX_LOGGED_PHONES).map((p) => deps.identifiers.hash(p)),
       ...(matched === 'previous' ? { signedWith: 'previous app secret' } : {}),
     };
   }
 
   function answer(ctx: RequestContext, res: ServerResponse, status: 'forwarded' | 'queued' | 'duplicate'): void {
-    ctx.outcome = status === 'forwarded' ? 'forwarded' : 'answered';
-    ctx.status = 200;
-    sendOwn(ctx.req, res, 200, ownHeaders(ctx), { contentType: 'application/json; charset=utf-8', body: JSON.stringify({ status }) });
+    ctx.reply.answer(res, 200, { body: { contentType: 'application/json; charset=utf-8', body: JSON.stringify({ status }) }, outcome: status === 'forwarded' ? 'forwarded' : 'answered' });
   }
 
   function handshake(ctx: RequestContext, res: ServerResponse, fail: (err: GatewayError) => void): void {
@@ -96,10 +89,8 @@ export function createWebhookRoute(route: RouteConfig, s: WhatsappSettings, deps
     } catch (err) {
       return reject(ctx, fail, err as GatewayError);
     }
-    ctx.outcome = 'answered';
-    ctx.status = 200;
     record(ctx, 'subscribed');
-    sendOwn(ctx.req, res, 200, ownHeaders(ctx), { contentType: 'text/plain; charset=utf-8', body: challenge });
+    ctx.reply.answer(res, 200, { body: { contentType: 'text/plain; charset=utf-8', body: challenge } });
   }
 
   /** What the CRM API receives with the body: the hygiene of every proxied request, plus ours. */
@@ -119,7 +110,7 @@ export function createWebhookRoute(route: RouteConfig, s: WhatsappSettings, deps
       body = await readRawBody(ctx.req, route.maxBody);
     } catch (err) {
       if (!isGatewayError(err)) {
-        ctx.outcome = 'aborted';
+        ctx.reply.aborted();
         return;
       }
       reject(ctx, fail, err);

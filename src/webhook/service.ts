@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { GatewayConfig, RouteConfig } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { IdentifierHasher } from '../audit/identifiers.js';
 import { UpstreamAgents } from '../proxy/agents.js';
 import type { TerminalHandler } from '../routes.js';
 import type { Step } from '../step.js';
@@ -19,7 +20,7 @@ export class WhatsappWebhooks {
 
   constructor(
     private readonly settings: WhatsappSettings,
-    private readonly deps: { log: Logger; redis?: Redis | undefined },
+    private readonly deps: { log: Logger; redis?: Redis | undefined; identifiers: IdentifierHasher },
   ) {}
 
   /** Both secrets are set: the signature and the handshake can be checked. */
@@ -74,7 +75,9 @@ function refuse(route: RouteConfig, why: string): Step {
 
 
 /** The service when some route has `auth: whatsapp`; undefined otherwise. */
-export function createWhatsappWebhooks(cfg: GatewayConfig, deps: { log: Logger; redis?: Redis | undefined }, hsts: string | undefined): WhatsappWebhooks | undefined {
+export function createWhatsappWebhooks(cfg: GatewayConfig, deps: { log: Logger; redis?: Redis | undefined }): WhatsappWebhooks | undefined {
   if (!cfg.routes.some((r) => r.auth === 'whatsapp')) return undefined;
-  return new WhatsappWebhooks(whatsappSettings(cfg, hsts), deps);
+  // Phone numbers are hashed before they reach any logger, with LOG_HASH_KEY as the audit logger
+  // hashes identifiers: the same key gives the same hash, so webhook lines correlate with the rest.
+  return new WhatsappWebhooks(whatsappSettings(cfg), { ...deps, identifiers: new IdentifierHasher(cfg.log.hashKey) });
 }

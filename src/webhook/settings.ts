@@ -15,11 +15,9 @@ export interface WhatsappSettings {
   readonly retryMaxMs: number;
   /** Queue length at which new payloads are refused (503, Meta retries) rather than stored. */
   readonly maxQueued: number;
-  /** The Strict-Transport-Security value of the gateway's own answers over HTTPS. */
-  readonly hsts: string | undefined;
 }
 
-export function whatsappSettings(cfg: GatewayConfig, hsts: string | undefined): WhatsappSettings {
+export function whatsappSettings(cfg: GatewayConfig): WhatsappSettings {
   return {
     appSecret: cfg.secrets.whatsappAppSecret || undefined,
     appSecretPrevious: cfg.secrets.whatsappAppSecretPrevious || undefined,
@@ -30,6 +28,5 @@ export function whatsappSettings(cfg: GatewayConfig, hsts: string | undefined): 
     retryMinMs: cfg.whatsapp.retryMin,
     retryMaxMs: cfg.whatsapp.retryMax,
     maxQueued: cfg.whatsapp.maxQueued,
-    hsts,
   };
 }

@@ -8,6 +8,7 @@ import { parseConfig } from '../../src/config/load.js';
 import type { RouteConfig } from '../../src/config/schema.js';
 import type { RequestContext } from '../../src/context.js';
 import { isGatewayError } from '../../src/errors.js';
+import { Reply } from '../../src/reply.js';
 
 const UP = 'http://127.0.0.1:8000';
 
@@ -61,7 +62,7 @@ describe('review: an encoded slash must not choose the route', () => {
 
 describe('review: response headers named in the upstream Connection', () => {
   const route = routes(`  - { name: r, host: api.localhost, upstream: ${UP}, auth: none }`)[0] as RouteConfig;
-  const ctx = { id: 'req-1', responseHeaders: {}, setCookies: [] } as unknown as RequestContext;
+  const ctx = { id: 'req-1', reply: new Reply('req-1', true, { hsts: undefined }) } as unknown as RequestContext;
 
   test('are removed; the gateway’s own headers and framing stay', () => {
     const headers: IncomingHttpHeaders = {

@@ -43,7 +43,7 @@ test('login timing: the dummy hash for unknown users is ready before the first l
   const scryptMs = performance.now() - t0;
 
   const cfg = { routes: [], listen: { httpsPort: 8443 } } as unknown as GatewayConfig;
-  createAuthEndpoints(cfg, {} as AuthService, createMemoryLogger(), undefined, { login: async () => undefined, token: async () => undefined });
+  createAuthEndpoints(cfg, {} as AuthService, createMemoryLogger(), { login: async () => undefined, token: async () => undefined });
   await new Promise((r) => setTimeout(r, scryptMs * 3 + 100));
 
   const t1 = performance.now();

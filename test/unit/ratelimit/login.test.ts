@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RequestContext } from '../../../src/context.js';
 import { GatewayError } from '../../../src/errors.js';
+import { Reply } from '../../../src/reply.js';
 import { createMemoryLogger } from '../../../src/log/logger.js';
 import { normalizeIp } from '../../../src/net/ip.js';
 import { createLoginLimiter, CREDENTIAL_LIMITS, type CredentialLimiter } from '../../../src/ratelimit/index.js';
@@ -10,7 +11,7 @@ import { gatewayRedis, RedisServerProcess, waitFor } from '../../helpers/redis.j
 function ctx(ip: string): RequestContext {
   const client = normalizeIp(ip);
   assert.ok(client);
-  return { id: 'r', address: { client, peer: client, peerTrusted: false }, responseHeaders: {} } as unknown as RequestContext;
+  return { id: 'r', address: { client, peer: client, peerTrusted: false }, reply: new Reply('r', false, { hsts: undefined }) } as unknown as RequestContext;
 }
 
 async function attempt(limit: CredentialLimiter, c: RequestContext, name?: string): Promise<string> {
@@ -37,7 +38,7 @@ test('credential limits: per user name (any spelling, any address) and per addre
   for (let i = 0; i < perUser; i++) assert.equal(await attempt(login, ctx(`198.51.100.${i}`), ['Ana', 'ana', ' ANA ', 'ａｎａ'][i % 4]), 'ok');
   const c = ctx('198.51.100.200');
   assert.equal(await attempt(login, c, 'ana'), 'RATE_LIMITED');
-  assert.equal(c.responseHeaders['ratelimit-policy'], `${CREDENTIAL_LIMITS.login.perIp.max};w=900, ${perUser};w=900`);
+  assert.equal(c.reply.headers['ratelimit-policy'], `${CREDENTIAL_LIMITS.login.perIp.max};w=900, ${perUser};w=900`);
   assert.equal(await attempt(login, ctx('198.51.100.200'), 'bob'), 'ok', 'another name from that address');
 
   const perIp = CREDENTIAL_LIMITS.login.perIp.max;
