@@ -5,7 +5,10 @@ import https from 'node:https';
 const IDLE_SOCKET_MS = 4_000;
 const MAX_SOCKETS_PER_UPSTREAM = 512;
 
-/** One keep-alive agent per upstream origin: http-proxy would otherwise open a connection per request. */
+/**
+ * One keep-alive node:http agent per upstream origin, for the webhook's deliveries (plain
+ * requests go through the forwarder's undici pools, websockets open their own connection).
+ */
 export class UpstreamAgents {
   private readonly agents = new Map<string, http.Agent>();
 

@@ -47,6 +47,13 @@ function samePort(a: URL, b: URL): boolean {
   return a.port === b.port || (effectivePort(a) !== undefined && effectivePort(a) === effectivePort(b));
 }
 
+/**
+ * The address a response came from (the connected socket's peer), or every address the
+ * upstream was connected at (normalized, as `normalizeIp` gives them): the forwarder's
+ * connection pool does not say which of its sockets carried a response.
+ */
+export type Connected = string | ReadonlySet<string> | undefined;
+
 /** The origin an upstream answers as: its configured host, the address connected to, or loopback names. */
 export class UpstreamOrigin {
   private readonly names: ReadonlySet<string>;
@@ -55,12 +62,12 @@ export class UpstreamOrigin {
     this.names = new Set([bareHost(target), ...LOOPBACK_NAMES]);
   }
 
-  /** Whether `u` names this upstream; `connected` is the address this response came from. */
-  isOrigin(u: URL, connected: string | undefined): boolean {
+  /** Whether `u` names this upstream; `connected` is the address (or addresses) it answers from. */
+  isOrigin(u: URL, connected: Connected): boolean {
     if (DEFAULT_PORTS[u.protocol] === undefined) return false;
     const host = bareHost(u);
     const ip = normalizeIp(unmapHex(host))?.address ?? host;
-    const isUpstream = this.names.has(ip) || (connected !== undefined && normalizeIp(connected)?.address === ip);
+    const isUpstream = this.names.has(ip) || (typeof connected === 'string' ? normalizeIp(connected)?.address === ip : connected?.has(ip) === true);
     return isUpstream && samePort(u, this.target);
   }
 }
@@ -70,7 +77,7 @@ export class UpstreamOrigin {
  * the wrong scheme (an app that does not know it is behind TLS) gets the client's scheme.
  * Anything else, relative URLs included, is returned as it came.
  */
-export function rewriteUpstreamUrl(value: string, upstream: UpstreamOrigin, connected: string | undefined, view: PublicView): string {
+export function rewriteUpstreamUrl(value: string, upstream: UpstreamOrigin, connected: Connected, view: PublicView): string {
   // Read as a browser reads it (WHATWG URL): tabs and newlines vanish, `\` is `/`, and
   // `http:/x`, `http:x` and `\\x` are absolute. Matching on the raw text missed those.
   const cleaned = value.replace(/[\t\r\n]/g, '').trim().replace(/\\/g, '/');
@@ -97,7 +104,7 @@ export function rewriteUpstreamUrl(value: string, upstream: UpstreamOrigin, conn
  * `Refresh: 5; url=http://127.0.0.1:8000/next` (RFC-less but every browser follows it): the
  * URL part is rewritten like a Location.
  */
-export function rewriteRefresh(value: string, upstream: UpstreamOrigin, connected: string | undefined, view: PublicView): string {
+export function rewriteRefresh(value: string, upstream: UpstreamOrigin, connected: Connected, view: PublicView): string {
   // As HTML's refresh parsing: a delay, an optional `;` or `,`, an optional `url=`, then the
   // URL, quoted or not (an unclosed quote runs to the end).
   const m = /^(\s*[\d.]+\s*[;,]?\s*(?:url\s*=\s*)?)(['"]?)(.*?)(\2?)(\s*)$/is.exec(value);

@@ -1,12 +1,24 @@
 import { createRequire } from 'node:module';
 
 /**
- * http-proxy builds the upstream path with `common.urlJoin`, which rewrites the first `http:/`
- * or `https:/` inside a path to `http://`: `/go/http:/x` would reach the upstream as
- * `/go/http://x`, a different path from the one routed, checked and logged. The gateway
- * hands it paths already normalized, so the join only needs to glue the target's base path
- * and the request path. http-proxy reads `common.urlJoin` at call time, so replacing it once
- * fixes every request.
+ * The upstream request target: the upstream URL's base path, then the request's path and
+ * query. Paths are only glued (repeated slashes folded into one); the query is kept raw. The
+ * gateway hands over paths already normalized, so nothing else needs doing, and doing more
+ * would forward a path other than the one routed, checked and logged.
+ */
+export function joinUpstreamPath(basePath: string, pathAndQuery: string): string {
+  const q = pathAndQuery.indexOf('?');
+  const path = q < 0 ? pathAndQuery : pathAndQuery.slice(0, q);
+  const query = q < 0 ? '' : pathAndQuery.slice(q);
+  const joined = (basePath === '' || basePath === '/') && path.startsWith('/') ? path : [basePath, path].filter(Boolean).join('/');
+  return `${joined.includes('//') ? joined.replace(/\/{2,}/g, '/') : joined}${query}`;
+}
+
+/**
+ * http-proxy (still used for websocket handshakes) builds the upstream path with
+ * `common.urlJoin`, which rewrites the first `http:/` or `https:/` inside a path to `http://`:
+ * `/go/http:/x` would reach the upstream as `/go/http://x`. It reads `common.urlJoin` at call
+ * time, so replacing it once with the exact join above fixes every upgrade.
  */
 export function installExactUrlJoin(): void {
   const require = createRequire(import.meta.url);
@@ -14,14 +26,7 @@ export function installExactUrlJoin(): void {
   if (common.exactJoin) return;
   common.urlJoin = (...parts: string[]): string => {
     const last = parts.pop() ?? '';
-    const q = last.indexOf('?');
-    const lastPath = q < 0 ? last : last.slice(0, q);
-    const query = q < 0 ? '' : last.slice(q);
-    const path = [...parts, lastPath]
-      .filter(Boolean)
-      .join('/')
-      .replace(/\/{2,}/g, '/');
-    return `${path}${query}`;
+    return joinUpstreamPath(parts.filter(Boolean).join('/'), last);
   };
   common.exactJoin = true;
 }
