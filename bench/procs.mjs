@@ -1,6 +1,6 @@
 // Child processes of the benchmark: spawn, wait until serving, memory from /proc, stop.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -156,4 +156,58 @@ export function machineCpu() {
   const total = f.reduce((a, b) => a + b, 0);
   const idle = (f[3] ?? 0) + (f[4] ?? 0);
   return { busy: total - idle, total };
+}
+
+/** Socket inodes held open by the process tree of `pid`. */
+function socketInodes(pid) {
+  const inodes = new Set();
+  for (const p of processTree(pid)) {
+    let fds = [];
+    try {
+      fds = readdirSync(`/proc/${p}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${p}/fd/${fd}`));
+        if (m) inodes.add(m[1]);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return inodes;
+}
+
+/** /proc/net/tcp{,6} address ("0100007F:1F90", 32-bit words in host order) → "127.0.0.1:8080" / "[::1]:8080". */
+function decodeAddress(hex) {
+  const [addr, port] = hex.split(':');
+  const words = addr.match(/.{8}/g).map((w) => w.match(/../g).reverse().join(''));
+  const bytes = words.join('').match(/../g).map((b) => parseInt(b, 16));
+  if (bytes.length === 4) return { host: bytes.join('.'), port: parseInt(port, 16), loopback: bytes[0] === 127 };
+  const mapped = bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 255 && bytes[11] === 255;
+  const v6 = words.join('').match(/.{4}/g).map((g) => g.replace(/^0+(?=.)/, '')).join(':');
+  const loopback = (bytes.slice(0, 15).every((b) => b === 0) && bytes[15] === 1) || (mapped && bytes[12] === 127);
+  return { host: `[${v6}]`, port: parseInt(port, 16), loopback };
+}
+
+/** Every TCP port the process tree of `pid` listens on, with its address and whether that is loopback. */
+export function listeners(pid) {
+  const mine = socketInodes(pid);
+  const out = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let lines = [];
+    try {
+      lines = readFileSync(table, 'utf8').trim().split('\n').slice(1);
+    } catch {
+      continue;
+    }
+    for (const line of lines) {
+      const f = line.trim().split(/\s+/);
+      // f[3] is the state: 0A is LISTEN; f[9] the socket's inode.
+      if (f[3] === '0A' && mine.has(f[9])) out.push(decodeAddress(f[1]));
+    }
+  }
+  return out;
 }
