@@ -10,8 +10,8 @@ import { startGateway } from '../dist/server/start.js';
 
 const discard = { access() {}, security() {}, app() {} };
 const { config } = await prepare(processEnv(), discard);
-const redis = createRedis(config, discard);
-const postgres = createPostgres(config, discard);
+const redis = await createRedis(config, discard);
+const postgres = await createPostgres(config, discard);
 const auth = await createAuthService(config, { log: discard, redis, postgres });
 const running = await startGateway(config, { log: discard, redis, postgres, auth });
 process.stderr.write(`${JSON.stringify({ message: 'gateway listening', https: running.ports.https })}\n`);

@@ -14,8 +14,6 @@ import { sentinelOptions } from './stores/sentinel.js';
 import { clusterLogger, isClusterPrimary, joinCluster, runPrimary } from './server/cluster.js';
 import { createAuthService } from './auth/service.js';
 import { createAdminAuth } from './auth/admin-auth.js';
-import { startBackupScheduler } from './backup/scheduler.js';
-import { watchBackupDir } from './backup/metrics.js';
 
 /**
  * Wires only: load config → validate → bind the ports → lock and open the audit log → build app
@@ -41,13 +39,14 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
   // AUDIT_FAIL_CLOSED is read through `accepting`, which the worker-id wrapper would hide.
   const log: Logger = { ...clusterLogger(audit), accepting: () => audit.accepting() };
   // BACKUP_ENABLED: backups run in the cluster primary only (the one process when GATEWAY_WORKERS=1).
-  const backups = await startBackupScheduler(config, log);
+  // The backup code, and pg through it, is loaded only when backups are on (issue 13, item 5).
+  const backups = config.backup.enabled ? await (await import('./backup/scheduler.js')).startBackupScheduler(config, log) : undefined;
   // GATEWAY_WORKERS > 1: this process only supervises; each worker comes back through here.
   if (primary || !bound) return runPrimary(config, log, { close: () => audit.close() });
   // Every process serving /metrics reports the backups on disk, whichever process made them.
-  if (config.backup.enabled) watchBackupDir(config.backup.dir);
-  const redis = createRedis(config, log, sentinelOptions(config));
-  const postgres = createPostgres(config, log);
+  if (config.backup.enabled) (await import('./backup/metrics.js')).watchBackupDir(config.backup.dir);
+  const redis = await createRedis(config, log, sentinelOptions(config));
+  const postgres = await createPostgres(config, log);
   if (postgres) await audit.attachPostgres(postgres);
   const auth = await createAuthService(config, { log, redis, postgres });
   if (!auth) log.app('warn', 'API_SECRET_KEY not set: routes that need authentication refuse every request');

@@ -74,8 +74,8 @@ export async function openAuth(): Promise<CliContext> {
   const cfg = loadConfigFile(configPathFromEnv(env), env);
   const cliLog = await openCliLog(cfg);
   const log = cliLog.log;
-  const redis = createRedis(cfg, log, { enableOfflineQueue: true, lazyConnect: false });
-  const postgres = createPostgres(cfg, log);
+  const redis = await createRedis(cfg, log, { enableOfflineQueue: true, lazyConnect: false });
+  const postgres = await createPostgres(cfg, log);
   const auth = await createAuthService(cfg, { log, redis, postgres });
   const close = async (): Promise<void> => {
     await auth?.close();

@@ -1,7 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { dirname } from 'node:path';
-import selfsigned from 'selfsigned';
 import { ensurePrivateDir, writeNewPrivateFile } from './files.js';
 
 /**
@@ -30,6 +29,8 @@ export async function ensureInternalCertificate(certFile: string, keyFile: strin
   }
   const notBefore = new Date(Date.now() - 60_000);
   const validTo = new Date(notBefore.getTime() + INTERNAL_CERT_DAYS * 86_400_000);
+  // Loaded only to make a pair: selfsigned and its X.509 code cost ~3 MB of heap (issue 13, item 5).
+  const { default: selfsigned } = await import('selfsigned');
   const pems = await selfsigned.generate([{ name: 'commonName', value: host }, { name: 'organizationName', value: 'crm-gateway internal' }], {
     keyType: 'ec',
     curve: 'P-256',

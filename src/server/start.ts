@@ -2,13 +2,12 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { GatewayConfig } from '../config/schema.js';
-import { createGateway, hstsValue, type Gateway } from '../app.js';
+import { createGateway, createPlainHttpHandler, type Gateway } from '../app.js';
 import type { GatewayDeps } from '../deps.js';
 import { loadCertificatePair, type CertificateInfo, type CertificatePair } from '../tls/certificates.js';
 import { createCertificateReloader, type CertificateReloader, type CertificateVeto } from '../tls/reloader.js';
 import { certificateFindings } from '../config/policy.js';
 import { tlsPolicy } from '../tls/options.js';
-import { createRedirectHandler } from './redirect.js';
 import { createAdminHandler } from '../admin/server.js';
 import { countConnections } from '../audit/metrics.js';
 import { createWhatsappWebhooks } from '../webhook/service.js';
@@ -209,7 +208,7 @@ function serveGateway(cfg: GatewayConfig, deps: GatewayDeps, bound: Bound): Runn
   const { httpsServer, httpServer, adminServer, ports, sockets, pair } = bound;
   const [heldHttps, heldHttp, heldAdmin] = bound.held;
   // The WhatsApp webhook's handlers and delivery worker (one per process; a Redis lease elects the deliverer).
-  const whatsapp = createWhatsappWebhooks(cfg, deps, hstsValue(cfg));
+  const whatsapp = createWhatsappWebhooks(cfg, deps);
   const gateway = createGateway(cfg, { ...deps, whatsapp });
 
   httpsServer.on('clientError', (err, socket) => gateway.handleClientError(err, socket));
@@ -225,7 +224,7 @@ function serveGateway(cfg: GatewayConfig, deps: GatewayDeps, bound: Bound): Runn
 
   httpServer.on('clientError', (err, socket) => gateway.handleClientError(err, socket));
   heldHttp.serve({
-    request: cfg.forceHttps ? createRedirectHandler(cfg, () => ports.https, deps.log) : gateway.handleRequest,
+    request: cfg.forceHttps ? createPlainHttpHandler(cfg, () => ports.https, deps.log) : gateway.handleRequest,
     upgrade: cfg.forceHttps ? (_req, socket) => socket.destroy() : (req, socket, head) => gateway.handleUpgrade(req, socket, head),
   });
 

@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { GatewayConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 
@@ -8,11 +8,13 @@ export const REDIS_PREFIX = 'crmgw:';
 /**
  * The one Redis client of a process (commands; subscribers duplicate it). Commands fail fast
  * while Redis is down (no offline queue), so every caller applies its own fail mode instead
- * of hanging; the client reconnects by itself.
+ * of hanging; the client reconnects by itself. ioredis is loaded here, on first use: a gateway
+ * without REDIS_URL never loads it (about 6 MB of RSS; issue 13, item 5).
  */
-export function createRedis(cfg: GatewayConfig, log: Logger, extra: RedisOptions = {}): Redis | undefined {
+export async function createRedis(cfg: GatewayConfig, log: Logger, extra: RedisOptions = {}): Promise<Redis | undefined> {
   const url = cfg.stores.redisUrl;
   if (!url) return undefined;
+  const { Redis: Client } = await import('ioredis');
   const options: RedisOptions = {
     enableAutoPipelining: true,
     enableOfflineQueue: false,
@@ -22,7 +24,7 @@ export function createRedis(cfg: GatewayConfig, log: Logger, extra: RedisOptions
     ...(cfg.stores.redisPassword ? { password: cfg.stores.redisPassword } : {}),
     ...extra,
   };
-  const redis = new Redis(url, options);
+  const redis = new Client(url, options);
   let up = false;
   redis.on('ready', () => {
     if (!up) log.security('store.redis_connected', { url: redactUrl(url) });
@@ -47,4 +49,21 @@ export function redactUrl(url: string): string {
   } catch {
     return '(unparseable url)';
   }
+}
+
+/** `work`, or a rejection after `ms`: a Redis that does not answer in time counts as down. */
+export function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    work.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
 }

@@ -99,9 +99,9 @@ export async function startAuthGateway(opts: AuthGatewayOptions): Promise<AuthTe
     opts.extraYaml ?? '',
   );
   const log = createMemoryLogger();
-  const redis = createRedis(config, log);
+  const redis = await createRedis(config, log);
   if (redis) await redisReady(redis);
-  const postgres = createPostgres(config, log);
+  const postgres = await createPostgres(config, log);
   const auth = await createAuthService(config, { log, redis, postgres });
   assert.ok(auth, 'the auth service is built when API_SECRET_KEY is set');
   const running = await startGateway(config, { log, redis, postgres, auth });

@@ -20,7 +20,7 @@ export function runId(prefix = 't'): string {
 
 /** The gateway's own Redis client (same options as production), once it is ready. */
 export async function gatewayRedis(url: string, log: Logger): Promise<Redis> {
-  const redis = createRedis({ stores: { redisUrl: url } } as GatewayConfig, log);
+  const redis = await createRedis({ stores: { redisUrl: url } } as GatewayConfig, log);
   if (!redis) throw new Error('no client');
   await waitFor(() => redis.status === 'ready', 10_000, `redis client for ${url} ready`);
   return redis;

@@ -218,7 +218,7 @@ test('a gateway started while Redis is down serves by fail mode, then limits onc
   await server.stop();
   t.after(() => server.stop());
   const log = createMemoryLogger();
-  const redis = createRedis({ stores: { redisUrl: server.url } } as GatewayConfig, log);
+  const redis = await createRedis({ stores: { redisUrl: server.url } } as GatewayConfig, log);
   assert.ok(redis);
   t.after(() => redis.disconnect());
   const gw = await gateway(t, `${route('ui', 'nocodb.test.local', '{ window: 1m, max: 2 }')}${route('login', 'api.test.local', '{ window: 1m, max: 2, failMode: closed }')}`, redis);

@@ -38,7 +38,7 @@ test('REDIS_SENTINELS: the gateway finds the master through a real Sentinel and 
     REDIS_SENTINEL_NAME: 'crm',
   });
   const log = createMemoryLogger();
-  const redis = createRedis(cfg, log, sentinelOptions(cfg));
+  const redis = await createRedis(cfg, log, sentinelOptions(cfg));
   assert.ok(redis);
   t.after(() => redis.disconnect());
   await waitFor(() => redis.status === 'ready', 20_000, 'connected to the master through the sentinel');

@@ -145,7 +145,7 @@ test('PostgreSQL stopped and restarted under load: clean refusals, nothing hangs
     resourceProbe: false,
   });
   t.after(() => audit.close());
-  const postgres = createPostgres(config, audit) as pg.Pool;
+  const postgres = (await createPostgres(config, audit)) as pg.Pool;
   t.after(() => postgres.end());
   await audit.attachPostgres(postgres);
   const auth = await createAuthService(config, { log: audit, postgres });

@@ -1,27 +1,20 @@
 import type { Command } from '../command.js';
-import { startCommand } from './start.js';
-import { configCommand } from './config.js';
-import { usersCommand } from './users.js';
-import { tokensCommand } from './tokens.js';
-import { clientsCommand } from './clients.js';
-import { migrateCommand } from './migrate.js';
-import { setupCommand } from './setup.js';
-import { secretsCommand } from './secrets.js';
-import { doctorCommand } from './doctor.js';
-import { auditCommand } from './audit.js';
-import { backupCommand } from './backup.js';
 
-/** Every CLI command. A feature adds its command here, one line each. */
-export const COMMANDS: readonly Command[] = [
-  startCommand,
-  configCommand,
-  migrateCommand,
-  usersCommand,
-  tokensCommand,
-  clientsCommand,
-  setupCommand,
-  secretsCommand,
-  doctorCommand,
-  auditCommand,
-  backupCommand,
-];
+/**
+ * Every CLI command by name, each module loaded only when its command runs: `crm-gateway start`
+ * then loads the gateway alone, not the doctor, the backup code, pg or selfsigned that other
+ * commands need (issue 13, item 5). A feature adds its command here, one line each.
+ */
+export const COMMANDS: ReadonlyMap<string, () => Promise<Command>> = new Map([
+  ['start', async () => (await import('./start.js')).startCommand],
+  ['config', async () => (await import('./config.js')).configCommand],
+  ['migrate', async () => (await import('./migrate.js')).migrateCommand],
+  ['users', async () => (await import('./users.js')).usersCommand],
+  ['tokens', async () => (await import('./tokens.js')).tokensCommand],
+  ['clients', async () => (await import('./clients.js')).clientsCommand],
+  ['setup', async () => (await import('./setup.js')).setupCommand],
+  ['secrets', async () => (await import('./secrets.js')).secretsCommand],
+  ['doctor', async () => (await import('./doctor.js')).doctorCommand],
+  ['audit', async () => (await import('./audit.js')).auditCommand],
+  ['backup', async () => (await import('./backup.js')).backupCommand],
+]);

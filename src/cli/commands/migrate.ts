@@ -23,7 +23,7 @@ export const migrateCommand: Command = {
     }
     const cliLog = await openCliLog(cfg);
     const log = cliLog.log;
-    const pool = createPostgres(cfg, log);
+    const pool = await createPostgres(cfg, log);
     if (!pool) {
       process.stderr.write('DATABASE_URL is not set: the embedded file store needs no migrations\n');
       await cliLog.close();
