@@ -1,4 +1,4 @@
-import { LRUCache } from 'lru-cache';
+import { boundedCache } from '../stores/bounded-cache.js';
 import type { AlertsConfig } from '../config/schema.js';
 
 /** Keys (IPs, users, routes) tracked per rule; the least recently seen are forgotten beyond it. */
@@ -32,7 +32,7 @@ export type RaiseAlert = (type: AlertType, subject: string, message: string, fie
 
 /** Hits per key within a sliding window; says when a key reaches its threshold. */
 export class WindowCounter {
-  private readonly hits = new LRUCache<string, number[]>({ max: MAX_KEYS });
+  private readonly hits = boundedCache<string, number[]>(MAX_KEYS);
   constructor(
     private readonly windowMs: number,
     private readonly threshold: number,
@@ -54,7 +54,7 @@ export class WindowCounter {
 
 /** Lets one alert per type and subject through per cooldown. */
 export class Cooldown {
-  private readonly last = new LRUCache<string, number>({ max: MAX_KEYS });
+  private readonly last = boundedCache<string, number>(MAX_KEYS);
   constructor(private readonly ms: number) {}
   allow(key: string, now: number): boolean {
     const t = this.last.get(key);
@@ -80,9 +80,9 @@ export class AlertRules {
   private readonly rateLimited: WindowCounter;
   private readonly rejectedPaths: WindowCounter;
   private readonly upstream: WindowCounter;
-  private readonly knownIps = new LRUCache<string, Set<string>>({ max: MAX_KEYS });
+  private readonly knownIps = boundedCache<string, Set<string>>(MAX_KEYS);
   /** Requests whose failed login was counted from its security event (not again from its access line). */
-  private readonly counted = new LRUCache<string, true>({ max: MAX_KEYS });
+  private readonly counted = boundedCache<string, true>(MAX_KEYS);
 
   constructor(
     private readonly cfg: AlertsConfig,

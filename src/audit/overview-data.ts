@@ -1,4 +1,4 @@
-import { LRUCache } from 'lru-cache';
+import { boundedCache } from '../stores/bounded-cache.js';
 import { FAILED_AUTH_CODES } from './alerts.js';
 import { listLogFiles, readLogLines } from './files.js';
 import { checkLine } from './chain.js';
@@ -42,7 +42,7 @@ export interface OverviewSnapshot {
 export class SecurityOverview {
   private readonly buckets = new Map<number, Bucket>();
   private readonly alerts: RecentAlert[] = [];
-  private readonly failedRequests = new LRUCache<string, true>({ max: 10_000 });
+  private readonly failedRequests = boundedCache<string, true>(10_000);
 
   constructor(private readonly now: () => number = Date.now) {}
 

@@ -1,4 +1,4 @@
-import { LRUCache } from 'lru-cache';
+import { boundedCache } from '../stores/bounded-cache.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log/logger.js';
 import { REDIS_PREFIX } from '../stores/redis.js';
@@ -48,7 +48,7 @@ interface Entry {
  * read the account before the change it announces.
  */
 export class AccountStates {
-  private readonly cache = new LRUCache<string, Entry>({ max: MAX_ACCOUNTS });
+  private readonly cache = boundedCache<string, Entry>(MAX_ACCOUNTS);
   private readonly reads = new Map<string, { generation: number; state: Promise<SubjectState> }>();
   private readonly listeners: ((subject: string) => void)[] = [];
   /** Bumped by every announcement and every catch-up: a read begun before is not kept. */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { Strategy as JwtStrategy } from 'passport-jwt';
-import { LRUCache } from 'lru-cache';
+import { boundedCache } from '../stores/bounded-cache.js';
 import { GatewayError } from '../errors.js';
 import { JWT_ALGORITHM, type KeyRing } from './keyring.js';
 import { missingClaim, type TokenClaims } from './claims.js';
@@ -35,7 +35,7 @@ interface TokenCarrier {
  */
 export class TokenService {
   private readonly strategy: JwtStrategy;
-  private readonly cache = new LRUCache<string, TokenClaims>({ max: VERIFIED_CACHE_MAX, ttlAutopurge: false });
+  private readonly cache = boundedCache<string, TokenClaims>(VERIFIED_CACHE_MAX, { ttlAutopurge: false });
   private readonly skewSeconds: number;
 
   constructor(

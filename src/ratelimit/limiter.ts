@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { boundedCache } from '../stores/bounded-cache.js';
 import type { Redis } from 'ioredis';
 import type { RequestContext } from '../context.js';
 import { GatewayError } from '../errors.js';
@@ -71,7 +72,7 @@ export class Limiter {
     this.store = createLimitStore(policy.windowMs, redis);
     this.outage = new OutageLog(policy.name, policy.failMode, this.store.kind, log);
     this.sampler = new RejectionSampler(policy.windowMs);
-    this.full = new LRUCache({ max: MAX_FULL_BUCKETS });
+    this.full = boundedCache(MAX_FULL_BUCKETS);
   }
 
   /**

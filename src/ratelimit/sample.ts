@@ -1,4 +1,4 @@
-import { LRUCache } from 'lru-cache';
+import { boundedCache } from '../stores/bounded-cache.js';
 
 /** Distinct buckets remembered for sampling; past this the least recent is forgotten (and may log again). */
 const MAX_TRACKED_KEYS = 10_000;
@@ -11,7 +11,7 @@ export const REJECTION_LOG_PERIOD_MS = 60_000;
  * line a period, while every distinct client still shows up.
  */
 export class RejectionSampler {
-  private readonly seen = new LRUCache<string, { until: number; suppressed: number }>({ max: MAX_TRACKED_KEYS });
+  private readonly seen = boundedCache<string, { until: number; suppressed: number }>(MAX_TRACKED_KEYS);
   private readonly periodMs: number;
 
   constructor(
