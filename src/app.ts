@@ -113,12 +113,8 @@ const CONNECTION: readonly Stage<(p: ConnectionParts) => ConnectionStep>[] = [
   },
 ];
 
-/** Steps of websocket upgrades only, right after the route: what the handshake itself must be. */
-interface UpgradeParts {
-  readonly tickets: WsTickets | undefined;
-}
-
-const UPGRADE: readonly Stage<(p: UpgradeParts) => (ctx: RequestContext) => void | Promise<void>>[] = [
+/** Websocket upgrades only, right after the route: what the handshake itself must be. */
+const UPGRADE: readonly Stage<() => ConnectionStep>[] = [
   {
     name: 'upgrade',
     why: 'only routes that take websockets, and only a GET asking for one',
@@ -130,25 +126,39 @@ const UPGRADE: readonly Stage<(p: UpgradeParts) => (ctx: RequestContext) => void
       }
     },
   },
-  {
-    name: 'ws-credentials',
-    why: "a browser's token comes as a subprotocol or a one-time ticket; moved into Authorization so authentication reads one place",
-    build: ({ tickets }) => async (ctx) => {
-      const route = (ctx.route as CompiledRoute).config;
-      ctx.protocolBearer = takeProtocolBearer(ctx.req, route);
-      if (tickets) await takeTicket(ctx, route, tickets);
-    },
-  },
 ];
 
+/** What a route's steps are built from, once per route at startup. */
+interface RouteParts {
+  readonly deps: GatewayDeps;
+  /** The route's rate limit, shared by its two limit steps (src/ratelimit/route.ts). */
+  readonly limit: RouteLimit | undefined;
+  readonly tickets: WsTickets | undefined;
+}
+
+/** A browser's websocket token comes as a `bearer.<jwt>` subprotocol or a one-time ticket: both move into Authorization. */
+function wsCredentials(tickets: WsTickets | undefined): Step {
+  return async (ctx) => {
+    const route = (ctx.route as CompiledRoute).config;
+    ctx.protocolBearer = takeProtocolBearer(ctx.req, route);
+    if (tickets) await takeTicket(ctx, route, tickets);
+  };
+}
+
 /** 2. Route steps: the route's policy chain, built once per route at startup. */
-const ROUTE: readonly (Stage<(route: RouteConfig, deps: GatewayDeps, limit: RouteLimit | undefined) => Step | undefined> & { ownPages?: true })[] = [
+const ROUTE: readonly (Stage<(route: RouteConfig, p: RouteParts) => Step | undefined> & { ownPages?: true; upgradesOnly?: true })[] = [
   { name: 'ip-allowlist', why: 'cheapest refusal first; it guards the gateway\'s own pages on the route\'s host too', ownPages: true, build: (r) => createIpAllowlist(r) },
   { name: 'cors', why: 'before auth: preflights carry no credentials, and a foreign origin is refused early', build: (r) => createCors(r) },
-  { name: 'rate-limit', why: 'before auth: an address over its budget is refused before any credential is checked (`by: ip` charges here)', build: (_r, _d, l) => l?.beforeAuth },
-  { name: 'authenticate', why: 'who is calling: JWT, session cookie or webhook signature; on `by: user` routes a request it (or authorize) stops is charged to its address, so guessing spends the budget too', build: (r, d, l) => chargeStopped(l, createAuthenticate(r, d)) },
-  { name: 'authorize', why: 'may they use this route: roles', build: (r, _d, l) => chargeStopped(l, createAuthorize(r)) },
-  { name: 'user-rate-limit', why: '`by: user`: the first point where the principal is known; one Redis round trip charges the user and reads the address', build: (_r, _d, l) => l?.afterAuth },
+  { name: 'rate-limit', why: 'before auth: an address over its budget is refused before any credential is checked (`by: ip` charges here)', build: (_r, p) => p.limit?.beforeAuth },
+  {
+    name: 'ws-credentials',
+    why: "upgrades only: a browser's token as a subprotocol or a one-time ticket, moved into Authorization so authentication reads one place; after the limit, and a refused ticket is charged like a refused token",
+    upgradesOnly: true,
+    build: (_r, p) => chargeStopped(p.limit, wsCredentials(p.tickets)),
+  },
+  { name: 'authenticate', why: 'who is calling: JWT, session cookie or webhook signature; on `by: user` routes a request it (or authorize) stops is charged to its address, so guessing spends the budget too', build: (r, p) => chargeStopped(p.limit, createAuthenticate(r, p.deps)) },
+  { name: 'authorize', why: 'may they use this route: roles', build: (r, p) => chargeStopped(p.limit, createAuthorize(r)) },
+  { name: 'user-rate-limit', why: '`by: user`: the first point where the principal is known; one Redis round trip charges the user and reads the address', build: (_r, p) => p.limit?.afterAuth },
   { name: 'csrf', why: 'after auth: only requests the session cookie carries need a same-site Origin', build: (r) => createCsrf(r) },
   { name: 'body-limit', why: 'last: a declared body over the limit is refused before a byte goes upstream', build: (r) => createBodyLimit(r) },
 ];
@@ -168,16 +178,17 @@ export const PIPELINE_ORDER = {
   terminal: TERMINAL.map((s) => s.name),
 };
 
-function compileRoute(route: RouteConfig, deps: GatewayDeps): CompiledRoute {
-  // One limit per route, shared by its two rate-limit steps (src/ratelimit/route.ts).
-  const limit = createRouteLimit(route, deps);
-  const built = ROUTE.map((s) => ({ step: s.build?.(route, deps, limit), ownPages: s.ownPages === true }));
+function compileRoute(route: RouteConfig, deps: GatewayDeps, tickets: WsTickets | undefined): CompiledRoute {
+  const parts: RouteParts = { deps, limit: createRouteLimit(route, deps), tickets };
+  const built = ROUTE.map((s) => ({ step: s.build?.(route, parts), stage: s }));
+  const pick = (keep: (stage: (typeof ROUTE)[number]) => boolean): Step[] => built.flatMap((b) => (b.step && keep(b.stage) ? [b.step] : []));
   return {
     name: route.name,
     config: route,
     target: new URL(route.upstream),
-    steps: built.flatMap((b) => (b.step ? [b.step] : [])),
-    ownPageSteps: built.flatMap((b) => (b.step && b.ownPages ? [b.step] : [])),
+    steps: pick((s) => !s.upgradesOnly),
+    upgradeSteps: pick(() => true),
+    ownPageSteps: pick((s) => s.ownPages === true),
     handler: webhookHandler(route, deps),
   };
 }
@@ -254,15 +265,15 @@ function recorder(log: Logger, listener?: 'http'): (ctx: RequestContext) => void
   };
 }
 
-export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: Forwarder = createForwarder(hstsValue(cfg))): Gateway {
+export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: Forwarder = createForwarder(hstsValue(cfg), { sendTimeoutMs: cfg.server.sendTimeout })): Gateway {
   const log = deps.log;
   const newContext = contextMaker(cfg, { hsts: hstsValue(cfg) });
   const record = recorder(log);
-  const routes = cfg.routes.map((r) => compileRoute(r, deps));
+  const wsTickets = deps.auth ? new WsTickets(deps.auth.kv) : undefined;
+  const routes = cfg.routes.map((r) => compileRoute(r, deps, wsTickets));
   const router = createRouter(routes.map((r) => ({ ...r.config, compiled: r })));
   const connection = CONNECTION.flatMap((s) => (s.build ? [s.build({ cfg, log, match: (host, path) => router(host, path)?.compiled })] : []));
-  const wsTickets = deps.auth ? new WsTickets(deps.auth.kv) : undefined;
-  const upgradeSteps = UPGRADE.flatMap((s) => (s.build ? [s.build({ tickets: wsTickets })] : []));
+  const upgradeChecks = UPGRADE.flatMap((s) => (s.build ? [s.build()] : []));
   // Without an auth service the gateway's own pages refuse (fail closed).
   const authEndpoints = deps.auth
     ? createAuthEndpoints(cfg, deps.auth, log, { login: createLoginLimiter(deps, 'login'), token: createLoginLimiter(deps, 'token') })
@@ -330,8 +341,8 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
     try {
       if (draining) throw new GatewayError('SHUTTING_DOWN', 'upgrade during shutdown');
       const route = runConnection(ctx);
-      for (const step of upgradeSteps) await step(ctx);
-      if ((await runSteps(ctx, route.steps)) !== undefined) throw new GatewayError('UPGRADE_NOT_ALLOWED', 'a step answered an upgrade');
+      for (const check of upgradeChecks) check(ctx);
+      if ((await runSteps(ctx, route.upgradeSteps)) !== undefined) throw new GatewayError('UPGRADE_NOT_ALLOWED', 'a step answered an upgrade');
       ctx.reply.forwarded(101);
       const ws = new WsSession(socket);
       session = ws;

@@ -16,6 +16,8 @@ export interface CompiledRoute {
   readonly config: RouteConfig;
   readonly target: URL;
   readonly steps: readonly Step[];
+  /** The same chain for websocket upgrades, with the steps only they take (ws-credentials). */
+  readonly upgradeSteps: readonly Step[];
   /** The steps that also guard the gateway's own /auth/* pages on this route (the IP allowlist). */
   readonly ownPageSteps: readonly Step[];
   /** When set, answers instead of the proxy. */
