@@ -84,6 +84,17 @@ export class Reply {
 
   /** Refuses with the error's status and page (HTML for browsers, JSON otherwise). */
   refuse(res: ServerResponse, err: GatewayError, html: boolean): void {
+    // The answer's head went out already (an upstream that stalled mid-body): the client got that
+    // status, cut short, so the access line says so; the error stays as the reason.
+    if (res.headersSent) {
+      if (!this.error) {
+        this.error = err;
+        this.status = res.statusCode;
+        this.outcome = 'aborted';
+      }
+      res.destroy();
+      return;
+    }
     if (!this.fail(err)) return;
     // HEADER_INVALID is a framing refusal: the body's end is unknown, so close (RFC 9112 §6.3).
     if (err.code === 'BODY_TOO_LARGE' || err.code === 'HEADER_INVALID' || err.status >= 500) res.shouldKeepAlive = false;
@@ -97,7 +108,13 @@ export class Reply {
    */
   refuseRaw(socket: Duplex, err: GatewayError, upgraded = false): boolean {
     if (!this.fail(err)) return false;
-    if (!upgraded) writeRawResponse(socket, err.status, { 'X-Request-Id': this.id, ...err.headers }, renderError(err, this.id, false));
+    if (!upgraded) {
+      // The same security set as every other own answer (writeRawResponse adds no-store and nosniff itself).
+      const out: Record<string, string> = {};
+      for (const k in OWN_SECURITY_HEADERS) if (k.toLowerCase() !== 'x-content-type-options') out[k] = OWN_SECURITY_HEADERS[k] as string;
+      if (this.secure && this.policy.hsts) out['strict-transport-security'] = this.policy.hsts;
+      writeRawResponse(socket, err.status, { ...out, 'X-Request-Id': this.id, ...err.headers }, renderError(err, this.id, false));
+    }
     return true;
   }
 

@@ -22,6 +22,8 @@ export const DEFAULTS = {
   requestTimeout: '120s',
   keepAliveTimeout: '5s',
   shutdownTimeout: '10s',
+  /** As nginx's send_timeout: how long a client may read nothing of an answer before it is cut. */
+  sendTimeout: '60s',
   routeTimeout: '60s',
   maxBody: '1mb',
   logLevel: 'info',
@@ -261,6 +263,7 @@ export const gatewaySchema = z.strictObject({
       requestTimeout: duration.prefault(DEFAULTS.requestTimeout),
       keepAliveTimeout: duration.prefault(DEFAULTS.keepAliveTimeout),
       shutdownTimeout: duration.prefault(DEFAULTS.shutdownTimeout),
+      sendTimeout: duration.prefault(DEFAULTS.sendTimeout),
       /** Worker processes (node:cluster) on this host; `auto` is one per core. More than one needs REDIS_URL. */
       workers: z
         .union([z.literal('auto'), z.number(), z.string().regex(/^\d+$/, 'a number or auto').transform(Number)])

@@ -14,7 +14,10 @@ type Controller = Dispatcher.DispatchController;
  * in node:_http_incoming); undici hands every repeat over as an array. Read as Node read them,
  * a second Location cannot slip past the rewrite to the public origin, which reads one string.
  */
-const FIRST_ONLY = new Set(['content-type', 'content-length', 'user-agent', 'referer', 'host', 'authorization', 'proxy-authorization', 'if-modified-since', 'if-unmodified-since', 'from', 'location', 'max-forwards', 'retry-after', 'etag', 'last-modified', 'server', 'age', 'expires']);
+const FIRST_ONLY = new Set(['content-type', 'content-length', 'user-agent', 'referer', 'host', 'authorization', 'proxy-authorization', 'if-modified-since', 'if-unmodified-since', 'from', 'location', 'max-forwards', 'retry-after', 'etag', 'last-modified', 'server', 'age', 'expires',
+  // Not in Node's list, which joins their repeats with ', ': the rewrite reads one URL, and a
+  // second one joined after it went out naming the upstream's internal address.
+  'content-location', 'refresh']);
 
 /** undici's response headers, in place, as Node's IncomingMessage has them: Set-Cookie always a list, other repeats joined or dropped. */
 export function asNodeHeaders(headers: Record<string, string | string[] | undefined>): IncomingHttpHeaders {
@@ -36,7 +39,9 @@ export function asNodeHeaders(headers: Record<string, string | string[] | undefi
  * The route timeout is inactivity on either side of the upstream exchange (no answer within it,
  * no body chunk within it), on a timer of its own: undici's are coarse (its fast timers fire up
  * to a second late) and stop while a request body is still being sent. Time spent waiting on a
- * slow client is not the upstream's.
+ * slow client is not the upstream's; a client that reads nothing for `sendTimeoutMs` (nginx's
+ * send_timeout) is cut off, or each one that stops reading would hold a pooled upstream
+ * connection for as long as it stays connected.
  */
 export class Exchange implements Dispatcher.DispatchHandler {
   readonly body: BodyLimiter | null;
@@ -45,6 +50,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private readonly timer: NodeJS.Timeout | undefined;
   /** The answer waits for the client to drain. */
   private paused = false;
+  /** Runs while paused: the client has read nothing for sendTimeoutMs. */
+  private stall: NodeJS.Timeout | undefined;
   /** Finished, failed or given up: nothing more is written, failed or aborted. */
   private settled = false;
   /** The client went away first. */
@@ -60,6 +67,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     private readonly view: UpstreamView,
     private readonly hsts: string | undefined,
     withBody: boolean,
+    private readonly sendTimeoutMs: number,
   ) {
     this.body = withBody ? new BodyLimiter(ctx.req, route.config.maxBody, this.touch) : null;
     this.timer = route.config.timeout > 0 ? setTimeout(this.onTimeout, route.config.timeout) : undefined;
@@ -102,6 +110,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (!this.res.write(chunk)) {
       this.paused = true;
       controller.pause();
+      this.stall = setTimeout(this.onStall, this.sendTimeoutMs);
     }
   }
 
@@ -126,6 +135,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.settled) return false;
     this.settled = true;
     clearTimeout(this.timer);
+    clearTimeout(this.stall);
     if (this.body) {
       this.ctx.bytesIn = this.body.bytes;
       // A body still being read (the upstream answered before its end, or the exchange
@@ -162,8 +172,16 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private readonly onDrain = (): void => {
     if (!this.paused) return;
     this.paused = false;
+    clearTimeout(this.stall);
     this.timer?.refresh();
     this.controller?.resume();
+  };
+
+  /** The client stopped reading: its connection is cut, which tears the upstream request down (onClientClose). */
+  private readonly onStall = (): void => {
+    if (this.settled || !this.paused) return;
+    this.ctx.reply.aborted();
+    this.res.destroy();
   };
 
   /** A client that goes away tears its upstream request down (http-proxy alone leaked it: node-http-proxy #1586). */

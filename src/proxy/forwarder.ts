@@ -24,7 +24,12 @@ export interface Forwarder {
 export interface ForwarderOptions {
   /** Extra TLS options for HTTPS upstreams (a private CA); they are verified either way. */
   readonly upstreamTls?: ConnectionOptions;
+  /** How long a client may read nothing of an answer before it is cut (server.sendTimeout). */
+  readonly sendTimeoutMs?: number;
 }
+
+/** nginx's send_timeout default, for a forwarder built without a config. */
+const SEND_TIMEOUT_MS = 60_000;
 
 function hasBody(req: IncomingMessage): boolean {
   const len = req.headers['content-length'];
@@ -120,7 +125,7 @@ export function createForwarder(hsts: string | undefined, opts: ForwarderOptions
       // Node already answered the client's `Expect: 100-continue` (and undici refuses to send one).
       delete headers.expect;
       const view: UpstreamView = { upstream: t.origin, connected: t.upstream.addresses, view: publicView(ctx, route) };
-      const exchange = new Exchange(ctx, route, res, fail, view, hsts, hasBody(req));
+      const exchange = new Exchange(ctx, route, res, fail, view, hsts, hasBody(req), opts.sendTimeoutMs ?? SEND_TIMEOUT_MS);
       // undici frames the body itself: Content-Length as the client gave it, else chunked, for
       // every method (a GET/HEAD/DELETE/OPTIONS body stays a body, never a second request).
       // An async iterable body is documented (Dispatcher.md, DispatchOptions.body) but missing

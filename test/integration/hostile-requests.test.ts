@@ -461,3 +461,20 @@ test('errors are JSON for API clients and a small HTML page for browsers', async
     assert.ok(!res.body.includes('unknown.test.local'), 'the detail stays in the log');
   });
 });
+
+test("regression: a request Node's parser refuses gets the same security headers as every other own answer", async (t) => {
+  const gw = await gateway(t);
+  gw.upstream.seen.length = 0;
+  const raw = await rawTlsExchange(gw.port, gw.ca, `GET / HTTP/1.1\r\n${HOST}Bad Header: x\r\n\r\n`);
+  const res = assertRawRefused(raw, 400, 'BAD_REQUEST');
+  assert.equal(res.headers['cache-control'], 'no-store');
+  assert.equal(res.headers['x-content-type-options'], 'nosniff');
+  assert.equal(raw.match(/^x-content-type-options:/gim)?.length, 1, 'nosniff once');
+  assert.ok(res.headers['content-security-policy']?.includes("default-src 'none'"), 'a CSP of its own');
+  assert.equal(res.headers['cross-origin-opener-policy'], 'same-origin');
+  assert.ok(res.headers['x-frame-options'], 'frame options');
+  assert.match(res.headers['strict-transport-security'] ?? '', /^max-age=\d+/, 'HSTS over TLS');
+  await assertNothingUpstream(gw);
+  const line = gw.log.accessEntries.find((e) => e.requestId === res.headers['x-request-id']);
+  assert.equal(line?.status, 400);
+});

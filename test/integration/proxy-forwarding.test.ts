@@ -320,7 +320,7 @@ test('an HTTPS upstream signed by a CA the forwarder trusts is forwarded to, che
   const route = (name: string, preserveHost: boolean): CompiledRoute => {
     const config = testConfig(`  - { name: ${name}, host: api.test.local, upstream: "https://localhost:${port}/base", auth: none, preserveHost: ${preserveHost} }`, '', cert).routes[0];
     assert.ok(config);
-    return { name, config, target: new URL(config.upstream), steps: [], ownPageSteps: [] };
+    return { name, config, target: new URL(config.upstream), steps: [], upgradeSteps: [], ownPageSteps: [] };
   };
   const byName = route('by-name', false);
   const byPublicHost = route('public-host', true);
@@ -345,3 +345,59 @@ test('an HTTPS upstream signed by a CA the forwarder trusts is forwarded to, che
   assert.equal(refused.status, 502);
   assert.match(refused.body, /UPSTREAM_UNAVAILABLE/);
 });
+
+test('regression: a client that stops reading is cut off after server.sendTimeout, and its upstream request freed (it held a pooled connection for as long as it stayed connected)', async (t) => {
+  let upstreamClosed = false;
+  let requests = 0;
+  const upstream = net.createServer((sock) => {
+    sock.once('data', () => {
+      requests++;
+      sock.write('HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n');
+      const chunk = Buffer.alloc(64 * 1024, 97);
+      const pump = (): void => {
+        while (!sock.destroyed && sock.write(chunk));
+      };
+      sock.on('drain', pump);
+      pump();
+    });
+    sock.on('close', () => (upstreamClosed = true));
+    sock.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  t.after(() => upstream.close());
+  const port = (upstream.address() as AddressInfo).port;
+  const gw = await startTestGateway(`
+  - name: api
+    host: api.test.local
+    upstream: http://127.0.0.1:${port}
+    auth: none
+    timeout: 300ms
+`, {}, 'server: { sendTimeout: 800ms }');
+  t.after(() => gw.close());
+  const tls = await import('node:tls');
+  const socket = tls.connect({ host: '127.0.0.1', port: gw.port, ca: gw.ca, servername: 'api.test.local' });
+  t.after(() => socket.destroy());
+  await new Promise<void>((r) => socket.once('secureConnect', () => r()));
+  socket.on('error', () => undefined);
+  socket.write('GET /big HTTP/1.1\r\nHost: api.test.local\r\n\r\n');
+  await new Promise<void>((r) => socket.once('data', () => r()));
+  socket.pause();
+  // Not before the send timeout: the route timeout (300 ms) is the upstream's, not the client's.
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(upstreamClosed, false, 'a slow client is not cut by the route timeout');
+  // (A paused socket never emits 'close' itself: the gateway's side is what is checked.)
+  await waitUntil(() => upstreamClosed, 'the stalled client cut off and its upstream request torn down');
+  await waitUntil(() => gw.log.accessEntries.some((e) => e.path === '/big'), 'the access line');
+  assert.equal(requests, 1);
+  const line = gw.log.accessEntries.find((e) => e.path === '/big');
+  assert.equal(line?.status, 200);
+  assert.equal(line?.outcome, 'aborted');
+});
+
+async function waitUntil(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -91,6 +91,19 @@ test('regression: an upstream redirect to its own address comes back naming the 
   assert.equal(cl.headers.refresh, '3; url=https://api.test.local:8443/later');
 });
 
+test('regression: a repeated Content-Location or Refresh never passes the upstream\'s internal address on (the repeats were joined after the rewritten first)', async (t) => {
+  const { upstream, get } = await setup(t);
+  const internal = upstream.url;
+  const res = await get({ 'content-location': ['/v1/companies/7', `${internal}/v1/secret`], refresh: ['3; url=/later', `0; url=${internal}/internal`] });
+  assert.equal(res.status, 200);
+  assert.equal(res.body, 'ok');
+  // The upstream did send both (Node writes an array as repeated headers).
+  assert.equal(upstream.seen.length, 1);
+  assert.equal(res.headers['content-location'], '/v1/companies/7');
+  assert.equal(res.headers.refresh, '3; url=/later');
+  assert.ok(!JSON.stringify(res.headers).includes(`127.0.0.1:${upstream.port}`), JSON.stringify(res.headers));
+});
+
 test('redirects to other origins, look-alike hosts and relative ones pass untouched', async (t) => {
   const { upstream, get } = await setup(t);
   for (const location of [

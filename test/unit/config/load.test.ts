@@ -65,6 +65,7 @@ describe('parseConfig: defaults', () => {
       requestTimeout: 120_000,
       keepAliveTimeout: 5000,
       shutdownTimeout: 10_000,
+      sendTimeout: 60_000,
       workers: 1,
     });
     assert.deepEqual(cfg.secrets, {});
