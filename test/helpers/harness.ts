@@ -3,7 +3,7 @@ import tls from 'node:tls';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { parseConfig } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import { createMemoryLogger, type Logger, type MemoryLogger } from '../../src/log/logger.js';
@@ -196,4 +196,35 @@ export function rawTlsExchange(port: number, ca: string, bytes: string | Buffer,
 export function firstStatus(raw: string): number {
   const m = /^HTTP\/1\.[01] (\d{3})/.exec(raw);
   return m ? Number(m[1]) : 0;
+}
+
+/** An HTTPS request through the gateway (api.test.local) whose body and response the test drives itself. */
+export function openRequest(gw: TestGateway, opts: { method?: string; path: string; headers?: Record<string, string>; agent?: https.Agent }): { req: ClientRequest; response: Promise<IncomingMessage> } {
+  const req = https.request({
+    host: '127.0.0.1',
+    port: gw.port,
+    method: opts.method ?? 'GET',
+    path: opts.path,
+    ca: gw.ca,
+    servername: 'api.test.local',
+    headers: { host: 'api.test.local', ...opts.headers },
+    agent: opts.agent ?? false,
+    checkServerIdentity: () => undefined,
+  });
+  const response = new Promise<IncomingMessage>((resolve, reject) => {
+    req.once('response', resolve);
+    req.once('error', reject);
+  });
+  return { req, response };
+}
+
+/** The whole body of a response (resumed, should the test have paused it). */
+export function readBody(res: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.once('end', () => resolve(Buffer.concat(chunks)));
+    res.once('error', reject);
+    res.resume();
+  });
 }

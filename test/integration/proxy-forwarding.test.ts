@@ -1,11 +1,11 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import http, { type IncomingMessage } from 'node:http';
+import http from 'node:http';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { rawTlsExchange, startTestGateway, testCertificate, testConfig, type TestGateway } from '../helpers/harness.js';
+import { openRequest, rawTlsExchange, readBody, startTestGateway, testCertificate, testConfig, type TestGateway } from '../helpers/harness.js';
 import { testCa } from '../helpers/deployment.js';
 import { createForwarder } from '../../src/proxy/forwarder.js';
 import { Reply } from '../../src/reply.js';
@@ -71,35 +71,6 @@ ${extra}`,
   );
   t.after(() => gw.close());
   return gw;
-}
-
-function openRequest(gw: TestGateway, opts: { method?: string; path: string; headers?: Record<string, string>; agent?: https.Agent }): { req: http.ClientRequest; response: Promise<IncomingMessage> } {
-  const req = https.request({
-    host: '127.0.0.1',
-    port: gw.port,
-    method: opts.method ?? 'GET',
-    path: opts.path,
-    ca: gw.ca,
-    servername: 'api.test.local',
-    headers: { host: 'api.test.local', ...opts.headers },
-    agent: opts.agent ?? false,
-    checkServerIdentity: () => undefined,
-  });
-  const response = new Promise<IncomingMessage>((resolve, reject) => {
-    req.once('response', resolve);
-    req.once('error', reject);
-  });
-  return { req, response };
-}
-
-function readBody(res: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    res.on('data', (c: Buffer) => chunks.push(c));
-    res.once('end', () => resolve(Buffer.concat(chunks)));
-    res.once('error', reject);
-    res.resume();
-  });
 }
 
 test("the request body goes upstream framed as the client framed it: chunked stays chunked, Content-Length as given", async (t) => {

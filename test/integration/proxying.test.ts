@@ -1,9 +1,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import http, { type ClientRequest, type IncomingMessage } from 'node:http';
-import https from 'node:https';
+import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import { startTestGateway, type TestGateway } from '../helpers/harness.js';
+import { openRequest, readBody, startTestGateway, type TestGateway } from '../helpers/harness.js';
 
 /** Every wait in this file is bounded by this, so a regression fails instead of hanging. */
 const WAIT_MS = 5_000;
@@ -84,35 +83,6 @@ function route(upstream: string, extra = ''): string {
     upstream: ${upstream}
     auth: none
 ${extra}`;
-}
-
-/** An HTTPS request through the gateway whose body and response the test drives itself. */
-function openRequest(gw: TestGateway, opts: { method?: string; path: string; headers?: Record<string, string> }): { req: ClientRequest; response: Promise<IncomingMessage> } {
-  const req = https.request({
-    host: '127.0.0.1',
-    port: gw.port,
-    method: opts.method ?? 'GET',
-    path: opts.path,
-    ca: gw.ca,
-    servername: 'api.test.local',
-    headers: { host: 'api.test.local', ...opts.headers },
-    agent: false,
-    checkServerIdentity: () => undefined,
-  });
-  const response = new Promise<IncomingMessage>((resolve, reject) => {
-    req.once('response', resolve);
-    req.once('error', reject);
-  });
-  return { req, response };
-}
-
-function readBody(res: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    res.on('data', (c: Buffer) => chunks.push(c));
-    res.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    res.once('error', reject);
-  });
 }
 
 interface ErrorJson {
@@ -225,7 +195,7 @@ test('response bodies stream: the client reads the first chunk while the upstrea
   const first = await within(new Promise<Buffer>((r) => res.once('data', r)), WAIT_MS, 'the first chunk before the upstream finished');
   assert.equal(upstreamFinished, false);
   assert.equal(first.toString(), 'first;');
-  const rest = readBody(res);
+  const rest = readBody(res).then((b) => b.toString('utf8'));
   release.resolve();
   assert.equal(await within(rest, WAIT_MS, 'the rest of the body'), 'rest');
 });
@@ -250,7 +220,7 @@ test('request bodies stream: the upstream receives the first bytes of a chunked 
   req.end('part2');
   const res = await within(response, WAIT_MS, 'the response');
   assert.equal(res.statusCode, 200);
-  assert.equal(await readBody(res), 'got:part1;part2');
+  assert.equal((await readBody(res)).toString('utf8'), 'got:part1;part2');
 });
 
 test('node-http-proxy #1586 regression: a client that aborts mid-response tears down the upstream request', async (t) => {
