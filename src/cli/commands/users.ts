@@ -63,7 +63,7 @@ export const usersCommand: Command = {
           const patch = sub === 'disable' ? { disabled: true, sessionsValidFrom: new Date() } : { disabled: false };
           if (!(await auth.store.updateUser(name, patch))) throw new CliError(`no user ${name}`);
           log.security(`admin.user_${sub}d`, { user: name });
-          process.stderr.write(`user ${name} ${sub}d${sub === 'disable' ? ' (open sessions end within 5 s, at their next request; websockets within about 10 s)' : ''}\n`);
+          process.stderr.write(`user ${name} ${sub}d${sub === 'disable' ? ' (open sessions end at their next request and websockets close: at once on gateways that share Redis, within about 10 s on one without it)' : ''}\n`);
           return 0;
         }
         case 'set-password': {
