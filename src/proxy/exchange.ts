@@ -177,17 +177,18 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.controller?.resume();
   };
 
-  /** The client stopped reading: its connection is cut, which tears the upstream request down (onClientClose). */
+  /**
+   * The client stopped reading: its connection is cut, which tears the upstream request down
+   * (onClientClose); the pipeline's own close handler marks the reply aborted.
+   */
   private readonly onStall = (): void => {
     if (this.settled || !this.paused) return;
-    this.ctx.reply.aborted();
     this.res.destroy();
   };
 
   /** A client that goes away tears its upstream request down (http-proxy alone leaked it: node-http-proxy #1586). */
   private readonly onClientClose = (): void => {
     if (this.res.writableFinished) return;
-    this.ctx.reply.aborted();
     this.clientGone = true;
     if (!this.settled) this.giveUp(new ClientBodyError('the client went away'));
   };

@@ -113,11 +113,9 @@ export function createForwarder(hsts: string | undefined, opts: ForwarderOptions
 
   return {
     web(ctx, route, res, fail) {
-      // The client left while the steps ran: its 'close' has passed, nothing would tear this down.
-      if (res.destroyed) {
-        ctx.reply.aborted();
-        return;
-      }
+      // The client left while the steps ran: its 'close' has passed (the request is recorded as
+      // aborted already), and nothing would tear an upstream request down.
+      if (res.destroyed) return;
       const t = targetOf(route);
       const req = ctx.req;
       const headers = buildUpstreamHeaders(ctx, route.config, false);

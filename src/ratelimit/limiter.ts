@@ -1,4 +1,4 @@
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
 import { boundedCache } from '../stores/bounded-cache.js';
 import type { Redis } from 'ioredis';
 import type { RequestContext } from '../context.js';
