@@ -8,6 +8,7 @@ import type { Logger } from '../log/logger.js';
 import { buildUpstreamHeaders } from '../proxy/request-headers.js';
 import { stripPrefix } from '../routing/router.js';
 import type { TerminalHandler } from '../routes.js';
+import { withTimeout } from '../stores/redis.js';
 import type { IdentifierHasher } from '../audit/identifiers.js';
 import type { Redis } from 'ioredis';
 import { answerChallenge } from './handshake.js';
@@ -188,14 +189,4 @@ export function createWebhookRoute(route: RouteConfig, s: WhatsappSettings, deps
 
 function unavailable(detail: string): GatewayError {
   return new GatewayError('WEBHOOK_UNAVAILABLE', detail, { 'retry-after': RETRY_AFTER_SECONDS });
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    }),
-  ]);
 }
