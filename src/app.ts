@@ -267,7 +267,7 @@ function recorder(log: Logger, listener?: 'http'): (ctx: RequestContext) => void
 
 export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: Forwarder = createForwarder(hstsValue(cfg), { sendTimeoutMs: cfg.server.sendTimeout })): Gateway {
   const log = deps.log;
-  const newContext = contextMaker(cfg, { hsts: hstsValue(cfg) });
+  const newContext = contextMaker(cfg, { hsts: hstsValue(cfg), defaultLanguage: cfg.ui.defaultLanguage });
   const record = recorder(log);
   const wsTickets = deps.auth ? new WsTickets(deps.auth.kv) : undefined;
   const routes = cfg.routes.map((r) => compileRoute(r, deps, wsTickets));

@@ -1,13 +1,16 @@
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { GatewayError } from './errors.js';
 import type { Outcome } from './context.js';
+import { DEFAULT_LANGUAGE, negotiateLanguage, type Language } from './i18n/language.js';
 import { OWN_SECURITY_HEADERS, renderError, writeRawResponse, type ErrorBody } from './respond.js';
 
 /** What every reply of one listener shares, built once: HSTS (HTTPS only) and the security headers. */
 export interface ReplyPolicy {
   /** The Strict-Transport-Security value, sent on answers over TLS; undefined when off. */
   readonly hsts: string | undefined;
+  /** The pages' language when the browser's Accept-Language names none we have (`ui.defaultLanguage`). */
+  readonly defaultLanguage?: Language | undefined;
 }
 
 /** A page of the gateway's own: its policy replaces the plain answers' stricter defaults. */
@@ -27,6 +30,8 @@ export interface AnswerOptions {
   readonly page?: PageHeaders | undefined;
   /** The webhook's acknowledgement of a delivery it forwarded at once. */
   readonly outcome?: 'answered' | 'forwarded';
+  /** The language of a page (Content-Language, and Vary: Accept-Language since it was chosen by it). */
+  readonly language?: Language | undefined;
 }
 
 /**
@@ -50,6 +55,11 @@ export class Reply {
     private readonly secure: boolean,
     private readonly policy: ReplyPolicy,
   ) {}
+
+  /** The language of the pages answering `req`: its Accept-Language, else the configured default. */
+  language(req: IncomingMessage): Language {
+    return negotiateLanguage(req.headers['accept-language'], this.policy.defaultLanguage ?? DEFAULT_LANGUAGE);
+  }
 
   header(name: string, value: string): void {
     this.headers[name.toLowerCase()] = value;
@@ -98,8 +108,9 @@ export class Reply {
     if (!this.fail(err)) return;
     // HEADER_INVALID is a framing refusal: the body's end is unknown, so close (RFC 9112 §6.3).
     if (err.code === 'BODY_TOO_LARGE' || err.code === 'HEADER_INVALID' || err.status >= 500) res.shouldKeepAlive = false;
+    const language = html ? this.language(res.req) : undefined;
     // A CORS refusal carries none of the CORS headers a step may have set before it.
-    this.write(res, err.status, renderError(err, this.id, html), err.headers, undefined, err.code !== 'CORS_ORIGIN_DENIED');
+    this.write(res, err.status, renderError(err, this.id, html, language), err.headers, undefined, err.code !== 'CORS_ORIGIN_DENIED', language);
   }
 
   /**
@@ -126,7 +137,7 @@ export class Reply {
   answer(res: ServerResponse, status: number, opts: AnswerOptions = {}): void {
     if (!this.error) this.outcome = opts.outcome ?? 'answered';
     this.status = status;
-    this.write(res, status, opts.body, opts.headers, opts.page, true);
+    this.write(res, status, opts.body, opts.headers, opts.page, true, opts.language);
   }
 
   /** A redirect of the gateway's own, with no body. */
@@ -134,7 +145,7 @@ export class Reply {
     this.answer(res, status, { headers: { ...headers, location } });
   }
 
-  private write(res: ServerResponse, status: number, body: ErrorBody | undefined, extra: Extra | undefined, page: PageHeaders | undefined, withStepHeaders: boolean): void {
+  private write(res: ServerResponse, status: number, body: ErrorBody | undefined, extra: Extra | undefined, page: PageHeaders | undefined, withStepHeaders: boolean, language?: Language): void {
     if (res.headersSent) {
       res.destroy();
       return;
@@ -150,6 +161,12 @@ export class Reply {
     if (extra) for (const k in extra) out[k.toLowerCase()] = extra[k] as string;
     if (withStepHeaders) Object.assign(out, this.headers);
     if (this.cookies.length > 0) out['set-cookie'] = [...this.cookies];
+    if (language) {
+      out['content-language'] = language;
+      // Added to a step's Vary (CORS: Origin), not in its place: caches must key on both.
+      const vary = typeof out.vary === 'string' && out.vary.trim() !== '' ? out.vary : undefined;
+      out.vary = !vary ? 'Accept-Language' : /(^|,)\s*(\*|accept-language)\s*(,|$)/i.test(vary) ? vary : `${vary}, Accept-Language`;
+    }
     if (body) {
       out['content-type'] = body.contentType;
       out['content-length'] = Buffer.byteLength(body.body);

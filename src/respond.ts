@@ -4,8 +4,10 @@ import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import helmet from 'helmet';
 import type { GatewayError } from './errors.js';
+import { DEFAULT_LANGUAGE, type Language } from './i18n/language.js';
+import { errorMessage, retryText, statusTitle, t } from './i18n/messages.js';
 
-const PAGE_STYLE = 'body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#f3f3f3;padding:0 .3em}';
+const PAGE_STYLE = 'body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#f3f3f3;padding:0 .3em;overflow-wrap:anywhere}';
 const PAGE_STYLE_HASH = `'sha256-${createHash('sha256').update(PAGE_STYLE).digest('base64')}'`;
 
 /**
@@ -46,22 +48,28 @@ export interface ErrorBody {
   body: string;
 }
 
-/** The client's view of an error: code, public message and request id; never the detail. */
-export function renderError(err: GatewayError, requestId: string, html: boolean): ErrorBody {
+/**
+ * The client's view of an error: code, public message and request id; never the detail. JSON
+ * keeps the registry's English message (API clients key on `code`); the HTML page is in
+ * `language` and says when to come back if the error's `Retry-After` does.
+ */
+export function renderError(err: GatewayError, requestId: string, html: boolean, language: Language = DEFAULT_LANGUAGE): ErrorBody {
   if (!html) {
     return {
       contentType: 'application/json; charset=utf-8',
       body: JSON.stringify({ error: { code: err.code, message: err.publicMessage, requestId } }),
     };
   }
-  const title = `${err.status} ${STATUS_CODES[err.status] ?? ''}`.trim();
+  const title = statusTitle(language, err.status);
+  const retry = retryText(language, err.status, err.headers['retry-after']);
   return {
     contentType: 'text/html; charset=utf-8',
     body:
-      `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>` +
-      `<style>${PAGE_STYLE}</style></head><body><h1>${escapeHtml(title)}</h1>` +
-      `<p>${escapeHtml(err.publicMessage)}</p><p>Code <code>${escapeHtml(err.code)}</code> · request <code>${escapeHtml(requestId)}</code></p>` +
-      `<p><small>crm-gateway</small></p></body></html>`,
+      `<!doctype html><html lang="${language}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">` +
+      `<title>${escapeHtml(title)}</title><style>${PAGE_STYLE}</style></head><body><main><h1>${escapeHtml(title)}</h1>` +
+      `<p>${escapeHtml(errorMessage(language, err.code))}</p>${retry ? `<p>${escapeHtml(retry)}</p>` : ''}` +
+      `<p>${escapeHtml(t(language, 'page.code'))} <code>${escapeHtml(err.code)}</code> · ${escapeHtml(t(language, 'page.request'))} <code>${escapeHtml(requestId)}</code></p>` +
+      `<p><small>crm-gateway</small></p></main></body></html>`,
   };
 }
 
