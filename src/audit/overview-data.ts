@@ -1,153 +1,289 @@
-import { boundedCache } from '../stores/bounded-cache.js';
-import { FAILED_AUTH_CODES } from './alerts.js';
-import { listLogFiles, readLogLines } from './files.js';
+import { statSync } from 'node:fs';
 import { checkLine } from './chain.js';
+import { listLogFiles, readLogLines } from './files.js';
+import { accessFacts, byCount, signInFacts, Tally, UNBOUNDED, type TallyLimits } from './tally.js';
+import type { CountEntry } from './top-counts.js';
 
 const HOUR_MS = 3_600_000;
-export const OVERVIEW_HOURS = 24;
-/** Distinct IPs counted per hour; beyond it the rarest are not tracked (bounded memory under floods). */
-const MAX_IPS_PER_HOUR = 2_000;
+export type OverviewRange = '24h' | '7d' | '30d';
+export const OVERVIEW_RANGES: readonly OverviewRange[] = ['24h', '7d', '30d'];
+/** The longest range: what the overview keeps and what it reads back from the files at startup. */
+export const OVERVIEW_DAYS = 30;
+
+/**
+ * Each range is kept at its own bucket size (24 hours, 28 six-hour spans, 30 days) rather than
+ * derived from 720 hourly buckets, so the memory bound below holds 82 buckets, not 720.
+ */
+const TIERS: Record<OverviewRange, { readonly bucketMs: number; readonly buckets: number }> = {
+  '24h': { bucketMs: HOUR_MS, buckets: 24 },
+  '7d': { bucketMs: 6 * HOUR_MS, buckets: 28 },
+  '30d': { bucketMs: 24 * HOUR_MS, buckets: 30 },
+};
+
+/**
+ * Entries per bucket. The memory bound, whatever the traffic (a flood of distinct addresses,
+ * users or paths included): 82 buckets × (33 routes with one 740-byte latency histogram each,
+ * 65 reasons, 200 users, 100 clients, 500 addresses, 500 paths, 2 × 100 failed sign-in names
+ * and addresses) ≈ 131,000 map entries at most, and 2 MB of histograms. Keys are cut at 256
+ * characters, so even all-longest keys stay under about 60 MB. Measured: 4 million requests of
+ * distinct addresses, users and paths over 30 days leave 73,000 entries in 10–12 MB (a full
+ * list keeps its busiest half when it prunes); test/unit/audit/overview-data.test.ts checks
+ * the bound with 300,000.
+ */
+const BUCKET_LIMITS: TallyLimits = { routes: 32, reasons: 64, users: 200, clients: 100, addresses: 500, paths: 500, signInKeys: 100 };
+/** Records stamped later than now by more than this are not counted (they would open buckets no range shows yet). */
+const FUTURE_SLACK_MS = 5 * 60_000;
 const RECENT_ALERTS = 50;
-const TOP_IPS = 10;
+const TOP = 10;
 
-interface Bucket {
-  readonly start: number;
-  readonly denials: Map<string, number>;
-  readonly deniedIps: Map<string, number>;
-  failedLogins: number;
+export interface Count {
+  readonly value: string;
+  readonly count: number;
+  readonly denied: number;
 }
-
+export interface TimePoint {
+  /** ISO UTC start of the bucket. */
+  readonly start: string;
+  readonly requests: number;
+  readonly denied: number;
+}
+export interface RouteFigures {
+  /** The route's name as the access record names it; `(none)` for requests that matched no route, `(other)` beyond the bucket limit. */
+  readonly route: string;
+  readonly requests: number;
+  readonly denied: number;
+  /** denied / requests, 0..1 (0 without requests). */
+  readonly denialRatio: number;
+  /** Forwarded requests only, from log-scale histograms (each figure within ±4.5%). */
+  readonly upstreamMs: { readonly p50: number; readonly p95: number; readonly p99: number } | undefined;
+  readonly overTime: TimePoint[];
+}
+export interface SignInFigures {
+  /** Sign-in form attempts only. */
+  readonly succeeded: number;
+  readonly failed: number;
+  /** Attempts refused because the account or address was locked (`auth.login_locked`). */
+  readonly locked: number;
+  /** Bearer or cookie tokens (and websocket tickets) refused: AUTH_INVALID, AUTH_EXPIRED, AUTH_REVOKED, AUTH_AMBIGUOUS, AUTH_DISABLED. */
+  readonly rejectedTokens: number;
+  /** Wrong or unknown client secrets at /auth/token (client credentials), apart from people's sign-ins. */
+  readonly clientCredentialsFailed: number;
+  readonly overTime: { readonly start: string; readonly succeeded: number; readonly failed: number; readonly locked: number }[];
+}
 export interface RecentAlert {
   readonly time: string;
   readonly alert: string;
   readonly subject: string;
   readonly message: string;
 }
-
 export interface OverviewSnapshot {
+  readonly range: OverviewRange;
+  /** Start of the first bucket: the figures cover [from, to]. */
   readonly from: string;
   readonly to: string;
+  /** 60 for 24h, 360 for 7d, 1440 for 30d. */
+  readonly bucketMinutes: number;
+  readonly totalRequests: number;
+  /** Every refusal (4xx with a reason code), rate-limit refusals included. */
   readonly totalDenials: number;
-  readonly denialsByReason: { reason: string; count: number }[];
-  readonly failedLoginsByHour: { hour: string; count: number }[];
-  readonly topDeniedIps: { ip: string; count: number }[];
+  readonly rateLimited: number;
+  /** 5xx answers with an upstream reason (UPSTREAM_UNAVAILABLE, UPSTREAM_TIMEOUT, UPSTREAM_BAD_RESPONSE). */
+  readonly upstreamErrors: number;
+  readonly denialsByReason: { readonly reason: string; readonly count: number }[];
+  /** All routes. */
+  readonly overTime: TimePoint[];
+  /** By requests, most first. */
+  readonly routes: RouteFigures[];
+  readonly signIns: SignInFigures;
+  /** By requests, most first; 10 each. Clients are API clients (`client:<name>`) and the WhatsApp webhook. */
+  readonly top: { readonly users: Count[]; readonly clients: Count[]; readonly addresses: Count[]; readonly paths: Count[] };
+  /** Newest first. */
   readonly recentAlerts: RecentAlert[];
 }
 
+const timeOf = (r: Record<string, unknown>): number => (typeof r.time === 'string' ? Date.parse(r.time) : NaN);
+const iso = (ms: number): string => new Date(ms).toISOString();
+
 /**
- * The last 24 hours of security events, by hour, for the overview page: denials by reason,
- * failed logins, denied IPs, recent alerts. Fed with every security record as it is written,
- * and at startup from the security log files, so a restart does not blank the page.
+ * The last 30 days of access and security records, for the overview page: requests, denials
+ * and latency per route, rate-limit refusals, sign-ins, top users, clients, addresses and paths,
+ * recent alerts. Fed with every record as it is written, and at startup from the log files, so
+ * a restart does not blank the page. Counting is tally.ts's, shared with `audit report`.
  */
 export class SecurityOverview {
-  private readonly buckets = new Map<number, Bucket>();
+  private readonly tiers = new Map<OverviewRange, Map<number, Tally>>(OVERVIEW_RANGES.map((r) => [r, new Map()]));
   private readonly alerts: RecentAlert[] = [];
-  private readonly failedRequests = boundedCache<string, true>(10_000);
+  private backfilled = false;
 
   constructor(private readonly now: () => number = Date.now) {}
 
+  /** A security record (sign-ins and alerts count; denials are counted from the access record). */
   observe(r: Record<string, unknown>): void {
+    const time = timeOf(r);
+    const buckets = this.bucketsFor(time);
+    if (buckets.length === 0) return;
     const event = typeof r.event === 'string' ? r.event : '';
-    const time = typeof r.time === 'string' ? Date.parse(r.time) : NaN;
-    if (!Number.isFinite(time) || time < this.now() - OVERVIEW_HOURS * HOUR_MS) return;
-    const requestId = typeof r.requestId === 'string' ? r.requestId : undefined;
-    if (event === 'request.denied') {
-      const code = typeof r.code === 'string' ? r.code : 'UNKNOWN';
-      const b = this.bucket(time);
-      b.denials.set(code, (b.denials.get(code) ?? 0) + 1);
-      const ip = typeof r.clientIp === 'string' ? r.clientIp : undefined;
-      if (ip && (b.deniedIps.has(ip) || b.deniedIps.size < MAX_IPS_PER_HOUR)) b.deniedIps.set(ip, (b.deniedIps.get(ip) ?? 0) + 1);
-      if (FAILED_AUTH_CODES.has(code)) this.failedLogin(time, requestId);
-    } else if (event === 'ratelimit.rejected') {
-      // Rate-limit refusals are sampled (one event per bucket per period, carrying the number
-      // left out since the previous one), so a flood counts fully once its next event is written.
-      const suppressed = typeof r.suppressedSinceLast === 'number' && r.suppressedSinceLast > 0 ? r.suppressedSinceLast : 0;
-      const b = this.bucket(time);
-      b.denials.set('RATE_LIMITED', (b.denials.get('RATE_LIMITED') ?? 0) + 1 + suppressed);
-      const ip = typeof r.clientIp === 'string' ? r.clientIp : undefined;
-      if (ip && (b.deniedIps.has(ip) || b.deniedIps.size < MAX_IPS_PER_HOUR)) b.deniedIps.set(ip, (b.deniedIps.get(ip) ?? 0) + 1 + suppressed);
-    } else if (event === 'auth.login_failed') {
-      this.failedLogin(time, requestId);
-    } else if (event.startsWith('alert.')) {
-      this.alerts.push({
-        time: new Date(time).toISOString(),
-        alert: event.slice('alert.'.length),
-        subject: typeof r.subject === 'string' ? r.subject : '',
-        message: typeof r.message === 'string' ? r.message : '',
-      });
-      this.alerts.sort((a, b) => a.time.localeCompare(b.time));
-      if (this.alerts.length > RECENT_ALERTS) this.alerts.splice(0, this.alerts.length - RECENT_ALERTS);
-    }
+    if (event.startsWith('alert.')) this.alert(time, event, r);
+    const f = signInFacts(r);
+    if (f) for (const b of buckets) b.addSignIn(f);
   }
 
-  /** Reads the last day's security files (every chain) in `dir` into the overview. */
+  /** An access record: one answered request. */
+  observeAccess(r: Record<string, unknown>): void {
+    const f = accessFacts(r);
+    if (!f) return;
+    for (const b of this.bucketsFor(timeOf(r))) b.addAccess(f);
+  }
+
+  /**
+   * Reads the security and access files (every chain) of the last 30 days, line by line, each
+   * line whose chain hash holds. Only lines stamped before this call count: later ones reach
+   * the overview live (the logger observes before it backfills), so none counts twice. Once per
+   * overview; a second call reads nothing.
+   */
   async backfill(dir: string): Promise<number> {
-    const since = new Date(this.now() - OVERVIEW_HOURS * HOUR_MS).toISOString().slice(0, 10);
+    if (this.backfilled) return 0;
+    this.backfilled = true;
+    const before = this.now();
+    const since = iso(this.windowStart('30d', before)).slice(0, 10);
     let n = 0;
     for (const files of listLogFiles(dir).values()) {
       for (const f of files) {
-        if (f.stream !== 'security' || f.day < since) continue;
+        // Only regular files: a name that points at a device (a test's /dev/full, a misplaced
+        // FIFO) would be read without end.
+        if (f.stream === 'app' || f.day < since || !isRegularFile(f.path)) continue;
+        const observe = f.stream === 'access' ? this.observeAccess.bind(this) : this.observe.bind(this);
         await readLogLines(f.path, f.gzipped, (line) => {
           const c = checkLine(line);
-          if (c.ok) {
-            this.observe(c.record);
-            n++;
-          }
+          if (!c.ok || !(timeOf(c.record) < before)) return;
+          observe(c.record);
+          n++;
         });
       }
     }
     return n;
   }
 
-  snapshot(): OverviewSnapshot {
+  snapshot(range: OverviewRange = '24h'): OverviewSnapshot {
     const now = this.now();
-    const firstHour = Math.floor(now / HOUR_MS) * HOUR_MS - (OVERVIEW_HOURS - 1) * HOUR_MS;
-    for (const start of this.buckets.keys()) if (start < firstHour) this.buckets.delete(start);
-    const reasons = new Map<string, number>();
-    const ips = new Map<string, number>();
-    const hours: { hour: string; count: number }[] = [];
-    let total = 0;
-    for (let h = 0; h < OVERVIEW_HOURS; h++) {
-      const start = firstHour + h * HOUR_MS;
-      const b = this.buckets.get(start);
-      hours.push({ hour: new Date(start).toISOString(), count: b?.failedLogins ?? 0 });
+    const { bucketMs, buckets: count } = TIERS[range];
+    const first = this.windowStart(range, now);
+    const buckets = this.prune(range, first);
+    const total = new Tally(UNBOUNDED);
+    const overTime: TimePoint[] = [];
+    const signInsOverTime: SignInFigures['overTime'][number][] = [];
+    const perRoute = new Map<string, TimePoint[]>();
+    for (let i = 0; i < count; i++) {
+      const start = iso(first + i * bucketMs);
+      const b = buckets.get(first + i * bucketMs);
+      overTime.push({ start, requests: b?.requests ?? 0, denied: b?.denied ?? 0 });
+      signInsOverTime.push({ start, succeeded: b?.signIns.succeeded ?? 0, failed: b?.signIns.failed ?? 0, locked: b?.signIns.locked ?? 0 });
       if (!b) continue;
-      for (const [k, v] of b.denials) {
-        reasons.set(k, (reasons.get(k) ?? 0) + v);
-        total += v;
+      total.addAll(b);
+      for (const [name, r] of b.routes) {
+        let series = perRoute.get(name);
+        if (!series) perRoute.set(name, (series = []));
+        series[i] = { start, requests: r.requests, denied: r.denied };
       }
-      for (const [k, v] of b.deniedIps) ips.set(k, (ips.get(k) ?? 0) + v);
     }
-    const sorted = (m: Map<string, number>): [string, number][] => [...m].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
-    const from = new Date(now - OVERVIEW_HOURS * HOUR_MS).toISOString();
+    const routes: RouteFigures[] = [...total.routes]
+      .sort((a, b) => b[1].requests - a[1].requests || a[0].localeCompare(b[0]))
+      .map(([route, r]) => {
+        const series = perRoute.get(route) ?? [];
+        const latency = r.latency;
+        return {
+          route,
+          requests: r.requests,
+          denied: r.denied,
+          denialRatio: r.requests === 0 ? 0 : r.denied / r.requests,
+          upstreamMs: latency && latency.count > 0 ? { p50: latency.percentile(0.5) as number, p95: latency.percentile(0.95) as number, p99: latency.percentile(0.99) as number } : undefined,
+          overTime: overTime.map((p, i) => series[i] ?? { start: p.start, requests: 0, denied: 0 }),
+        };
+      });
+    const from = iso(first);
+    const top = (c: { top(n: number): CountEntry[] }): Count[] => c.top(TOP);
     return {
+      range,
       from,
-      to: new Date(now).toISOString(),
-      totalDenials: total,
-      denialsByReason: sorted(reasons).map(([reason, count]) => ({ reason, count })),
-      failedLoginsByHour: hours,
-      topDeniedIps: sorted(ips)
-        .slice(0, TOP_IPS)
-        .map(([ip, count]) => ({ ip, count })),
+      to: iso(now),
+      bucketMinutes: bucketMs / 60_000,
+      totalRequests: total.requests,
+      totalDenials: total.denied,
+      rateLimited: total.rateLimited,
+      upstreamErrors: total.upstreamErrors,
+      denialsByReason: byCount(total.reasons).map(([reason, n]) => ({ reason, count: n })),
+      overTime,
+      routes,
+      signIns: {
+        succeeded: total.signIns.succeeded,
+        failed: total.signIns.failed,
+        locked: total.signIns.locked,
+        rejectedTokens: total.rejectedTokens,
+        clientCredentialsFailed: total.signIns.clientFailed,
+        overTime: signInsOverTime,
+      },
+      top: { users: top(total.users), clients: top(total.clients), addresses: top(total.addresses), paths: top(total.paths) },
       recentAlerts: this.alerts.filter((a) => a.time >= from).reverse(),
     };
   }
 
-  private failedLogin(time: number, requestId: string | undefined): void {
-    if (requestId) {
-      if (this.failedRequests.has(requestId)) return;
-      this.failedRequests.set(requestId, true);
-    }
-    this.bucket(time).failedLogins++;
+  /** Map entries held now, over every bucket (for the memory-bound test). */
+  trackedEntries(): number {
+    let n = 0;
+    for (const buckets of this.tiers.values()) for (const b of buckets.values()) n += b.entries();
+    return n;
   }
 
-  private bucket(time: number): Bucket {
-    const start = Math.floor(time / HOUR_MS) * HOUR_MS;
-    let b = this.buckets.get(start);
-    if (!b) {
-      b = { start, denials: new Map(), deniedIps: new Map(), failedLogins: 0 };
-      this.buckets.set(start, b);
+  private alert(time: number, event: string, r: Record<string, unknown>): void {
+    this.alerts.push({
+      time: iso(time),
+      alert: event.slice('alert.'.length),
+      subject: typeof r.subject === 'string' ? r.subject : '',
+      message: typeof r.message === 'string' ? r.message : '',
+    });
+    this.alerts.sort((a, b) => a.time.localeCompare(b.time));
+    if (this.alerts.length > RECENT_ALERTS) this.alerts.splice(0, this.alerts.length - RECENT_ALERTS);
+  }
+
+  private windowStart(range: OverviewRange, now: number): number {
+    const { bucketMs, buckets } = TIERS[range];
+    return Math.floor(now / bucketMs) * bucketMs - (buckets - 1) * bucketMs;
+  }
+
+  /** The bucket of `time` in each range that still shows it (none for a time out of every range). */
+  private bucketsFor(time: number): Tally[] {
+    const now = this.now();
+    if (!Number.isFinite(time) || time > now + FUTURE_SLACK_MS) return [];
+    const out: Tally[] = [];
+    for (const range of OVERVIEW_RANGES) {
+      const first = this.windowStart(range, now);
+      if (time < first) continue;
+      const { bucketMs } = TIERS[range];
+      const start = Math.floor(time / bucketMs) * bucketMs;
+      const buckets = this.tiers.get(range) as Map<number, Tally>;
+      let b = buckets.get(start);
+      if (!b) {
+        // A new bucket: the ones that have left the range go first, so no range ever holds more than its count (+1 ahead).
+        this.prune(range, first);
+        b = new Tally(BUCKET_LIMITS);
+        buckets.set(start, b);
+      }
+      out.push(b);
     }
-    return b;
+    return out;
+  }
+
+  private prune(range: OverviewRange, first: number): Map<number, Tally> {
+    const buckets = this.tiers.get(range) as Map<number, Tally>;
+    for (const start of buckets.keys()) if (start < first) buckets.delete(start);
+    return buckets;
+  }
+}
+
+function isRegularFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
   }
 }

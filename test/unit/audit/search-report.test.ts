@@ -68,8 +68,9 @@ test('audit report --day summarizes a rotated day', async () => {
     { reason: 'AUTH_FAILED', count: 1 },
     { reason: 'IP_DENIED', count: 1 },
   ]);
-  assert.equal(r.failedLogins, 1, 'the login failure and its AUTH_FAILED line are one failed login');
-  assert.deepEqual(r.failedLoginsByUser, [{ user: 'mallory', count: 1 }]);
+  assert.equal(r.rateLimited, 3);
+  assert.deepEqual(r.signIns, { succeeded: 0, failed: 1, locked: 0, rejectedTokens: 0, clientCredentialsFailed: 0 }, 'the login failure and its AUTH_FAILED line are one failed sign-in');
+  assert.deepEqual(r.failedSignInsByUser, [{ user: 'mallory', count: 1 }]);
   assert.deepEqual(r.topDeniedIps, [
     { ip: '203.0.113.5', count: 3 },
     { ip: '198.51.100.1', count: 2 },
@@ -98,7 +99,9 @@ test('npx crm-gateway audit search --json and audit report print what the functi
   assert.equal(report.status, 0, report.err);
   assert.match(report.out, /requests: 17 \(2xx 10, 4xx 6, 5xx 1\)/);
   assert.match(report.out, /RATE_LIMITED\s+4/);
-  assert.match(report.out, /failed logins: 1/);
+  assert.match(report.out, /rate-limit refusals: 4\n/);
+  assert.match(report.out, /sign-ins: 0 succeeded, 1 failed, 0 refused while locked\n/);
+  assert.match(report.out, /rejected tokens: 0\n/);
   const usage = cli(['audit', 'search', '--status', 'teapot']);
   assert.equal(usage.status, 2);
 });
