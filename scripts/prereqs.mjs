@@ -43,6 +43,7 @@ export const TEST_NEEDS = [
   command('nginx', 'nginx'), // test/integration/nginx.test.ts: nginx -t and nginx in front of the gateway
   command('redis-server', 'redis-server'), // test/helpers/deployment.ts starts a password-protected one
   command('openssl', 'openssl'), // test/helpers/deployment.ts issues its certificates with it
+  command('prometheus', 'promtool'), // test/integration/metrics-promtool.test.ts: `promtool check metrics` on a live /metrics
   python('python3-fastapi', 'fastapi'), // test/integration/real-crm-api.test.ts: the real FastAPI app...
   python('python3-uvicorn', 'uvicorn'), // ...under uvicorn (which pulls in python3-wsproto for --ws wsproto)
   python('python3-multipart', 'multipart'), // FastAPI's File/Form (multipart upload) import it

@@ -106,8 +106,8 @@ export class AlertRules {
       if (requestId) this.counted.set(requestId, true);
       if (user) this.failedUser(user, ip);
       if (ip) this.failedIp(ip);
-    } else if (event === 'auth.lockout' && user) {
-      this.raise('account_locked', user, `account ${user} locked after repeated failed logins`, { user, clientIp: ip });
+    } else if (event === 'auth.lockout') {
+      this.locked(r, ip);
     } else if (event === 'auth.login_succeeded' && user && ip) {
       this.seen(user, ip);
     }
@@ -133,6 +133,20 @@ export class AlertRules {
       const n = this.upstream.hit(route, this.now());
       if (n) this.raise('upstream_down', route, `upstream of route ${route} failed ${n} times within ${minutes(this.cfg.upstreamDown.window)} (last: ${code})`, { route, count: n, lastCode: code, windowMs: this.cfg.upstreamDown.window });
     }
+  }
+
+  /**
+   * A lockout names what it locked as its subject: `user:<name>` or `ip:<address group>`. The
+   * alert keeps that subject (one cooldown per locked thing; a user may be named like an
+   * address) and says it in words.
+   */
+  private locked(r: Record<string, unknown>, ip: string | undefined): void {
+    const subject = str(r.subject);
+    if (!subject) return;
+    const failures = typeof r.failures === 'number' ? ` after ${r.failures} failed sign-ins` : ' after repeated failed sign-ins';
+    const lockedFor = typeof r.lockedForMs === 'number' ? ` for ${minutes(r.lockedForMs)}` : '';
+    const [kind, name] = subject.startsWith('ip:') ? ['address', subject.slice(3)] : ['account', str(r.user) ?? subject.replace(/^user:/, '')];
+    this.raise('account_locked', subject, `${kind} ${name} locked${lockedFor}${failures}`, { ...(kind === 'account' ? { user: name } : {}), clientIp: ip, lockedForMs: r.lockedForMs });
   }
 
   private failedUser(user: string, ip: string | undefined): void {

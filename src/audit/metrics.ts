@@ -18,10 +18,14 @@ export const requestsTotal = new Counter({
   labelNames: ['route', 'status', 'kind'] as const,
   registers,
 });
+/**
+ * By outcome too: a 1 ms refusal and a 2 s upstream answer on one route are different
+ * populations, and mixed they hide the upstream's latency.
+ */
 export const requestDuration = new Histogram({
   name: 'crmgw_http_request_duration_seconds',
-  help: 'Time from arrival to the end of the answer, by route.',
-  labelNames: ['route'] as const,
+  help: 'Time from arrival to the end of the answer, by route and outcome (forwarded, answered, denied, failed, aborted).',
+  labelNames: ['route', 'outcome'] as const,
   buckets: LATENCY_BUCKETS,
   registers,
 });
@@ -29,12 +33,6 @@ export const denialsTotal = new Counter({
   name: 'crmgw_denials_total',
   help: 'Requests refused by the gateway, by reason code.',
   labelNames: ['reason'] as const,
-  registers,
-});
-export const rateLimitRejections = new Counter({
-  name: 'crmgw_rate_limit_rejections_total',
-  help: 'Requests refused by a rate limit, by route.',
-  labelNames: ['route'] as const,
   registers,
 });
 export const upstreamErrors = new Counter({
@@ -49,6 +47,25 @@ export const securityEventsTotal = new Counter({
   labelNames: ['event'] as const,
   registers,
 });
+/**
+ * Fed by the stores' own connection events (`store.redis_connected`/`_lost`,
+ * `store.postgres_connected`/`_lost`), so the metric and the security log never disagree; a
+ * store that is not configured has no series.
+ */
+export const storeUp = new Gauge({
+  name: 'crmgw_store_up',
+  help: '1 while the store answers, 0 from its loss until it answers again, by store (redis, postgres).',
+  labelNames: ['store'] as const,
+  registers,
+});
+const STORE_EVENT = /^store\.(redis|postgres)_(connected|lost)$/;
+
+/** Counts a security event written; a store's connection event also moves `crmgw_store_up`. */
+export function observeSecurityEvent(event: string): void {
+  securityEventsTotal.inc({ event });
+  const store = STORE_EVENT.exec(event);
+  if (store) storeUp.set({ store: store[1] as string }, store[2] === 'connected' ? 1 : 0);
+}
 export const alertsTotal = new Counter({
   name: 'crmgw_alerts_total',
   help: 'Alerts raised, by type.',
@@ -69,8 +86,24 @@ export function registerLogStatus(sinks: StatusSource, eventsBacklog: () => numb
   };
 }
 
-function perStream(name: string, help: string, value: (s: ReturnType<StatusSource>[number]) => number): Gauge<'stream'> {
+type StreamValue = (s: ReturnType<StatusSource>[number]) => number;
+
+function perStream(name: string, help: string, value: StreamValue): Gauge<'stream'> {
   return new Gauge({
+    name,
+    help,
+    labelNames: ['stream'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const source of statusSources) for (const s of source()) this.inc({ stream: s.chain }, value(s));
+    },
+  });
+}
+
+/** A sink's own since-start count, exposed as the counter it is (read at scrape, never decreasing while the sink lives). */
+function perStreamCounter(name: string, help: string, value: StreamValue): Counter<'stream'> {
+  return new Counter({
     name,
     help,
     labelNames: ['stream'] as const,
@@ -84,8 +117,8 @@ function perStream(name: string, help: string, value: (s: ReturnType<StatusSourc
 
 export const logBacklogBytes = perStream('crmgw_log_backlog_bytes', 'Bytes of log lines held in memory, not yet on disk (the log write backlog), by stream.', (s) => s.backlogBytes);
 export const logQueuedLines = perStream('crmgw_log_backlog_lines', 'Log lines waiting to be handed to the file, by stream.', (s) => s.queuedLines);
-export const logLinesWritten = perStream('crmgw_log_lines_written', 'Log lines confirmed on disk since start, by stream.', (s) => s.writtenLines);
-export const logLinesDropped = perStream('crmgw_log_lines_dropped', 'Log lines dropped because the backlog was full, since start, by stream.', (s) => s.droppedLines);
+export const logLinesWritten = perStreamCounter('crmgw_log_lines_written_total', 'Log lines confirmed on disk since start, by stream.', (s) => s.writtenLines);
+export const logLinesDropped = perStreamCounter('crmgw_log_lines_dropped_total', 'Log lines dropped because the backlog was full, since start, by stream.', (s) => s.droppedLines);
 export const logSinkHealthy = new Gauge({
   name: 'crmgw_log_sink_healthy',
   help: '1 when the stream writes to disk normally; 0 while failing, retrying or dropping.',
@@ -128,10 +161,9 @@ export function observeRequest(ctx: RequestContext): void {
   const reply = ctx.reply;
   const route = ctx.route?.name ?? NO_ROUTE;
   requestsTotal.inc({ route, status: reply.status === undefined ? '0' : String(reply.status), kind: ctx.kind });
-  requestDuration.observe({ route }, (performance.now() - ctx.startedAt) / 1000);
+  requestDuration.observe({ route, outcome: reply.outcome ?? 'none' }, (performance.now() - ctx.startedAt) / 1000);
   const code = reply.error?.code;
   if (!code) return;
   if (UPSTREAM_ERRORS.has(code)) upstreamErrors.inc({ route, reason: code });
   else if ((reply.error?.status ?? 500) < 500 || reply.outcome === 'denied') denialsTotal.inc({ reason: code });
-  if (code === 'RATE_LIMITED') rateLimitRejections.inc({ route });
 }

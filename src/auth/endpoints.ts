@@ -4,7 +4,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import type { RequestContext } from '../context.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { ipBucket } from '../ratelimit/keys.js';
+import { ipGroup } from '../ratelimit/keys.js';
 import type { CredentialLimiter } from '../ratelimit/login.js';
 import { ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, clearCookie, parseCookies, setCookie, singleCookie } from './cookies.js';
 import { cookieChallenge } from './challenge.js';
@@ -115,7 +115,7 @@ export function createAuthEndpoints(
     const method = ctx.req.method ?? 'GET';
     if (method === 'GET' || method === 'HEAD') {
       const rd = returnTo(ctx, new URLSearchParams(ctx.target?.query ?? '').get('rd'));
-      sendPage(ctx, res, 200, loginPage({ csrf: freshCsrf(ctx), rd }), [returnOrigin(rd)]);
+      sendPage(ctx, res, 200, loginPage(ctx.reply.language(ctx.req), { csrf: freshCsrf(ctx), rd }), [returnOrigin(rd)]);
       return;
     }
     if (method !== 'POST') throw new GatewayError('METHOD_NOT_ALLOWED', `${method} /auth/login`);
@@ -123,35 +123,36 @@ export function createAuthEndpoints(
     const rd = returnTo(ctx, form.get('rd'));
     const name = (form.get('username') ?? '').trim();
     const password = form.get('password') ?? '';
-    const again = (status: number, message: string, err: GatewayError): void => {
+    const again = (status: number, err: GatewayError): void => {
       ctx.reply.fail(err);
-      sendPage(ctx, res, status, loginPage({ csrf: freshCsrf(ctx), rd, error: message, user: name }), [returnOrigin(rd)], err.headers);
+      sendPage(ctx, res, status, loginPage(ctx.reply.language(ctx.req), { csrf: freshCsrf(ctx), rd, error: err, user: name }), [returnOrigin(rd)], err.headers);
     };
     if (!formCsrfOk(ctx, form)) {
-      again(403, 'The form expired. Please sign in again.', new GatewayError('CSRF_REJECTED', 'login form CSRF token or Origin mismatch'));
+      again(403, new GatewayError('CSRF_REJECTED', 'login form CSRF token or Origin mismatch'));
       return;
     }
     try {
       await limits.login(ctx, name.slice(0, 64));
     } catch (err) {
       if (!isGatewayError(err)) throw err;
-      again(err.status, 'Too many sign-in attempts. Try again later.', err);
+      again(err.status, err);
       return;
     }
-    const attempt = { name: name.slice(0, 64), ipKey: ctx.address ? ipBucket(ctx.address.client, LOCKOUT_IPV6_PREFIX) : 'unknown', requestId: ctx.id };
+    const attempt = { name: name.slice(0, 64), ...lockoutAddress(ctx), requestId: ctx.id };
     try {
       await auth.lockout.check(attempt);
     } catch (err) {
       if (!isGatewayError(err)) throw err;
-      log.security('auth.login_locked', { requestId: ctx.id, user: attempt.name, clientIp: attempt.ipKey, detail: err.detail });
-      again(429, 'Too many failed sign-ins. Try again later.', err);
+      // Only a lock is a lockout: a store that could not answer is reported by its own code.
+      if (err.code === 'AUTH_LOCKED') log.security('auth.login_locked', { requestId: ctx.id, user: attempt.name, clientIp: attempt.clientIp, addressGroup: attempt.ipKey, detail: err.detail });
+      again(err.status, err);
       return;
     }
     const user = name ? await auth.store.getUser(name) : undefined;
     const ok = user ? await verifyPassword(password, user.passwordHash) : (await verifyPassword(password, await dummyHash()), false);
     if (!user || !ok || user.disabled) {
       await auth.lockout.failed(attempt, !user ? 'unknown user' : !ok ? 'wrong password' : 'disabled');
-      again(401, 'Wrong user name or password.', new GatewayError('AUTH_FAILED', !user ? 'unknown user' : !ok ? 'wrong password' : 'disabled user', { 'www-authenticate': cookieChallenge() }));
+      again(401, new GatewayError('AUTH_FAILED', !user ? 'unknown user' : !ok ? 'wrong password' : 'disabled user', { 'www-authenticate': cookieChallenge() }));
       return;
     }
     await auth.lockout.succeeded(attempt);
@@ -166,7 +167,7 @@ export function createAuthEndpoints(
     expireBrowserCookies(ctx);
     ctx.reply.cookie(setCookie(ACCESS_COOKIE, issued.token, auth.config.sessionTtl), setCookie(REFRESH_COOKIE, family.token, auth.config.refreshTtl));
     ctx.principal = { subject: user.name, roles: user.roles, method: 'session', tokenId: issued.claims.jti, expiresAt: issued.claims.exp * 1000 };
-    log.security('auth.login_succeeded', { requestId: ctx.id, user: user.name, roles: user.roles, clientIp: ctx.address?.client.address, tokenId: issued.claims.jti });
+    log.security('auth.login_succeeded', { requestId: ctx.id, user: user.name, roles: user.roles, clientIp: ctx.address?.client.address, method: 'password', tokenId: issued.claims.jti });
     // The applications' storage on this host (NocoDB's token in localStorage) belongs to whoever
     // used the browser before, and the gateway cannot always tell who that was (their cookies
     // may have expired), so every login clears it, as it clears every cookie it sees. Not
@@ -213,7 +214,7 @@ export function createAuthEndpoints(
   async function logout(ctx: RequestContext, res: ServerResponse): Promise<void> {
     const method = ctx.req.method ?? 'GET';
     if (method === 'GET' || method === 'HEAD') {
-      sendPage(ctx, res, 200, logoutPage({ csrf: freshCsrf(ctx) }), chainOrigins(ctx));
+      sendPage(ctx, res, 200, logoutPage(ctx.reply.language(ctx.req), { csrf: freshCsrf(ctx) }), chainOrigins(ctx));
       return;
     }
     if (method !== 'POST') throw new GatewayError('METHOD_NOT_ALLOWED', `${method} /auth/logout`);
@@ -255,7 +256,7 @@ export function createAuthEndpoints(
     const basic = readBasic(ctx.req);
     if (!basic) throw new GatewayError('AUTH_REQUIRED', 'no client credentials', { 'www-authenticate': 'Basic realm="crm-gateway"' });
     await limits.token(ctx, basic.name.slice(0, 64));
-    const attempt = { name: `${CLIENT_SUBJECT_PREFIX}${basic.name.slice(0, 64)}`, ipKey: ctx.address ? ipBucket(ctx.address.client, LOCKOUT_IPV6_PREFIX) : 'unknown', requestId: ctx.id };
+    const attempt = { name: `${CLIENT_SUBJECT_PREFIX}${basic.name.slice(0, 64)}`, ...lockoutAddress(ctx), requestId: ctx.id };
     await auth.lockout.check(attempt);
     const client = await auth.store.getClient(basic.name);
     const given = createHash('sha256').update(basic.secret).digest('hex');
@@ -279,6 +280,15 @@ export function createAuthEndpoints(
       run(ctx, res).catch((err: unknown) => fail(isGatewayError(err) ? err : new GatewayError('INTERNAL', String(err))));
     },
   };
+}
+
+/**
+ * Who a sign-in attempt comes from: the plain address for the events (`clientIp`, as every
+ * other event has it) and the group its failures count under (`ipKey`, an IPv6 /64).
+ */
+function lockoutAddress(ctx: RequestContext): { clientIp: string | undefined; ipKey: string } {
+  const client = ctx.address?.client;
+  return { clientIp: client?.address, ipKey: client ? ipGroup(client, LOCKOUT_IPV6_PREFIX) : 'unknown' };
 }
 
 /** The origin of an absolute return URL (already checked by safeReturnTo), for the page's form-action. */

@@ -14,7 +14,15 @@ const MAX_LOCK_MS = 60 * 60_000;
 export interface LoginAttempt {
   /** User or client name as typed. */
   name: string;
-  /** The key from the one client-IP resolver (IPv6 grouped by /64). */
+  /**
+   * The client's address from the one client-IP resolver, as every other event records it
+   * (`clientIp`), so `audit search --ip` and PostgreSQL's `client_ip` find sign-in events too.
+   */
+  clientIp?: string | undefined;
+  /**
+   * The address group failures are counted under (IPv6 grouped by /64): `ipGroup()`. Logged as
+   * `addressGroup` (a field named like `*Key` is redacted as a credential).
+   */
   ipKey: string;
   requestId: string;
 }
@@ -41,19 +49,23 @@ export class Lockout {
   async failed(a: LoginAttempt, reason: string): Promise<void> {
     const name = a.name.toLowerCase();
     const [userFails, ipFails] = await Promise.all([this.kv.incr(`fail:user:${name}`, FAILURE_WINDOW_MS), this.kv.incr(`fail:ip:${a.ipKey}`, FAILURE_WINDOW_MS)]);
-    this.log.security('auth.login_failed', { requestId: a.requestId, user: a.name, clientIp: a.ipKey, reason, userFailures: userFails, ipFailures: ipFails });
-    await this.lockIfOver(`user:${name}`, userFails, USER_THRESHOLD, a);
-    await this.lockIfOver(`ip:${a.ipKey}`, ipFails, IP_THRESHOLD, a);
+    this.log.security('auth.login_failed', { requestId: a.requestId, user: a.name, clientIp: a.clientIp, addressGroup: a.ipKey, reason, userFailures: userFails, ipFailures: ipFails });
+    await this.lockIfOver(`user:${name}`, userFails, USER_THRESHOLD, a, { user: a.name });
+    await this.lockIfOver(`ip:${a.ipKey}`, ipFails, IP_THRESHOLD, a, {});
   }
 
   async succeeded(a: LoginAttempt): Promise<void> {
     await this.kv.del(`fail:user:${a.name.toLowerCase()}`);
   }
 
-  private async lockIfOver(subject: string, failures: number, threshold: number, a: LoginAttempt): Promise<void> {
+  /**
+   * `subject` is what is locked (`user:<name>` or `ip:<address group>`); `clientIp` is the
+   * address whose failure tipped it, and `user` is named only when the account is what is locked.
+   */
+  private async lockIfOver(subject: string, failures: number, threshold: number, a: LoginAttempt, who: { user?: string }): Promise<void> {
     if (failures < threshold) return;
     const ms = Math.min(MAX_LOCK_MS, BASE_LOCK_MS * 2 ** (failures - threshold));
     await this.kv.set(`lock:${subject}`, '1', ms);
-    this.log.security('auth.lockout', { requestId: a.requestId, subject, failures, lockedForMs: ms });
+    this.log.security('auth.lockout', { requestId: a.requestId, subject, ...who, clientIp: a.clientIp, failures, lockedForMs: ms });
   }
 }

@@ -3,6 +3,7 @@ import { basename, dirname } from 'node:path';
 import type { Server } from 'node:https';
 import { loadCertificatePair, type CertificateInfo } from './certificates.js';
 import { tlsPolicy } from './options.js';
+import { reportCertificate } from './metrics.js';
 import type { Logger } from '../log/logger.js';
 
 const DEBOUNCE_MS = 250;
@@ -34,6 +35,7 @@ export function createCertificateReloader(
   let current = initial;
   let timer: NodeJS.Timeout | undefined;
   const watchers: FSWatcher[] = [];
+  const unreport = reportCertificate(() => current);
 
   const reload = (reason: string): boolean => {
     try {
@@ -84,6 +86,7 @@ export function createCertificateReloader(
     },
     close() {
       clearTimeout(timer);
+      unreport();
       process.off('SIGHUP', onHup);
       for (const w of watchers) w.close();
     },

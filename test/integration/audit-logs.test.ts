@@ -308,7 +308,7 @@ test('the logs of the run verify, and /metrics parses as Prometheus text with th
     'crmgw_http_requests_total',
     'crmgw_http_request_duration_seconds',
     'crmgw_denials_total',
-    'crmgw_rate_limit_rejections_total',
+    'crmgw_ratelimit_rejected_total',
     'crmgw_upstream_errors_total',
     'crmgw_open_connections',
     'crmgw_nodejs_eventloop_lag_seconds',
@@ -320,7 +320,7 @@ test('the logs of the run verify, and /metrics parses as Prometheus text with th
   assert.equal(families.get('crmgw_http_request_duration_seconds')?.type, 'histogram');
   assert.match(text, /crmgw_denials_total\{reason="IP_DENIED"\} [1-9]/);
   assert.match(text, /crmgw_http_requests_total\{route="api",status="200",kind="http"\} [1-9]/);
-  assert.match(text, /crmgw_rate_limit_rejections_total\{route="limited"\} [1-9]/);
+  assert.match(text, /crmgw_ratelimit_rejected_total\{limit="limited"\} [1-9]/);
   assert.match(text, /crmgw_upstream_errors_total\{route="down",reason="UPSTREAM_UNAVAILABLE"\} [1-9]/);
   assert.match(text, /crmgw_log_backlog_bytes\{stream="access"\} \d+/);
 });
