@@ -5,6 +5,8 @@ import type { GatewayConfig } from './config/schema.js';
 import { insecureSettings, type PolicyFinding } from './config/policy.js';
 import { devCaPaths, ensureDevCertificate, loadCertificatePair, type CertificateInfo } from './tls/certificates.js';
 import type { Logger } from './log/logger.js';
+import { judgePersistence, probeRedisPersistence, supportsWaitAof } from './stores/persistence.js';
+import { sentinelOptions } from './stores/sentinel.js';
 
 export interface Prepared {
   config: GatewayConfig;
@@ -14,8 +16,11 @@ export interface Prepared {
 
 /** Thrown when production settings are unsafe: every reason is listed. */
 export class RefusedToStart extends Error {
-  constructor(readonly findings: readonly PolicyFinding[]) {
-    super(`refusing to start in production:\n${findings.map((f) => `  - [${f.id}] ${f.message}`).join('\n')}`);
+  constructor(
+    readonly findings: readonly PolicyFinding[],
+    heading = 'refusing to start in production',
+  ) {
+    super(`${heading}:\n${findings.map((f) => `  - [${f.id}] ${f.message}`).join('\n')}`);
     this.name = 'RefusedToStart';
   }
 }
@@ -55,4 +60,33 @@ export async function prepare(
   if (!config.stores.redisUrl) log.app('info', 'REDIS_URL not set: limits and shared state use the embedded in-memory store (one instance only)');
   if (!config.stores.databaseUrl) log.app('info', 'DATABASE_URL not set: embedded local stores are used (one instance only)');
   return { config, findings, certificate };
+}
+
+/** How long startup waits for Redis to say how it persists. */
+const PERSISTENCE_PROBE_MS = 3_000;
+
+/**
+ * A WhatsApp webhook answers Meta 200 once a payload is in Redis, so with a webhook route the
+ * Redis must keep what it acknowledged (issue 18, item 7): production refuses to start on a
+ * Redis without an append-only file, and `whatsapp.waitAof` refuses on a Redis without
+ * WAITAOF (before 7.2) in any environment. A Redis that cannot be reached, or hides CONFIG,
+ * cannot be judged: the gateway starts (it serves without Redis) and says so.
+ */
+export async function checkWebhookRedis(config: GatewayConfig, log: Logger): Promise<void> {
+  const url = config.stores.redisUrl;
+  if (!url || !config.routes.some((r) => r.auth === 'whatsapp')) return;
+  if (config.env !== 'production' && !config.whatsapp.waitAof) return;
+  const read = await probeRedisPersistence(url, config.stores.redisPassword, PERSISTENCE_PROBE_MS, sentinelOptions(config));
+  if ('unreachable' in read) {
+    log.app('warn', 'Redis not reachable at startup: whether it persists webhook payloads is unknown (npx crm-gateway doctor checks it)', { error: read.unreachable });
+    return;
+  }
+  const findings: PolicyFinding[] = [];
+  if (config.whatsapp.waitAof && !supportsWaitAof(read.version)) {
+    findings.push({ id: 'redis-waitaof', message: `whatsapp.waitAof needs WAITAOF, which Redis ${read.version ?? '(version unknown)'} lacks (7.2 or later); upgrade Redis or set whatsapp.waitAof: false` });
+  }
+  const verdict = judgePersistence(read, 'FAIL');
+  if (config.env === 'production' && verdict.status === 'FAIL') findings.push({ id: 'redis-persistence', message: `Redis ${verdict.message}; ${verdict.fix ?? ''}` });
+  else if (verdict.status !== 'PASS') log.app('warn', `Redis persistence: ${verdict.message}`, { status: verdict.status, fix: verdict.fix });
+  if (findings.length > 0) throw new RefusedToStart(findings, config.env === 'production' ? undefined : 'refusing to start');
 }

@@ -38,6 +38,7 @@ export const ERRORS = {
   SHUTTING_DOWN: { status: 503, message: 'The gateway is shutting down; retry shortly.' },
   AUDIT_UNAVAILABLE: { status: 503, message: 'Requests cannot be recorded right now; retry shortly.' },
   RATE_LIMIT_UNAVAILABLE: { status: 503, message: 'Request limits cannot be checked right now; retry shortly.' },
+  AUTH_STORE_UNAVAILABLE: { status: 503, message: 'Credentials cannot be checked right now; retry shortly.' },
   UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream service did not answer in time.' },
   WEBHOOK_PAYLOAD_INVALID: { status: 400, message: 'The webhook payload is not a valid WhatsApp notification.' },
   WEBHOOK_STALE: { status: 400, message: 'The webhook events are too old to be accepted.' },

@@ -104,6 +104,13 @@ function ownFields(fields: Record<string, unknown>, own: ReadonlySet<string>): R
   return out;
 }
 
+/**
+ * Alerts that follow a log sink's state, which raises each once per outage and once per
+ * recovery (src/audit/sink.ts): a cooldown would swallow a real second outage that follows a
+ * recovery within it (issue 18, item 6).
+ */
+const SINK_STATE_ALERTS: ReadonlySet<AlertType> = new Set(['log_unwritable', 'log_recovered']);
+
 export async function createAuditLogger(opts: AuditLoggerOptions): Promise<AuditLogger> {
   // First of all: a second writer must not even read the chain heads it would fork.
   const { lock, problem: lockProblem } = await takeLock(opts);
@@ -142,7 +149,7 @@ export async function createAuditLogger(opts: AuditLoggerOptions): Promise<Audit
   const unsaved = new Map<HeadStore, Map<string, HeadRecord>>();
 
   const raise: RaiseAlert = (type: AlertType, subject, message, fields = {}) => {
-    if (closed || !cooldown.allow(`${type}|${subject}`, now())) return;
+    if (closed || (!SINK_STATE_ALERTS.has(type) && !cooldown.allow(`${type}|${subject}`, now()))) return;
     m.alertsTotal.inc({ type });
     const payload = redactFields({ alert: type, subject, message, ...fields }, identifiers);
     const time = new Date(now()).toISOString();
@@ -202,7 +209,7 @@ export async function createAuditLogger(opts: AuditLoggerOptions): Promise<Audit
     },
     security(event, fields = {}) {
       const record = { time: time(), event, ...ownFields(redactFields(fields, identifiers), SECURITY_OWN) };
-      m.securityEventsTotal.inc({ event });
+      m.observeSecurityEvent(event);
       sinks.get('security')?.write(record);
       eventsDb.push(record);
       notify('security', record);
@@ -345,7 +352,8 @@ export async function createAuditLogger(opts: AuditLoggerOptions): Promise<Audit
 
   const rules = new AlertRules(opts.alerts, raise, now);
   logger.observe({ access: (r) => rules.access(r), security: (r) => rules.security(r) });
-  logger.observe({ security: (r) => overview.observe(r) });
+  // Observed before the backfill starts: the backfill counts only lines stamped before it, so none counts twice.
+  logger.observe({ access: (r) => overview.observeAccess(r), security: (r) => overview.observe(r) });
   overview.backfill(opts.dir).catch((err: Error) => logger.app('warn', 'security overview could not read past logs', { error: err.message }));
 
   timers.heads = setInterval(() => void logger.recordHeads(), opts.headsIntervalMs ?? HEADS_INTERVAL_MS);

@@ -22,9 +22,12 @@ const DAY_MS = 86_400_000;
 const MAX_CLOSE_WAITS = 5;
 
 export interface SinkEvents {
-  /** The files cannot be written: lines are held in memory (bounded) until they can. */
+  /** The files cannot be written: lines are held in memory (bounded) until they can. Once per outage. */
   degraded(err: Error): void;
-  /** Writing works again; `heldLines` lines held meanwhile were written (or are being). */
+  /**
+   * A whole line reached the file after `degraded`: once per outage, never on a reopen alone.
+   * `heldLines` lines held meanwhile are being written.
+   */
   recovered(info: { downMs: number; heldLines: number; error: string }): void;
   /** The backlog is full: lines are being dropped (counted, and recorded when room returns). */
   overflow(info: { backlogBytes: number }): void;
@@ -469,8 +472,8 @@ export class StreamSink {
     if (!track) return;
     track.fd = fd;
     this.byFd.set(fd, track);
-    // Nothing waits to prove the disk takes writes again: an open file is proof enough.
-    if (this.state === 'probing' && this.idle()) this.markRecovered();
+    // An open file proves nothing: a full disk opens files and refuses their writes. Recovery
+    // waits for a line written (onWritten), however long that takes (issue 18, item 6).
   }
 
   private onOpenFailed(path: string, err: Error): void {
@@ -487,6 +490,7 @@ export class StreamSink {
     if (!track) return;
     const file = basename(track.path);
     let n = bytes;
+    const before = this.written;
     while (n > 0 && track.pending.length > 0) {
       const head = track.pending[0] as Pending;
       const need = head.bytes - track.partial;
@@ -507,7 +511,7 @@ export class StreamSink {
       } else this.heads.set(file, { firstSeq: head.seq, lastSeq: head.seq, lastHash: head.hash });
       this.dirtyHeads.add(file);
     }
-    if (this.state === 'probing') this.markRecovered();
+    if (this.state === 'probing' && this.written > before) this.markRecovered();
     if (this.inflightBytes < WRITE_HIGH_WATER_BYTES / 2 && this.queuedCount() > 0) this.pump();
     else {
       this.reportDrops();

@@ -53,7 +53,8 @@ export function createTokenAuthenticate(route: RouteConfig, auth: AuthService, l
         await sessionPrincipal(ctx, auth, log, access, refresh);
         return;
       } catch (err) {
-        if (!isGatewayError(err) || !isNavigation(ctx)) throw err;
+        // A session that could not be checked (a store down, 503) is not stale: kept, and the page says why.
+        if (!isGatewayError(err) || !isNavigation(ctx) || err.status >= 500) throw err;
         // A stale or revoked session in a browser: record why, clear it, and offer the login.
         log.security('auth.session_rejected', { requestId: ctx.id, code: err.code, detail: err.detail, route: route.name, clientIp: ctx.address?.client.address });
         ctx.reply.cookie(clearCookie(ACCESS_COOKIE), clearCookie(REFRESH_COOKIE));

@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, watch, writeFileSync, renameSync, type FSWatcher } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Redis } from 'ioredis';
-import { GatewayError } from '../errors.js';
+import { storeUnavailable } from './store/guarded.js';
 import { REDIS_PREFIX, withTimeout } from '../stores/redis.js';
 import type { RedisSubscription } from '../stores/subscriber.js';
 import type { Logger } from '../log/logger.js';
@@ -119,8 +119,9 @@ export function createRedisRevocationList(redis: Redis, subscription: RedisSubsc
       ttl = await withTimeout(redis.pttl(KEY(jti)), LOOKUP_TIMEOUT_MS);
     } catch (err) {
       const error = (err as Error).message;
-      // Never caught up: nothing in memory to go by. Refused, as when the account store is down.
-      if (!subscription.synced) throw new GatewayError('AUTH_INVALID', `revocations unknown: the store is unreachable and was never read (${error})`);
+      // Never caught up: nothing in memory to go by. Refused as when the account store is down:
+      // 503, the token may well be good (issue 18, item 5).
+      if (!subscription.synced) throw storeUnavailable(`revocations unknown: the store is unreachable and was never read (${error})`);
       if (unverifiedSince === undefined) {
         unverifiedSince = Date.now();
         log.security('auth.revocations_unverified', {

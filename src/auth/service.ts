@@ -17,6 +17,8 @@ import { TokenService } from './tokens.js';
 import { AUTH_MIGRATIONS } from './store/migrations.js';
 import { createFileIdentityStore } from './store/file.js';
 import { createPostgresIdentityStore } from './store/postgres.js';
+import { guardedStore, storeUnavailable } from './store/guarded.js';
+import { PostgresLiveness } from '../stores/postgres.js';
 import { CLIENT_SUBJECT_PREFIX, type IdentityStore } from './store/types.js';
 
 /**
@@ -45,7 +47,10 @@ export interface AuthService {
   readonly config: GatewayConfig['auth'];
   /** The shared key-value store (Redis, else memory): single-use tickets of the auth endpoints. */
   readonly kv: Kv;
-  /** Verified claims → principal, or AUTH_REVOKED / AUTH_DISABLED. */
+  /**
+   * Verified claims → principal, or AUTH_REVOKED / AUTH_DISABLED; AUTH_STORE_UNAVAILABLE (503)
+   * when the account store or the revocations cannot be read (the token may well be good).
+   */
   principalFor(claims: TokenClaims, method: Principal['method']): Promise<Principal>;
   /** Whether an account may still be used (held in memory, see AccountStates), e.g. for open websockets. */
   accountStatus(subject: string): Promise<'ok' | 'disabled' | 'unknown'>;
@@ -72,9 +77,11 @@ export async function createAuthService(cfg: GatewayConfig, stores: AuthStores):
   const ring = new KeyRing(secret, parsePreviousKeys(cfg.secrets.apiSecretKeyPrevious));
   const tokens = new TokenService(ring, cfg.auth);
   let records: IdentityStore;
+  let liveness: PostgresLiveness | undefined;
   if (stores.postgres) {
     await migrate(stores.postgres, AUTH_MIGRATIONS);
-    records = createPostgresIdentityStore(stores.postgres);
+    liveness = new PostgresLiveness(stores.postgres, stores.log, cfg.stores.databaseUrl ?? '');
+    records = guardedStore(createPostgresIdentityStore(stores.postgres), liveness);
   } else {
     records = createFileIdentityStore(cfg.stores.dataDir);
   }
@@ -123,8 +130,10 @@ export async function createAuthService(cfg: GatewayConfig, stores: AuthStores):
       try {
         state = await accounts.get(claims.sub);
       } catch (err) {
-        // The account store is down: refuse rather than let a disabled account through.
-        throw new GatewayError('AUTH_INVALID', `account store unavailable: ${(err as Error).message}`);
+        // The account store is down: refuse rather than let a disabled account through, and say
+        // so (503), not "bad credentials": the token may well be good (issue 18, item 5).
+        if (err instanceof GatewayError) throw err;
+        throw storeUnavailable(`account store unavailable: ${(err as Error).message}`);
       }
       if (state.status === 'disabled') throw new GatewayError('AUTH_DISABLED', `${claims.sub} is disabled`);
       if (state.status === 'unknown') throw new GatewayError('AUTH_INVALID', `unknown subject ${claims.sub}`);
@@ -137,6 +146,7 @@ export async function createAuthService(cfg: GatewayConfig, stores: AuthStores):
     onAccountChanged: (listener) => accounts.onChanged(listener),
     forget: (sub) => accounts.changed(sub),
     async close() {
+      liveness?.close();
       await revocations.close();
       await subscription?.close();
     },

@@ -8,7 +8,8 @@ export function formatReport(results: readonly CheckResult[]): string {
     return r.fix && r.status !== 'PASS' ? `${head}\n${' '.repeat(6 + width + 2)}fix: ${r.fix}` : head;
   });
   const count = (s: Status): number => results.filter((r) => r.status === s).length;
-  return `${lines.join('\n')}\n\n${count('PASS')} PASS, ${count('WARN')} WARN, ${count('FAIL')} FAIL\n`;
+  const unknown = count('UNKNOWN') > 0 ? `, ${count('UNKNOWN')} UNKNOWN` : '';
+  return `${lines.join('\n')}\n\n${count('PASS')} PASS, ${count('WARN')} WARN, ${count('FAIL')} FAIL${unknown}\n`;
 }
 
 /** Non-zero on any FAIL: scripts and CI can gate a deployment on it. */

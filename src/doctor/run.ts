@@ -6,6 +6,7 @@ import { backupKeyCheck, gitignoreCheck } from './checks/files.js';
 import { certificateCheck, certificateKeyModeCheck, hstsCheck, httpsRedirectCheck, tlsMinVersionCheck } from './checks/tls.js';
 import { corsCheck, trustedProxiesCheck } from './checks/network.js';
 import { postgresTlsCheck, redisPasswordCheck } from './checks/stores.js';
+import { redisPersistenceCheck } from './checks/persistence.js';
 import { backupsCheck } from './checks/backups.js';
 import { logsCheck } from './checks/logs.js';
 import { composeCheck } from './checks/compose.js';
@@ -38,6 +39,7 @@ export const STATIC_CHECKS: readonly Check[] = [
   corsCheck,
   trustedProxiesCheck,
   redisPasswordCheck,
+  redisPersistenceCheck,
   postgresTlsCheck,
   backupsCheck,
   backupKeyCheck,

@@ -3,7 +3,8 @@ import type { Env } from '../config/env.js';
 import type { DotenvDocument } from '../secrets/dotenv.js';
 import type { CertificatePair } from '../tls/certificates.js';
 
-export type Status = 'PASS' | 'WARN' | 'FAIL';
+/** UNKNOWN: the check could not tell (a server that hides what was asked); it says why, and does not fail the run. */
+export type Status = 'PASS' | 'WARN' | 'FAIL' | 'UNKNOWN';
 
 /** One line of the report: a checklist item's verdict, and how to fix it when not PASS. */
 export interface CheckResult {

@@ -1,4 +1,5 @@
 import type { RouteConfig } from '../config/schema.js';
+import { isGatewayError } from '../errors.js';
 import type { RequestContext } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
 import type { ParsedIp } from '../net/ip.js';
@@ -81,7 +82,9 @@ export function createRouteLimit(route: RouteConfig, deps: GatewayDeps): RouteLi
       return result;
     };
     const refused = async (ctx: RequestContext, err: unknown): Promise<never> => {
-      await chargeAddress(ctx);
+      // A credential that could not be checked (its store down) was not refused: charging the
+      // address would spend the budget of everyone behind it on an outage (issue 18, item 5).
+      if (!(isGatewayError(err) && err.code === 'AUTH_STORE_UNAVAILABLE')) await chargeAddress(ctx);
       throw err;
     };
     return (ctx) => {

@@ -25,13 +25,15 @@ export async function createRedis(cfg: GatewayConfig, log: Logger, extra: RedisO
     ...extra,
   };
   const redis = new Client(url, options);
-  let up = false;
+  // undefined until the first connection or failure: a Redis down since startup is an outage
+  // too (the gateway refuses tokens until it has read the revocations), reported once as such.
+  let up: boolean | undefined;
   redis.on('ready', () => {
-    if (!up) log.security('store.redis_connected', { url: redactUrl(url) });
+    if (up !== true) log.security('store.redis_connected', { url: redactUrl(url) });
     up = true;
   });
   redis.on('error', (err: Error) => {
-    if (up) log.security('store.redis_lost', { url: redactUrl(url), error: err.message });
+    if (up !== false) log.security('store.redis_lost', { url: redactUrl(url), error: err.message, ...(up === undefined ? { sinceStartup: true } : {}) });
     up = false;
   });
   redis.on('end', () => {

@@ -50,7 +50,11 @@ export function createWebhookRoute(route: RouteConfig, s: WhatsappSettings, deps
   const target = new URL(route.upstream);
   const aad = `crm-gateway/whatsapp-queue/v1/${route.name}`;
   const sealer = s.queueKey ? new Sealer(s.queueKey, s.queueKeyPrevious ? [s.queueKeyPrevious] : []) : undefined;
-  const store = deps.redis ? new WebhookStore(deps.redis, route.name) : undefined;
+  // whatsapp.waitAof: accepts go through a connection of their own (see WebhookStore).
+  const durable = deps.redis && s.waitAof ? deps.redis.duplicate() : undefined;
+  // Its failures show in the commands sent on it (a 503 to Meta); the shared client logs the outage.
+  durable?.on('error', () => undefined);
+  const store = deps.redis ? new WebhookStore(deps.redis, route.name, durable) : undefined;
   const worker =
     store && sealer
       ? new DeliveryWorker(store, sealer, log, { routeName: route.name, target, agent, timeoutMs: route.timeout, retryMinMs: s.retryMinMs, retryMaxMs: s.retryMaxMs, aad })
@@ -145,11 +149,22 @@ export function createWebhookRoute(route: RouteConfig, s: WhatsappSettings, deps
     } catch (err) {
       return reject(ctx, fail, unavailable(`store: ${(err as Error).message}`));
     }
+    if (accepted.kind === 'full') return reject(ctx, fail, unavailable(`queue holds ${s.maxQueued} payloads`));
+    if (s.waitAof) {
+      // Not acknowledged until it is on Redis's disk. If this fails, Meta retries; the retry is a
+      // duplicate of the stored payload (delivered once all the same), acknowledged only once
+      // this check passes again (WAITAOF covers every earlier write of this process's connection,
+      // so the original's too when this process stored it).
+      try {
+        await withTimeout(store.confirmDurable(STORE_TIMEOUT_MS), STORE_TIMEOUT_MS + 500);
+      } catch (err) {
+        return reject(ctx, fail, unavailable(`${accepted.kind === 'queued' ? `stored as ${accepted.id}` : 'a duplicate'} but not confirmed on disk: ${(err as Error).message}`));
+      }
+    }
     if (accepted.kind === 'duplicate') {
       record(ctx, 'duplicate', about);
       return answer(ctx, res, 'duplicate');
     }
-    if (accepted.kind === 'full') return reject(ctx, fail, unavailable(`queue holds ${s.maxQueued} payloads`));
 
     // Stored: from here on the payload is safe, whatever happens to this request.
     worker.nudge();
@@ -183,6 +198,7 @@ export function createWebhookRoute(route: RouteConfig, s: WhatsappSettings, deps
       unwatch?.();
       unwatch = undefined;
       await worker?.stop();
+      durable?.disconnect();
     },
   };
 }

@@ -15,6 +15,8 @@ export interface WhatsappSettings {
   readonly retryMaxMs: number;
   /** Queue length at which new payloads are refused (503, Meta retries) rather than stored. */
   readonly maxQueued: number;
+  /** Acknowledge only after WAITAOF 1 0 confirms the local fsync (Redis 7.2+). */
+  readonly waitAof: boolean;
 }
 
 export function whatsappSettings(cfg: GatewayConfig): WhatsappSettings {
@@ -28,5 +30,6 @@ export function whatsappSettings(cfg: GatewayConfig): WhatsappSettings {
     retryMinMs: cfg.whatsapp.retryMin,
     retryMaxMs: cfg.whatsapp.retryMax,
     maxQueued: cfg.whatsapp.maxQueued,
+    waitAof: cfg.whatsapp.waitAof,
   };
 }

@@ -84,9 +84,15 @@ export class WebhookStore {
   private readonly deadKey: string;
   private readonly seenPrefix: string;
 
+  /**
+   * `durable`: a connection of its own that takes every accept and then waits for WAITAOF on it.
+   * WAITAOF waits for the writes of the client that sends it, and blocks that client meanwhile:
+   * on the shared connection it would hold up every other command behind it.
+   */
   constructor(
     private readonly redis: Redis,
     routeName: string,
+    private readonly durable?: Redis | undefined,
   ) {
     const base = `${REDIS_PREFIX}{wa:${routeName}}:`;
     this.queueKey = `${base}queue`;
@@ -102,7 +108,7 @@ export class WebhookStore {
 
   async accept(eventKeys: readonly string[], sealed: Buffer, o: { seenTtlMs: number; maxQueued: number; token: string; leaseMs: number }): Promise<AcceptResult> {
     const keys = [this.queueKey, this.leaseKey, ...eventKeys.map((k) => this.seenKey(k))];
-    const r = (await this.script(ACCEPT, keys, [o.seenTtlMs, o.maxQueued, sealed, o.token, o.leaseMs])) as [string, string?, number?];
+    const r = (await this.script(ACCEPT, keys, [o.seenTtlMs, o.maxQueued, sealed, o.token, o.leaseMs], this.durable)) as [string, string?, number?];
     if (r[0] === 'duplicate') return { kind: 'duplicate' };
     if (r[0] === 'full') return { kind: 'full' };
     return { kind: 'queued', id: String(r[1]), leaseIsOurs: r[2] === 1 };
@@ -150,13 +156,24 @@ export class WebhookStore {
     return id ? Math.max(0, now - Number(id.split('-')[0])) : 0;
   }
 
+  /**
+   * Resolves once Redis has fsynced the accepts made so far to its own append-only file
+   * (WAITAOF 1 0, Redis 7.2+); throws when it has not within `timeoutMs` (AOF off, a failing
+   * disk). Only with the `durable` connection: WAITAOF answers for its own client's writes.
+   */
+  async confirmDurable(timeoutMs: number): Promise<void> {
+    if (!this.durable) throw new Error('no durable connection: whatsapp.waitAof is off');
+    const [local] = (await this.durable.call('WAITAOF', 1, 0, timeoutMs)) as [number, number];
+    if (Number(local) < 1) throw new Error(`WAITAOF: not fsynced to the local append-only file within ${timeoutMs} ms`);
+  }
+
   /** EVALSHA, loading the script on the first NOSCRIPT (after a Redis restart too). */
-  private async script(source: string, keys: string[], args: (string | number | Buffer)[]): Promise<unknown> {
+  private async script(source: string, keys: string[], args: (string | number | Buffer)[], client: Redis = this.redis): Promise<unknown> {
     try {
-      return await this.redis.evalsha(sha1(source), keys.length, ...keys, ...args);
+      return await client.evalsha(sha1(source), keys.length, ...keys, ...args);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return this.redis.eval(source, keys.length, ...keys, ...args);
+      return client.eval(source, keys.length, ...keys, ...args);
     }
   }
 }

@@ -208,7 +208,8 @@ test('a gateway that has never read the revocations (Redis down since it started
   assert.ok(Date.now() - started >= 2_500, 'startup waited for the subscription a while');
   await addClient(auth, 'early', ['api']);
   const { claims } = auth.tokens.issue({ sub: 'client:early', roles: ['api'], ttlMs: 600_000, typ: 'access' });
-  await assert.rejects(auth.principalFor(claims, 'jwt'), (err: Error & { code?: string }) => err.code === 'AUTH_INVALID');
+  // 503, not 401 AUTH_INVALID: the token is good, the revocations cannot be read (issue 18, item 5).
+  await assert.rejects(auth.principalFor(claims, 'jwt'), (err: Error & { code?: string; status?: number }) => err.code === 'AUTH_STORE_UNAVAILABLE' && err.status === 503);
 
   await server.start();
   await waitFor(() => auth.revocations.live, 20_000, 'subscribed once Redis is up');
