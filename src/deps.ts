@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Logger } from './log/logger.js';
-import type { OverviewSnapshot } from './audit/overview-data.js';
+import type { OverviewRange, OverviewSnapshot } from './audit/overview-data.js';
 import type { AuthService } from './auth/service.js';
 import type { WhatsappWebhooks } from './webhook/service.js';
 
@@ -21,8 +21,8 @@ export interface GatewayDeps {
    * answering undefined or a principal without the `admin` role, means refused (fail closed).
    */
   readonly adminAuth?: ((req: IncomingMessage) => Promise<{ subject: string; roles: readonly string[] } | undefined>) | undefined;
-  /** The last 24 hours of security events, for the overview page (the audit logger's). */
-  readonly securityOverview?: { snapshot(): OverviewSnapshot } | undefined;
+  /** The last 30 days of access and security records, for the overview page (the audit logger's). */
+  readonly securityOverview?: { snapshot(range?: OverviewRange): OverviewSnapshot } | undefined;
   /** Built by startGateway when a route has `auth: whatsapp`. */
   readonly whatsapp?: WhatsappWebhooks | undefined;
 }

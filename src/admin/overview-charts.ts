@@ -34,25 +34,42 @@ export function horizontalBars(kind: string, title: string, items: readonly { la
   return `<svg class="chart" data-chart="${esc(kind)}" role="img" aria-label="${esc(title)}" viewBox="0 0 ${CHART_WIDTH} ${height}" width="${CHART_WIDTH}" height="${height}" xmlns="http://www.w3.org/2000/svg">${rows}</svg>`;
 }
 
-const COLUMN_AREA = 160;
+/** One bucket of a column chart: its start (ISO), its label and tooltip, and its stacked parts. */
+export interface Column {
+  readonly start: string;
+  readonly label: string;
+  readonly tip: string;
+  readonly parts: readonly number[];
+}
 
-/** Vertical bars over time (one per hour), with the hour under every fourth bar. */
-export function timeColumns(kind: string, title: string, points: readonly { hour: string; count: number }[]): string {
-  const max = Math.max(...points.map((p) => p.count), 1);
-  const step = Math.floor((CHART_WIDTH - 40) / Math.max(points.length, 1));
-  const cols = points
-    .map((p, n) => {
-      const h = p.count === 0 ? 0 : Math.max(2, Math.round((p.count / max) * COLUMN_AREA));
-      const x = 30 + n * step;
-      const label = n % 4 === 0 ? `<text class="axis" x="${x + step / 2}" y="${COLUMN_AREA + 16}" text-anchor="middle">${esc(p.hour.slice(11, 16))}</text>` : '';
-      return (
-        `<g class="col" data-hour="${esc(p.hour)}" data-count="${p.count}"><title>${esc(p.hour.slice(0, 16).replace('T', ' '))} UTC: ${p.count}</title>` +
-        `<rect class="bar" x="${x + 2}" y="${COLUMN_AREA - h}" width="${step - 4}" height="${h}"></rect>${label}</g>`
-      );
+/**
+ * Columns over time, each a stack of parts (e.g. forwarded and denied), bottom first; the
+ * part classes colour them. A label under every `labelEvery`-th column.
+ */
+export function stackedColumns(kind: string, title: string, columns: readonly Column[], opts: { classes: readonly string[]; height?: number; labelEvery?: number }): string {
+  const area = opts.height ?? 140;
+  const labelled = opts.labelEvery !== undefined && opts.labelEvery > 0;
+  const bottom = area + (labelled ? 18 : 2);
+  const max = Math.max(...columns.map((c) => c.parts.reduce((a, b) => a + b, 0)), 1);
+  const step = Math.floor((CHART_WIDTH - 40) / Math.max(columns.length, 1));
+  const cols = columns
+    .map((c, n) => {
+      const x = 34 + n * step;
+      let y = area;
+      const rects = c.parts
+        .map((v, k) => {
+          if (v <= 0) return '';
+          const h = Math.max(1, Math.round((v / max) * area));
+          y -= h;
+          return `<rect class="${esc(opts.classes[k] ?? 'bar')}" x="${x + 1}" y="${y}" width="${Math.max(1, step - 2)}" height="${h}"></rect>`;
+        })
+        .join('');
+      const label = labelled && n % (opts.labelEvery as number) === 0 ? `<text class="axis" x="${x}" y="${area + 14}">${esc(c.label)}</text>` : '';
+      return `<g class="col" data-start="${esc(c.start)}" data-values="${c.parts.join(',')}"><title>${esc(c.tip)}</title>${rects}${label}</g>`;
     })
     .join('');
   return (
-    `<svg class="chart" data-chart="${esc(kind)}" role="img" aria-label="${esc(title)}" viewBox="0 0 ${CHART_WIDTH} ${COLUMN_AREA + 24}" width="${CHART_WIDTH}" height="${COLUMN_AREA + 24}" xmlns="http://www.w3.org/2000/svg">` +
-    `<text class="axis" x="0" y="12">${max}</text><line class="base" x1="28" y1="${COLUMN_AREA}" x2="${CHART_WIDTH}" y2="${COLUMN_AREA}"></line>${cols}</svg>`
+    `<svg class="chart" data-chart="${esc(kind)}" role="img" aria-label="${esc(title)}" viewBox="0 0 ${CHART_WIDTH} ${bottom}" width="${CHART_WIDTH}" height="${bottom}" xmlns="http://www.w3.org/2000/svg">` +
+    `<text class="axis" x="0" y="11">${max}</text><line class="base" x1="32" y1="${area}" x2="${CHART_WIDTH}" y2="${area}"></line>${cols}</svg>`
   );
 }

@@ -1,94 +1,162 @@
-import { createHash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Redis } from 'ioredis';
+import type { GatewayConfig } from '../config/schema.js';
+import type { RequestContext } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
+import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import type { OverviewSnapshot } from '../audit/overview-data.js';
-import { esc, horizontalBars, timeColumns } from './overview-charts.js';
+import type { AuthService } from '../auth/service.js';
+import type { OverviewRange, OverviewSnapshot } from '../audit/overview-data.js';
+import { createClientIpResolver } from '../net/client-ip.js';
+import { IpSet } from '../net/ip.js';
+import { createLoginLimiter } from '../ratelimit/login.js';
+import { Reply } from '../reply.js';
+import { wantsHtml } from '../respond.js';
+import { defaultTimeZone, localTime } from './local-time.js';
+import { createHostCheck } from './origin.js';
+import { OVERVIEW_CSP, RANGES, renderOverviewPage } from './overview-page.js';
+import { upstreamHealth } from './readiness.js';
+import { AdminSessions, type AdminSession } from './session.js';
+import { ADMIN_ROLE, LOGIN_PATH, LOGOUT_PATH, PAGE_HEADERS, createAdminSignIn } from './signin.js';
+import { ChainStatusCache, backupStatus, certificateStatus } from './status.js';
 
 export const OVERVIEW_PATH = '/security';
 export const OVERVIEW_JSON_PATH = '/security.json';
-const ADMIN_ROLE = 'admin';
-/** The page reloads itself this often (seconds); a meta refresh needs no script. */
-const REFRESH_SECONDS = 60;
-
-const STYLE =
-  'body{font:15px/1.45 system-ui,sans-serif;margin:1.5rem auto;max-width:60rem;padding:0 1rem;color:#1d232a}' +
-  'h1{font-size:1.4rem;margin:0 0 .2rem}h2{font-size:1.05rem;margin:1.6rem 0 .4rem}.sub{color:#5b6570;margin:0}' +
-  '.chart text{font:12px system-ui,sans-serif;fill:#1d232a}.chart .axis{fill:#5b6570}.chart .bar{fill:#c0392b}' +
-  '.chart .base{stroke:#9aa4ad}.failed .bar{fill:#d35400}.ips .bar{fill:#7d3c98}.empty{color:#5b6570}' +
-  'table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #dde2e6;padding:.3rem .4rem;text-align:left;vertical-align:top}' +
-  '.total{font-weight:600}';
-const STYLE_HASH = `'sha256-${createHash('sha256').update(STYLE).digest('base64')}'`;
-const CSP = `default-src 'none'; style-src ${STYLE_HASH}; img-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'`;
+const PATHS = new Set([OVERVIEW_PATH, OVERVIEW_JSON_PATH, LOGIN_PATH, LOGOUT_PATH]);
 
 export interface OverviewDeps {
-  readonly adminAuth?: GatewayDeps['adminAuth'];
-  readonly overview?: GatewayDeps['securityOverview'];
   readonly log: Logger;
+  /** Bearer tokens for scripts (`Authorization: Bearer`, checked as on a `jwt` route). */
+  readonly adminAuth?: GatewayDeps['adminAuth'];
+  /** The figures (the audit logger's). */
+  readonly overview?: { snapshot(range?: OverviewRange): OverviewSnapshot } | undefined;
+  /** The gateway's accounts: with it, a person signs in with a browser (admin role). */
+  readonly auth?: AuthService | undefined;
+  /** The sign-in's rate limit shares /auth/login's counters through it. */
+  readonly redis?: Redis | undefined;
 }
 
-/** The page: three charts and the recent alerts, from one snapshot. */
-export function renderOverview(s: OverviewSnapshot): string {
-  const alerts =
-    s.recentAlerts.length === 0
-      ? '<p class="empty" data-list="alerts">No alerts in the last 24 hours.</p>'
-      : `<table data-list="alerts"><thead><tr><th>time (UTC)</th><th>alert</th><th>subject</th><th>message</th></tr></thead><tbody>${s.recentAlerts
-          .map((a) => `<tr data-alert="${esc(a.alert)}"><td>${esc(a.time.slice(0, 19).replace('T', ' '))}</td><td>${esc(a.alert)}</td><td>${esc(a.subject)}</td><td>${esc(a.message)}</td></tr>`)
-          .join('')}</tbody></table>`;
-  return (
-    `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="${REFRESH_SECONDS}">` +
-    `<title>Security overview · crm-gateway</title><style>${STYLE}</style></head><body>` +
-    `<h1>Security overview</h1><p class="sub">Last 24 hours: ${esc(s.from.slice(0, 16).replace('T', ' '))} – ${esc(s.to.slice(0, 16).replace('T', ' '))} UTC</p>` +
-    `<h2>Denials by reason <span class="total" data-total="${s.totalDenials}">(${s.totalDenials})</span></h2>` +
-    horizontalBars('denials', 'Denials by reason', s.denialsByReason.map((d) => ({ label: d.reason, count: d.count })), 'No denials in the last 24 hours.') +
-    `<h2>Failed logins per hour</h2><div class="failed">${timeColumns('failed-logins', 'Failed logins per hour', s.failedLoginsByHour)}</div>` +
-    `<h2>Top denied IPs</h2><div class="ips">${horizontalBars('denied-ips', 'Top denied client IPs', s.topDeniedIps.map((d) => ({ label: d.ip, count: d.count })), 'No denied clients in the last 24 hours.')}</div>` +
-    `<h2>Recent alerts</h2>${alerts}` +
-    `<p class="sub">Served by the gateway's admin listener; data: the security log.</p></body></html>`
-  );
-}
-
-function send(res: ServerResponse, status: number, type: string, body: string, extra: Record<string, string> = {}): void {
-  res.writeHead(status, {
-    'content-type': type,
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-    'content-security-policy': CSP,
-    'x-content-type-options': 'nosniff',
-    'referrer-policy': 'no-referrer',
-    'x-frame-options': 'DENY',
-    ...extra,
-  });
-  res.end(res.req.method === 'HEAD' ? undefined : body);
-}
+type Viewer = { subject: string; roles: readonly string[]; session?: AdminSession };
 
 /**
- * `/security` (HTML) and `/security.json` on the admin listener, for the admin role only:
- * without `adminAuth`, or without an admin principal, the answer is 401/403 (fail closed).
- * Returns false for other paths.
+ * `/security` (the page), `/security.json` (the same figures for tools), `/security/login` and
+ * `/security/logout` on the admin listener. Admin role only, by a bearer token or a browser
+ * sign-in; anything else is refused in the documented error format (fail closed: without the
+ * auth service and without a bearer check, nothing opens). Returns a handler that answers
+ * false for other paths.
  */
-export function handleOverview(deps: OverviewDeps, req: IncomingMessage, res: ServerResponse, path: string): boolean {
-  if (path !== OVERVIEW_PATH && path !== OVERVIEW_JSON_PATH) return false;
-  const refuse = (status: 401 | 403, reason: string, subject?: string): void => {
-    deps.log.security('admin.overview_denied', { reason, user: subject, clientIp: req.socket.remoteAddress, path });
-    send(res, status, 'application/json', JSON.stringify({ error: status === 401 ? 'authentication required' : 'admin role required' }), status === 401 ? { 'www-authenticate': 'Bearer' } : {});
+export function createOverviewHandler(cfg: GatewayConfig, deps: OverviewDeps): (req: IncomingMessage, res: ServerResponse, path: string) => boolean {
+  const { log } = deps;
+  const hostAllowed = createHostCheck(cfg.admin.hosts);
+  const resolveAddress = createClientIpResolver(new IpSet([]));
+  const sessions = deps.auth ? new AdminSessions(deps.auth, cfg.admin.sessionTtl) : undefined;
+  const signIn = deps.auth && sessions ? createAdminSignIn({ auth: deps.auth, log, sessions, limiter: createLoginLimiter({ log, redis: deps.redis }, 'login') }) : undefined;
+  const chain = new ChainStatusCache(cfg.log.dir);
+  const time = localTime(defaultTimeZone(cfg.admin.timeZone));
+
+  const newContext = (req: IncomingMessage): RequestContext => {
+    const id = randomUUID();
+    return { id, startedAt: performance.now(), kind: 'http', req, secure: false, servername: undefined, address: resolveAddress(req), reply: new Reply(id, false, { hsts: undefined }), bytesIn: 0, bytesOut: 0 };
   };
-  const auth = deps.adminAuth;
-  if (!auth) {
-    refuse(403, 'admin authentication is not configured');
-    return true;
+
+  const denied = (ctx: RequestContext, path: string, reason: string, user?: string): void => {
+    log.security('admin.overview_denied', { requestId: ctx.id, reason, user, clientIp: ctx.address?.client.address, path });
+  };
+
+  /** Who asks: a bearer token when one is sent (never falling back to the cookie), else the sign-in. */
+  async function viewer(ctx: RequestContext, path: string): Promise<Viewer | undefined> {
+    if (ctx.req.headers.authorization !== undefined) {
+      if (!deps.adminAuth) {
+        denied(ctx, path, 'admin authentication is not configured');
+        throw new GatewayError('AUTH_UNAVAILABLE', 'bearer on the admin listener without admin authentication wired');
+      }
+      const who = await deps.adminAuth(ctx.req);
+      if (!who) {
+        denied(ctx, path, 'no valid admin credentials');
+        throw new GatewayError('AUTH_INVALID', 'admin bearer token refused', { 'www-authenticate': 'Bearer' });
+      }
+      return who;
+    }
+    const session = sessions ? await sessions.find(ctx.req) : undefined;
+    return session ? { subject: session.subject, roles: session.roles, session } : undefined;
   }
-  auth(req).then(
-    (who) => {
-      if (!who) return refuse(401, 'no valid admin credentials');
-      if (!who.roles.includes(ADMIN_ROLE)) return refuse(403, 'not an admin', who.subject);
-      if (!deps.overview) return send(res, 503, 'application/json', JSON.stringify({ error: 'the security overview is not available' }));
-      const snapshot = deps.overview.snapshot();
-      deps.log.security('admin.overview_viewed', { user: who.subject, clientIp: req.socket.remoteAddress, path });
-      if (path === OVERVIEW_JSON_PATH) send(res, 200, 'application/json', JSON.stringify(snapshot));
-      else send(res, 200, 'text/html; charset=utf-8', renderOverview(snapshot));
-    },
-    (err: Error) => refuse(401, `admin authentication failed: ${err.message}`),
-  );
-  return true;
+
+  async function overview(ctx: RequestContext, res: ServerResponse, path: string): Promise<void> {
+    const method = ctx.req.method ?? 'GET';
+    if (method !== 'GET' && method !== 'HEAD') throw new GatewayError('METHOD_NOT_ALLOWED', `${method} ${path}`);
+    const rangeParam = new URL(ctx.req.url ?? '/', 'http://admin').searchParams.get('range');
+    if (rangeParam !== null && !(RANGES as readonly string[]).includes(rangeParam)) throw new GatewayError('BAD_REQUEST', `range ${rangeParam.slice(0, 20)}`);
+    const range = (rangeParam ?? '24h') as OverviewRange;
+    if (!deps.adminAuth && !sessions) {
+      denied(ctx, path, 'admin authentication is not configured');
+      throw new GatewayError('AUTH_UNAVAILABLE', 'no admin authentication on this gateway');
+    }
+    const who = await viewer(ctx, path);
+    if (!who) {
+      // A person with a browser is sent to the sign-in; a script is told what it lacks.
+      if (sessions && path === OVERVIEW_PATH && wantsHtml(ctx.req)) {
+        ctx.reply.redirect(res, 303, `${LOGIN_PATH}?rd=${encodeURIComponent(rangeParam ? `${OVERVIEW_PATH}?range=${range}` : OVERVIEW_PATH)}`);
+        return;
+      }
+      denied(ctx, path, 'no credentials');
+      throw new GatewayError('AUTH_REQUIRED', 'no admin credentials', { 'www-authenticate': 'Bearer' });
+    }
+    if (!who.roles.includes(ADMIN_ROLE)) {
+      denied(ctx, path, 'not an admin', who.subject);
+      throw new GatewayError('ROLE_FORBIDDEN', `${who.subject} has no admin role`);
+    }
+    if (!deps.overview) throw new GatewayError('INTERNAL', 'the security overview is not wired to the audit log');
+    const snapshot = deps.overview.snapshot(range);
+    const [upstreams, chainStatus] = await Promise.all([upstreamHealth(cfg), chain.get()]);
+    const certificate = certificateStatus(cfg.tls.certFile);
+    const backup = backupStatus(cfg.backup);
+    log.security('admin.overview_viewed', { requestId: ctx.id, user: who.subject, clientIp: ctx.address?.client.address, path, range, via: who.session ? 'sign-in' : 'bearer' });
+    if (path === OVERVIEW_JSON_PATH) {
+      const body = JSON.stringify({ ...snapshot, timeZone: time.zone, status: { upstreams, certificate, auditChain: chainStatus, backup } });
+      ctx.reply.answer(res, 200, { body: { contentType: 'application/json; charset=utf-8', body } });
+      return;
+    }
+    const html = renderOverviewPage({
+      snapshot,
+      upstreams,
+      certificate,
+      chain: chainStatus,
+      backup,
+      time,
+      viewer: who.subject,
+      session: who.session ? { subject: who.subject, csrf: who.session.csrf, logoutPath: LOGOUT_PATH } : undefined,
+    });
+    ctx.reply.answer(res, 200, { body: { contentType: 'text/html; charset=utf-8', body: html }, page: { csp: OVERVIEW_CSP, ...PAGE_HEADERS } });
+  }
+
+  async function run(ctx: RequestContext, res: ServerResponse, path: string): Promise<void> {
+    // Before anything else: a DNS-rebinding page reaches this listener under its own name.
+    if (!hostAllowed(ctx.req)) {
+      denied(ctx, path, `host ${String(ctx.req.headers.host).slice(0, 100)} not allowed`);
+      throw new GatewayError('HOST_INVALID', `admin page asked for as ${String(ctx.req.headers.host)}`);
+    }
+    if (path === LOGIN_PATH || path === LOGOUT_PATH) {
+      if (!signIn || !sessions) {
+        denied(ctx, path, 'sign-in needs the auth service (API_SECRET_KEY)');
+        throw new GatewayError('AUTH_UNAVAILABLE', 'admin sign-in without the auth service');
+      }
+      if (path === LOGIN_PATH) await signIn.login(ctx, res);
+      else await signIn.logout(ctx, res, await sessions.find(ctx.req));
+      return;
+    }
+    await overview(ctx, res, path);
+  }
+
+  return (req, res, path) => {
+    if (!PATHS.has(path)) return false;
+    const ctx = newContext(req);
+    run(ctx, res, path).catch((err: unknown) => {
+      const e = isGatewayError(err) ? err : new GatewayError('INTERNAL', err instanceof Error ? err.message : String(err));
+      if (!isGatewayError(err)) log.app('error', 'admin overview failed', { requestId: ctx.id, path, error: err instanceof Error ? err.stack : String(err) });
+      if (e.code === 'CSRF_REJECTED') denied(ctx, path, e.detail ?? 'cross-site request');
+      ctx.reply.refuse(res, e, wantsHtml(req));
+    });
+    return true;
+  };
 }

@@ -1,33 +1,51 @@
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
+import type pg from 'pg';
 import type { GatewayConfig } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
+import { renderError } from '../respond.js';
 import { readiness } from './readiness.js';
 import { metrics } from '../metrics.js';
-import { handleOverview, type OverviewDeps } from './overview.js';
+import { createOverviewHandler, type OverviewDeps } from './overview.js';
+
+export interface AdminDeps extends OverviewDeps {
+  readonly postgres?: pg.Pool | undefined;
+  /** The public HTTPS listener accepts connections (readiness); assumed true when not given. */
+  readonly listening?: (() => boolean) | undefined;
+}
 
 /**
- * The admin listener, bound to loopback only: `/healthz` (the process answers) and
- * `/readyz` (upstreams and stores reachable) and `/metrics` (Prometheus), and `/security`, the
- * security overview (admin role). Never served on the public port.
+ * The admin listener, bound to loopback only: `/healthz` (the process answers), `/readyz` (the
+ * gateway can serve; upstream health beside it), `/metrics` (Prometheus), and `/security`, the
+ * security overview (admin role, bearer token or browser sign-in). Never served on the public port.
  */
-export function createAdminServer(cfg: GatewayConfig, isDraining: () => boolean, overview?: OverviewDeps): http.Server {
-  return http.createServer(createAdminHandler(cfg, isDraining, overview));
+export function createAdminServer(cfg: GatewayConfig, isDraining: () => boolean, deps?: AdminDeps): http.Server {
+  return http.createServer(createAdminHandler(cfg, isDraining, deps));
 }
 
 /** The admin listener's request handler, for a server bound before the gateway is built (bindGateway). */
-export function createAdminHandler(cfg: GatewayConfig, isDraining: () => boolean, overview?: OverviewDeps): http.RequestListener {
+export function createAdminHandler(cfg: GatewayConfig, isDraining: () => boolean, deps?: AdminDeps): http.RequestListener {
+  const overview = deps ? createOverviewHandler(cfg, deps) : undefined;
   return (req, res) => {
     const send = (status: number, body: unknown): void => {
       const text = JSON.stringify(body);
       res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
       res.end(text);
     };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, { error: 'method not allowed' });
-    const path = (req.url ?? '').split('?')[0];
+    /** Refusals in the documented format (`{"error":{"code","message","requestId"}}`). */
+    const refuse = (err: GatewayError): void => {
+      const body = renderError(err, randomUUID(), false);
+      res.writeHead(err.status, { 'content-type': body.contentType, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'content-length': Buffer.byteLength(body.body), ...err.headers });
+      res.end(req.method === 'HEAD' ? undefined : body.body);
+    };
+    const path = (req.url ?? '').split('?')[0] ?? '';
+    // The overview's sign-in posts forms; it answers its own methods.
+    if (overview?.(req, res, path)) return;
+    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(new GatewayError('METHOD_NOT_ALLOWED', `${req.method} ${path} on the admin listener`));
     if (path === '/healthz') return send(200, { status: 'ok', pid: process.pid, uptimeSeconds: Math.round(process.uptime()) });
     if (path === '/readyz') {
-      if (isDraining()) return send(503, { status: 'draining' });
-      readiness(cfg).then(
-        (r) => send(r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', checks: r.checks }),
+      readiness(cfg, { draining: isDraining, listening: deps?.listening ?? (() => true), redis: deps?.redis, postgres: deps?.postgres, log: deps?.log }).then(
+        (r) => send(r.ready ? 200 : 503, { status: r.status, checks: r.checks, upstreams: r.upstreams }),
         (err: Error) => send(503, { status: 'error', error: err.message }),
       );
       return;
@@ -42,8 +60,6 @@ export function createAdminHandler(cfg: GatewayConfig, isDraining: () => boolean
       );
       return;
     }
-    // The security overview (admin role only; refused when no admin authentication is wired).
-    if (overview && handleOverview(overview, req, res, path ?? '')) return;
-    send(404, { error: 'not found' });
+    refuse(new GatewayError('ROUTE_NOT_FOUND', `${path} on the admin listener`));
   };
 }

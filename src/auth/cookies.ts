@@ -8,7 +8,14 @@ import { stringifySetCookie } from 'cookie';
 export const ACCESS_COOKIE = '__Host-crmgw_at';
 export const REFRESH_COOKIE = '__Host-crmgw_rt';
 export const CSRF_COOKIE = '__Host-crmgw_csrf';
-export const GATEWAY_COOKIES = [ACCESS_COOKIE, REFRESH_COOKIE, CSRF_COOKIE] as const;
+/**
+ * The security overview's sign-in (src/admin/session.ts): plain HTTP on loopback, so not
+ * `__Host-`. Cookies are not scoped by port, so a browser sends them to a route on the same
+ * loopback name too; listed here so the forwarder strips them like the others.
+ */
+export const ADMIN_SESSION_COOKIE = 'crmgw_admin';
+export const ADMIN_CSRF_COOKIE = 'crmgw_admin_csrf';
+export const GATEWAY_COOKIES = [ACCESS_COOKIE, REFRESH_COOKIE, CSRF_COOKIE, ADMIN_SESSION_COOKIE, ADMIN_CSRF_COOKIE] as const;
 
 export function setCookie(name: string, value: string, maxAgeMs: number, sameSite: 'lax' | 'strict' = 'lax'): string {
   return stringifySetCookie({ name, value, httpOnly: true, secure: true, sameSite, path: '/', maxAge: Math.max(0, Math.floor(maxAgeMs / 1000)) });

@@ -229,7 +229,17 @@ function serveGateway(cfg: GatewayConfig, deps: GatewayDeps, bound: Bound): Runn
   });
 
   let draining = false;
-  heldAdmin.serve({ request: createAdminHandler(cfg, () => draining, { log, adminAuth: deps.adminAuth, overview: deps.securityOverview }) });
+  heldAdmin.serve({
+    request: createAdminHandler(cfg, () => draining, {
+      log,
+      adminAuth: deps.adminAuth,
+      overview: deps.securityOverview,
+      auth: deps.auth,
+      redis: deps.redis,
+      postgres: deps.postgres,
+      listening: () => httpsServer.listening,
+    }),
+  });
 
   const certificates = createCertificateReloader([httpsServer], cfg.tls.certFile, cfg.tls.keyFile, pair.info as CertificateInfo, log, { watch: cfg.tls.watch, veto: reloadVeto(cfg) });
 
