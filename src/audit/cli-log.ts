@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import pg from 'pg';
 import type { GatewayConfig } from '../config/schema.js';
 import { createAuditLogger, type AuditLogger } from './audit-logger.js';
@@ -20,8 +21,10 @@ export const CLI_LOCK_WAIT_MS = 10_000;
  * gateway's do: `audit verify` reads the heads from there alone, so a CLI chain recorded only
  * in the local heads file could be deleted from the log folder without verify noticing.
  */
-export async function openCliAuditLog(cfg: GatewayConfig): Promise<AuditLogger> {
-  const audit = await createAuditLogger(auditOptions(cfg, { instance: 'cli', lock: { name: 'cli', waitMs: CLI_LOCK_WAIT_MS }, resourceProbe: false, level: 'warn' }));
+export async function openCliAuditLog(cfg: GatewayConfig, opts: { verbose?: boolean } = {}): Promise<AuditLogger> {
+  const audit = await createAuditLogger(
+    auditOptions(cfg, { instance: 'cli', lock: { name: 'cli', waitMs: CLI_LOCK_WAIT_MS }, resourceProbe: false, level: 'warn', console: cliConsole(process.stderr, opts.verbose === true) }),
+  );
   const url = cfg.stores.databaseUrl;
   if (!url) return audit;
   const pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS });
@@ -36,4 +39,34 @@ export async function openCliAuditLog(cfg: GatewayConfig): Promise<AuditLogger> 
     await pool.end().catch(() => undefined);
   };
   return audit;
+}
+
+/**
+ * The audit logger's console channel in a CLI process: a person reads that stderr between the
+ * command's own lines, so app warnings and alerts become one plain line each; JSON only with
+ * --verbose. A line the disk refused (the console is its last resort) stays JSON: it is the
+ * record itself and must survive whole.
+ */
+export function cliConsole(out: NodeJS.WritableStream, verbose: boolean): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (line === '') continue;
+        if (verbose) {
+          out.write(`${line}\n`);
+          continue;
+        }
+        let r: Record<string, unknown> | undefined;
+        try {
+          r = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          r = undefined;
+        }
+        if (r?.stream === 'app' && typeof r.message === 'string') out.write(`${r.level === 'error' ? 'ERROR' : 'WARNING'}: ${r.message}${typeof r.error === 'string' ? ` (${r.error})` : ''}\n`);
+        else if (r?.stream === 'alert' && typeof r.message === 'string') out.write(`ALERT: ${r.message}\n`);
+        else out.write(`${line}\n`);
+      }
+      done();
+    },
+  });
 }

@@ -66,33 +66,74 @@ export function matches(r: Record<string, unknown>, q: SearchQuery): boolean {
   return true;
 }
 
+/** How many matches `audit search` prints unless told otherwise: a wide query must not flood a terminal. */
+export const DEFAULT_SEARCH_LIMIT = 1000;
+
+const timeOf = (m: Match): number => {
+  const t = typeof m.record.time === 'string' ? Date.parse(m.record.time) : NaN;
+  return Number.isFinite(t) ? t : Number.POSITIVE_INFINITY;
+};
+
 /**
- * Searches current and rotated (gzipped) files line by line, never holding a file in memory.
- * Calls `onMatch` for each matching line, in day order; stops at `limit` matches.
+ * Searches current and rotated (gzipped) files line by line, and calls `onMatch` for each
+ * matching line in time order across streams and chains (a day's files are merged by their
+ * `time`); stops at `limit` matches. Each file is in time order, so the first `limit` matches
+ * of a day are among the first `limit` of each of its files: memory stays within files × limit.
  */
-export async function searchLogs(dir: string, q: SearchQuery, onMatch: (m: Match) => void): Promise<{ matched: number; scanned: number; truncatedFiles: string[] }> {
+export async function searchLogs(
+  dir: string,
+  q: SearchQuery,
+  onMatch: (m: Match) => void,
+): Promise<{ matched: number; scanned: number; truncatedFiles: string[]; limited: boolean }> {
   const streams = q.streams ?? ['access', 'security'];
+  const limit = q.limit ?? Number.POSITIVE_INFINITY;
   let matched = 0;
   let scanned = 0;
+  let limited = false;
   const truncatedFiles: string[] = [];
-  for (const f of filesFor(dir, streams, q.since, q.until)) {
-    if (q.limit !== undefined && matched >= q.limit) break;
-    const result = await readLogLines(f.path, f.gzipped, (text, line) => {
-      scanned++;
-      let record: Record<string, unknown>;
-      try {
-        record = JSON.parse(text) as Record<string, unknown>;
-      } catch {
-        return true;
+  const byDay = new Map<string, LogFile[]>();
+  for (const f of filesFor(dir, streams, q.since, q.until)) byDay.set(f.day, [...(byDay.get(f.day) ?? []), f]);
+  for (const files of byDay.values()) {
+    if (limited) break;
+    const found: Match[] = [];
+    for (const f of files) {
+      let inFile = 0;
+      const result = await readLogLines(f.path, f.gzipped, (text, line) => {
+        scanned++;
+        let record: Record<string, unknown>;
+        try {
+          record = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          return true;
+        }
+        if (!matches(record, q)) return true;
+        inFile++;
+        found.push({ stream: f.stream, file: f.name, line, record, text });
+        return inFile < limit - matched + 1;
+      });
+      if (result.truncated || result.error) truncatedFiles.push(f.name);
+    }
+    // Stable: lines of one time keep their file order (stream, then chain).
+    found.sort((x, y) => timeOf(x) - timeOf(y));
+    for (const m of found) {
+      if (matched >= limit) {
+        limited = true;
+        break;
       }
-      if (!matches(record, q)) return true;
       matched++;
-      onMatch({ stream: f.stream, file: f.name, line, record, text });
-      return q.limit === undefined || matched < q.limit;
-    });
-    if (result.truncated || result.error) truncatedFiles.push(f.name);
+      onMatch(m);
+    }
   }
-  return { matched, scanned, truncatedFiles };
+  return { matched, scanned, truncatedFiles, limited };
+}
+
+/**
+ * One match as a JSON line: the stream it came from, then the record's own fields. A record's own `stream` field (events about a log stream name its chain) is kept as
+ * `chain` so the stream of the match is never overwritten.
+ */
+export function matchJson(m: Match): string {
+  const { stream: own, ...rest } = m.record;
+  return JSON.stringify({ stream: m.stream, ...(own !== undefined && rest.chain === undefined ? { chain: own } : {}), ...rest });
 }
 
 /** One line of search output for a person (control characters escaped). */

@@ -7,45 +7,54 @@ import { createAuthService, type AuthService } from '../auth/service.js';
 import { createRedis } from '../stores/redis.js';
 import { createPostgres } from '../stores/postgres.js';
 import { openCliAuditLog } from '../audit/cli-log.js';
+import { CliError } from './errors.js';
+
+export { CliError };
 
 /**
- * CLI commands log to stderr: stdout is kept for what a script captures (a token, a list).
- * Security events of CLI actions are JSON lines there, with `stream: security`.
+ * CLI commands print for people on stderr and keep stdout for what a script captures (a token, a
+ * list). Security events are JSON lines; on stderr they would break up that human text, so they
+ * go there only with `--verbose`, or when no audit file can hold them (no config: the compose
+ * backup job, whose stderr is the container log).
  */
-export function cliLogger(): Logger {
+export function cliLogger(opts: { securityToStderr: boolean; verbose: boolean }): Logger {
   const write = (obj: Record<string, unknown>): void => void process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...obj })}\n`);
   return {
     access: () => undefined,
-    security: (event, fields = {}) => write({ stream: 'security', event, actor: userInfo().username, ...fields }),
+    security: (event, fields = {}) => {
+      if (opts.securityToStderr) write({ stream: 'security', event, actor: userInfo().username, ...fields });
+    },
     app: (level, message, fields = {}) => {
-      if (level === 'error' || level === 'warn') write({ stream: 'app', level, message, ...fields });
+      if (level !== 'error' && level !== 'warn') return;
+      if (opts.verbose) write({ stream: 'app', level, message, ...fields });
+      else process.stderr.write(`${level === 'error' ? 'ERROR' : 'WARNING'}: ${message}\n`);
     },
   };
 }
 
-/** A CLI process's logger: stderr, and with a config the audit files too (close it before exit). */
+/** A CLI process's logger: the audit files when the config is known, else stderr (close it before exit). */
 export interface CliLog {
   readonly log: Logger;
   close(): Promise<void>;
 }
 
 /**
- * The logger of a CLI action: every event goes to stderr as cliLogger() writes it and, when the
- * gateway's config is known, to LOG_DIR through the audit logger too (its own `cli` files and
- * chain), so `admin.*` events are in the tamper-evident record security staff review. When
- * the audit files cannot be opened the action still runs (a revocation must not wait on a
- * full disk), with a WARNING saying its events went to stderr only.
+ * The logger of a CLI action: with the gateway's config, every event goes to LOG_DIR through
+ * the audit logger (its own `cli` files and chain), so `admin.*` events are in the
+ * tamper-evident record security staff review, and to stderr only with `verbose`. When the
+ * audit files cannot be opened the action still runs (a revocation must not wait on a full
+ * disk), with a WARNING, and its events go to stderr instead.
  */
-export async function openCliLog(cfg: GatewayConfig | undefined): Promise<CliLog> {
-  const stderr = cliLogger();
-  if (!cfg) return { log: stderr, close: async () => undefined };
+export async function openCliLog(cfg: GatewayConfig | undefined, verbose = false): Promise<CliLog> {
+  if (!cfg) return { log: cliLogger({ securityToStderr: true, verbose }), close: async () => undefined };
   let audit: Awaited<ReturnType<typeof openCliAuditLog>>;
   try {
-    audit = await openCliAuditLog(cfg);
+    audit = await openCliAuditLog(cfg, { verbose });
   } catch (err) {
     process.stderr.write(`WARNING: audit log in ${cfg.log.dir} unavailable (${(err as Error).message}); this action's events go to stderr only\n`);
-    return { log: stderr, close: async () => undefined };
+    return { log: cliLogger({ securityToStderr: true, verbose }), close: async () => undefined };
   }
+  const stderr = cliLogger({ securityToStderr: verbose, verbose });
   const actor = userInfo().username;
   const log: Logger = {
     access: () => undefined,
@@ -53,10 +62,8 @@ export async function openCliLog(cfg: GatewayConfig | undefined): Promise<CliLog
       stderr.security(event, fields);
       audit.security(event, { actor, ...fields });
     },
-    app: (level, message, fields = {}) => {
-      stderr.app(level, message, fields);
-      audit.app(level, message, fields);
-    },
+    // The audit logger's console channel prints warnings itself (cliConsole).
+    app: (level, message, fields = {}) => audit.app(level, message, fields),
   };
   return { log, close: () => audit.close() };
 }
@@ -69,10 +76,10 @@ export interface CliContext {
 }
 
 /** Config, stores and the auth service, as the gateway itself builds them. */
-export async function openAuth(): Promise<CliContext> {
+export async function openAuth(verbose = false): Promise<CliContext> {
   const env = processEnv();
   const cfg = loadConfigFile(configPathFromEnv(env), env);
-  const cliLog = await openCliLog(cfg);
+  const cliLog = await openCliLog(cfg, verbose);
   const log = cliLog.log;
   const redis = await createRedis(cfg, log, { enableOfflineQueue: true, lazyConnect: false });
   const postgres = await createPostgres(cfg, log);
@@ -87,32 +94,6 @@ export async function openAuth(): Promise<CliContext> {
     throw new CliError('API_SECRET_KEY is not set: run `npx crm-gateway setup` first');
   }
   return { cfg, log, auth, close };
-}
-
-/** A usage or input problem: printed without a stack, exit code 1 (2 for usage). */
-export class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode = 1,
-  ) {
-    super(message);
-  }
-}
-
-/** `--name value` and `--flag` options, the rest positional. */
-export function parseArgs(args: readonly string[]): { positional: string[]; options: Map<string, string | true> } {
-  const positional: string[] = [];
-  const options = new Map<string, string | true>();
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] as string;
-    if (a.startsWith('--')) {
-      const eq = a.indexOf('=');
-      if (eq > 0) options.set(a.slice(2, eq), a.slice(eq + 1));
-      else if (i + 1 < args.length && !(args[i + 1] as string).startsWith('--')) options.set(a.slice(2), args[++i] as string);
-      else options.set(a.slice(2), true);
-    } else positional.push(a);
-  }
-  return { positional, options };
 }
 
 /**

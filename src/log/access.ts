@@ -25,6 +25,8 @@ export function accessEntry(ctx: RequestContext): Record<string, unknown> {
     user: ctx.principal?.subject,
     roles: ctx.principal?.roles,
     authMethod: ctx.principal?.method,
+    // Which token: the access review's "last use" of each live token (issue 18, item 13).
+    tokenId: ctx.principal?.tokenId,
     bytesIn: ctx.bytesIn,
     bytesOut: ctx.bytesOut,
     durationMs: Math.round((performance.now() - ctx.startedAt) * 100) / 100,

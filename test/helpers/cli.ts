@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -10,7 +10,11 @@ export interface CliResult {
   code: number | null;
   stdout: string;
   stderr: string;
-  /** JSON lines of stderr with `stream: security`. */
+  /**
+   * The security events of the run: those it appended to the CLI's audit files in LOG_DIR
+   * (`security.cli-*.log`), plus JSON lines of stderr with `stream: security` (where they go
+   * without a config, or with --verbose).
+   */
   events: Record<string, unknown>[];
 }
 
@@ -29,9 +33,11 @@ let defaultLogDir: string | undefined;
  * `stdin` piped in (and closed), and collects its output.
  */
 export function runCli(args: string[], env: Record<string, string>, stdin = '', timeoutMs = 20_000): Promise<CliResult> {
+  const logDir = env.LOG_DIR ?? (defaultLogDir ??= mkdtempSync(join(tmpdir(), 'crm-gw-cli-logs-')));
+  const before = cliAuditSizes(logDir);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_DIR: (defaultLogDir ??= mkdtempSync(join(tmpdir(), 'crm-gw-cli-logs-'))), ...env },
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_DIR: logDir, ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];
@@ -54,10 +60,34 @@ export function runCli(args: string[], env: Record<string, string>, stdin = '', 
           }
         })
         .filter((e) => e.stream === 'security');
-      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr, events });
+      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr, events: [...cliAuditEventsSince(logDir, before), ...events] });
     });
     child.stdin.end(stdin);
   });
+}
+
+/** Sizes of the CLI's security files in a log folder, to read what one run appends. */
+function cliAuditSizes(dir: string): Map<string, number> {
+  const sizes = new Map<string, number>();
+  if (!existsSync(dir)) return sizes;
+  for (const f of readdirSync(dir)) if (/^security\.cli-.*\.log$/.test(f)) sizes.set(f, statSync(join(dir, f)).size);
+  return sizes;
+}
+
+function cliAuditEventsSince(dir: string, before: Map<string, number>): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const [f, size] of cliAuditSizes(dir)) {
+    const text = readFileSync(join(dir, f)).subarray(before.get(f) ?? 0, size).toString('utf8');
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        out.push({ stream: 'security', ...(JSON.parse(line) as Record<string, unknown>) });
+      } catch {
+        // a line cut by a concurrent writer: not this run's
+      }
+    }
+  }
+  return out;
 }
 
 /** The claims of a JWT, unverified (to read a jti the CLI printed). */

@@ -208,11 +208,11 @@ test('regression: a gateway started on the same ports and LOG_DIR while the firs
   // The same ports: its admin listener is still open while it drains, so this one stops there.
   const samePortsStart = startGateway(t, { ...env, ...samePorts });
   assert.equal(await refused(samePortsStart), 1, samePortsStart.stderr());
-  assert.match(samePortsStart.stderr(), /crm-gateway: cannot listen on 127\.0\.0\.1:\d+ \((HTTPS|HTTP|ADMIN)_PORT\): the address is in use/);
+  assert.match(samePortsStart.stderr(), /crm-gateway: error: cannot listen on 127\.0\.0\.1:\d+ \((HTTPS|HTTP|ADMIN)_PORT\): the address is in use/);
   // Free ports: the lock on the folder stops it.
   const second = startGateway(t, { ...env, ...(await ports()) });
   assert.equal(await refused(second), 1, second.stderr());
-  assert.match(second.stderr(), new RegExp(`crm-gateway: the audit logs in \\S+ are being written by another process: pid ${first.process.pid} `));
+  assert.match(second.stderr(), new RegExp(`crm-gateway: error: the audit logs in \\S+ are being written by another process: pid ${first.process.pid} `));
   assert.match(second.stderr(), /drains for up to server\.shutdownTimeout after SIGTERM/);
   assert.equal(first.process.exitCode, null, 'the first one is still draining');
 

@@ -136,8 +136,10 @@ test('the CLI never takes a password from argv: with an empty stdin, users add f
     ['users', 'add', name, PASSWORD, '--roles', 'staff'],
   ]) {
     const res = await runCli(args, cliEnv, '');
-    assert.notEqual(res.code, 0, args.join(' '));
-    assert.match(res.stderr, /password: at least 12 characters/);
+    // Refused as a usage error before anything runs (issue 18, item 11), without echoing it.
+    assert.equal(res.code, 2, args.join(' '));
+    assert.match(res.stderr, /unknown option --password|never the command line/);
+    assert.ok(!res.stderr.includes(PASSWORD), 'the password is not echoed');
   }
   assert.equal(await gw.auth.store.getUser(name), undefined);
   // A short password on stdin is refused too.

@@ -165,7 +165,7 @@ test('an unreachable database: BACKUP_DB_UNREACHABLE, exit 1, no file of any kin
 
   const cli = await runBackupCli(['backup', 'run'], { BACKUP_DIR: dir, BACKUP_KEY_FILE: ws.keyFile, BACKUP_DATABASE_URL: 'postgres://postgres:secret-pw@127.0.0.1:1/nowhere' });
   assert.equal(cli.code, 1);
-  assert.match(cli.stderr, /crm-gateway backup: BACKUP_DB_UNREACHABLE: cannot connect to the database postgres@127\.0\.0\.1:1\/nowhere/);
+  assert.match(cli.stderr, /crm-gateway: error: BACKUP_DB_UNREACHABLE: cannot connect to the database postgres@127\.0\.0\.1:1\/nowhere/);
   assert.ok(!cli.stderr.includes('secret-pw'), 'the password is never printed');
   assert.equal(existsSync(dir) ? readdirSync(dir).length : 0, 0);
 
@@ -291,6 +291,6 @@ test('pg_dump not installed: BACKUP_TOOL_MISSING before anything is connected or
   const dir = join(ws.dir, 'notool');
   const cli = await runBackupCli(['backup', 'run'], { PATH: '/nonexistent', BACKUP_DIR: dir, BACKUP_KEY_FILE: ws.keyFile, BACKUP_DATABASE_URL: source.url });
   assert.equal(cli.code, 1);
-  assert.match(cli.stderr, /crm-gateway backup: BACKUP_TOOL_MISSING: pg_dump is not installed/);
+  assert.match(cli.stderr, /crm-gateway: error: BACKUP_TOOL_MISSING: pg_dump is not installed/);
   assert.equal(existsSync(dir), false);
 });

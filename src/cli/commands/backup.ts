@@ -1,5 +1,4 @@
 import { basename, dirname, join, relative } from 'node:path';
-import { parseArgs } from 'node:util';
 import { processEnv } from '../../config/env.js';
 import { ConfigError } from '../../config/load.js';
 import { readCatalog } from '../../backup/catalog.js';
@@ -17,29 +16,38 @@ import type { Logger } from '../../log/logger.js';
 import { configPathFromEnv } from '../../config/env.js';
 import { loadConfigFile } from '../../config/load.js';
 import { existsSync } from 'node:fs';
+import { flag, stringOption } from '../args.js';
 import type { Command } from '../command.js';
+import { CliError } from '../errors.js';
+import { backupProgress } from './backup-progress.js';
 
-const USAGE = `backup run [--schedule]
-                         back up the CRM database (BACKUP_DATABASE_URL, else DATABASE_URL), encrypted, into BACKUP_DIR;
-                         verify it, copy it to S3 if configured, delete backups past BACKUP_RETENTION_DAYS
-                         (--schedule: keep running and do that on BACKUP_SCHEDULE: the compose backup job)
-  backup verify [file...] [--all]
-                         tag, checksums, full trial decryption, pg_restore --list (default: the newest backup)
-  backup restore <file> --target postgres://user@host/db [--force] [--no-owner]
-                         verify, restore in one transaction (refuses a non-empty target without --force),
-                         then compare tables and row counts with the manifest
-  backup list            the backups in BACKUP_DIR: time, size, verified`;
+const SUBCOMMANDS = {
+  run: {
+    synopsis: 'backup run [--schedule]',
+    description: `back up the CRM database (BACKUP_DATABASE_URL, else DATABASE_URL), encrypted, into BACKUP_DIR;
+verify it, copy it to S3 if configured, delete backups past BACKUP_RETENTION_DAYS; progress on a terminal
+(--schedule: keep running and do that on BACKUP_SCHEDULE: the compose backup job)`,
+    options: { schedule: { type: 'boolean' } },
+  },
+  verify: { synopsis: 'backup verify [file...] [--all]', description: 'tag, checksums, full trial decryption, pg_restore --list (default: the newest backup)', options: { all: { type: 'boolean' } } },
+  restore: {
+    synopsis: 'backup restore <file> --target postgres://user@host/db [--force] [--no-owner]',
+    description: `verify, restore in one transaction (refuses a non-empty target without --force),
+then compare tables and row counts with the manifest`,
+    options: { target: { type: 'string' }, force: { type: 'boolean' }, 'no-owner': { type: 'boolean' } },
+  },
+  list: { synopsis: 'backup list', description: 'the backups in BACKUP_DIR: time, size, verified', options: {} },
+} as const;
 
-function usageError(message: string): number {
-  process.stderr.write(`${message}\nusage: crm-gateway ${USAGE}\n`);
-  return 2;
+function usageError(sub: string, message: string): CliError {
+  return new CliError(message, 2, `backup ${sub}`);
 }
 
-function fail(err: unknown): number {
-  if (isBackupError(err)) process.stderr.write(`crm-gateway backup: ${err.code}: ${err.message}\n`);
-  else if (err instanceof ConfigError) process.stderr.write(`crm-gateway backup: ${err.message}\n`);
-  else throw err;
-  return 1;
+/** Backup failures carry their stable code in the one error line. */
+function failure(err: unknown): unknown {
+  if (isBackupError(err)) return new CliError(`${err.code}: ${err.message}`);
+  if (err instanceof ConfigError) return new CliError(err.message);
+  return err;
 }
 
 /** A path as the operator would type it: relative below the working folder, absolute elsewhere. */
@@ -78,7 +86,13 @@ async function run(s: BackupSettings, schedule: boolean, log: Logger): Promise<n
     await scheduler.stop();
     return 0;
   }
-  const r = await runBackupJob(s, log);
+  const progress = backupProgress(s.dir, process.stderr);
+  let r: Awaited<ReturnType<typeof runBackupJob>>;
+  try {
+    r = await runBackupJob(s, log);
+  } finally {
+    progress.stop();
+  }
   const m = r.verified.manifest;
   const rows = m.tables.reduce((a, t) => a + t.rows, 0);
   const lines = [
@@ -88,7 +102,7 @@ async function run(s: BackupSettings, schedule: boolean, log: Logger): Promise<n
   if (r.remote) lines.push(`copied to s3://${r.remote.bucket}/${r.remote.key}`);
   if (r.deleted.length > 0) lines.push(`deleted ${r.deleted.length} backup(s) older than ${s.retentionDays} days: ${r.deleted.join(', ')}`);
   process.stdout.write(`${lines.join('\n')}\n`);
-  for (const p of r.problems) process.stderr.write(`crm-gateway backup: ${p.code}: ${p.message}\n`);
+  for (const p of r.problems) process.stderr.write(`crm-gateway: error: ${p.code}: ${p.message}\n`);
   return r.problems.length > 0 ? 1 : 0;
 }
 
@@ -147,20 +161,17 @@ function list(s: BackupSettings): number {
 
 export const backupCommand: Command = {
   name: 'backup',
-  usage: USAGE,
-  async run(args) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: [...args],
-        allowPositionals: true,
-        options: { schedule: { type: 'boolean' }, all: { type: 'boolean' }, target: { type: 'string' }, force: { type: 'boolean' }, 'no-owner': { type: 'boolean' } },
-      });
-    } catch (err) {
-      return usageError((err as Error).message);
-    }
-    const [sub, ...rest] = parsed.positionals;
-    const v = parsed.values;
+  usage: 'backup run|verify|restore|list   encrypted, verified backups of the CRM database (backup --help)',
+  subcommands: SUBCOMMANDS,
+  async run(inv) {
+    const sub = inv.sub ?? '';
+    const rest = inv.positionals;
+    if (sub === 'run' && rest.length > 0) throw usageError(sub, 'backup run takes no file');
+    if (sub === 'list' && rest.length > 0) throw usageError(sub, 'backup list takes no file');
+    if (sub === 'verify' && flag(inv, 'all') && rest.length > 0) throw usageError(sub, 'give files or --all, not both');
+    const target = stringOption(inv, 'target');
+    if (sub === 'restore' && (rest.length !== 1 || !rest[0])) throw usageError(sub, 'backup restore needs exactly one backup file');
+    if (sub === 'restore' && !target) throw usageError(sub, 'backup restore needs --target postgres://user@host:5432/database');
     let cliLog: Awaited<ReturnType<typeof openCliLog>> | undefined;
     try {
       const env = processEnv();
@@ -168,26 +179,20 @@ export const backupCommand: Command = {
       // Backup events reach the audit files when the gateway's config is here (the compose
       // backup job mounts none: its events go to stderr, i.e. the container log).
       const file = configPathFromEnv(env);
-      cliLog = await openCliLog(existsSync(file) ? loadConfigFile(file, env) : undefined);
+      cliLog = await openCliLog(existsSync(file) ? loadConfigFile(file, env) : undefined, inv.verbose);
       const log = cliLog.log;
       switch (sub) {
         case 'run':
-          if (rest.length > 0) return usageError('backup run takes no file');
-          return await run(s, v.schedule === true, log);
+          return await run(s, flag(inv, 'schedule'), log);
         case 'verify':
-          if (v.all && rest.length > 0) return usageError('give files or --all, not both');
-          return await verify(s, rest, v.all === true, log);
+          return await verify(s, [...rest], flag(inv, 'all'), log);
         case 'restore':
-          if (rest.length !== 1 || !rest[0]) return usageError('backup restore needs exactly one backup file');
-          if (!v.target) return usageError('backup restore needs --target postgres://user@host:5432/database');
-          return await restore(s, rest[0], v.target, v.force === true, v['no-owner'] === true, log);
-        case 'list':
-          return list(s);
+          return await restore(s, rest[0] as string, target as string, flag(inv, 'force'), flag(inv, 'no-owner'), log);
         default:
-          return usageError(sub ? `unknown backup command ${sub}` : 'backup needs a command');
+          return list(s);
       }
     } catch (err) {
-      return fail(err);
+      throw failure(err);
     } finally {
       await cliLog?.close();
     }

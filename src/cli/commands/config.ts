@@ -3,6 +3,7 @@ import { ConfigError } from '../../config/load.js';
 import type { Logger } from '../../log/logger.js';
 import { prepare, RefusedToStart } from '../../bootstrap.js';
 import type { Command } from '../command.js';
+import { CliError } from '../errors.js';
 
 /** A logger that stays quiet: `config check` reports on stdout/stderr itself. */
 const quiet: Logger = { access: () => undefined, security: () => undefined, app: () => undefined };
@@ -10,22 +11,23 @@ const quiet: Logger = { access: () => undefined, security: () => undefined, app:
 export const configCommand: Command = {
   name: 'config',
   usage: 'config check [file]    validate a config with the current environment; print every problem',
-  async run(args) {
-    const [sub, file] = args;
-    if (sub !== 'check') {
-      process.stderr.write(`usage: crm-gateway ${this.usage}\n`);
-      return 2;
-    }
+  subcommands: {
+    check: {
+      synopsis: 'config check [file]',
+      description: 'validate a config (default config/gateway.yaml or GATEWAY_CONFIG) with the current environment; print every problem',
+      options: {},
+    },
+  },
+  async run(inv) {
+    const [file, extra] = inv.positionals;
+    if (extra !== undefined) throw new CliError(`unexpected argument ${extra}`, 2, 'config check');
     try {
       const { config, findings } = await prepare(processEnv(), quiet, { file, generateCertificate: false });
       process.stdout.write(`config OK: ${config.routes.length} routes (${config.routes.map((r) => r.name).join(', ')}), env ${config.env}\n`);
       if (findings.length > 0) process.stdout.write(`${findings.length} warning(s) above would refuse startup in production\n`);
       return 0;
     } catch (err) {
-      if (err instanceof ConfigError || err instanceof RefusedToStart) {
-        process.stderr.write(`${err.message}\n`);
-        return 1;
-      }
+      if (err instanceof ConfigError || err instanceof RefusedToStart) throw new CliError(err.message);
       throw err;
     }
   },

@@ -17,4 +17,5 @@ export const COMMANDS: ReadonlyMap<string, () => Promise<Command>> = new Map([
   ['doctor', async () => (await import('./doctor.js')).doctorCommand],
   ['audit', async () => (await import('./audit.js')).auditCommand],
   ['backup', async () => (await import('./backup.js')).backupCommand],
+  ['access', async () => (await import('./access.js')).accessCommand],
 ]);

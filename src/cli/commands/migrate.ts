@@ -1,27 +1,21 @@
 import { configPathFromEnv, processEnv } from '../../config/env.js';
-import { ConfigError, loadConfigFile } from '../../config/load.js';
+import { loadConfigFile } from '../../config/load.js';
 import { AUTH_MIGRATIONS } from '../../auth/store/migrations.js';
 import { migrate } from '../../stores/migrations.js';
 import { createPostgres } from '../../stores/postgres.js';
 import type { Command } from '../command.js';
 import { openCliLog } from '../context.js';
+import { CliError } from '../errors.js';
 
 export const migrateCommand: Command = {
   name: 'migrate',
   usage: 'migrate                apply pending PostgreSQL migrations (also done at startup; safe to run concurrently)',
-  async run() {
+  help: { synopsis: 'migrate', description: 'apply pending PostgreSQL migrations (also done at startup; safe to run concurrently)', options: {} },
+  async run(inv) {
+    if (inv.positionals.length > 0) throw new CliError(`unexpected argument ${inv.positionals[0]}`, 2, 'migrate');
     const env = processEnv();
-    let cfg;
-    try {
-      cfg = loadConfigFile(configPathFromEnv(env), env);
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        process.stderr.write(`${err.message}\n`);
-        return 1;
-      }
-      throw err;
-    }
-    const cliLog = await openCliLog(cfg);
+    const cfg = loadConfigFile(configPathFromEnv(env), env);
+    const cliLog = await openCliLog(cfg, inv.verbose);
     const log = cliLog.log;
     const pool = await createPostgres(cfg, log);
     if (!pool) {
@@ -34,9 +28,6 @@ export const migrateCommand: Command = {
       log.security('admin.migrated', { applied });
       process.stdout.write(applied.length > 0 ? `applied migrations ${applied.join(', ')}\n` : 'database is up to date\n');
       return 0;
-    } catch (err) {
-      process.stderr.write(`crm-gateway: ${(err as Error).message}\n`);
-      return 1;
     } finally {
       await pool.end();
       await cliLog.close();

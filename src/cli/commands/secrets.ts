@@ -1,22 +1,25 @@
 import { relative, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { processEnv } from '../../config/env.js';
 import { keyId } from '../../secrets/keyring.js';
 import { manualRotationSteps, rotateSecrets, secretsDue } from '../../secrets/rotate.js';
 import { runSetup } from '../../secrets/setup.js';
 import { readDotenvFile } from '../../secrets/files.js';
 import { maxTokenTtl } from '../../secrets/token-ttl.js';
+import { flag, stringOption } from '../args.js';
 import type { Command } from '../command.js';
+import { CliError } from '../errors.js';
 
-const USAGE = `secrets rotate [--whatsapp-app-secret-from-stdin] [--drop-whatsapp-previous] [--skip-jwt] [--no-grace]
-                         rotate the JWT key ring (old tokens stay valid) and, from stdin, Meta's new app secret;
-                         print the exact steps for the secrets that need a restart
-  secrets rotate-jwt [--no-grace]
-                         only the JWT key ring (--no-grace: every earlier key stops verifying now)
-  secrets generate NAME...
-                         a fresh value for each named secret (backup first); see the steps from secrets rotate
-  secrets status         key ids and ages of the secrets in .env (never their values)
-  (each takes --env-file .env)`;
+const ENV_FILE = { 'env-file': { type: 'string' } } as const;
+const SUBCOMMANDS = {
+  rotate: {
+    synopsis: 'secrets rotate [--whatsapp-app-secret-from-stdin] [--drop-whatsapp-previous] [--skip-jwt] [--no-grace] [--env-file .env]',
+    description: "rotate the JWT key ring (old tokens stay valid) and, from stdin, Meta's new app secret;\nprint the exact steps for the secrets that need a restart",
+    options: { ...ENV_FILE, 'whatsapp-app-secret-from-stdin': { type: 'boolean' }, 'drop-whatsapp-previous': { type: 'boolean' }, 'skip-jwt': { type: 'boolean' }, 'no-grace': { type: 'boolean' } },
+  },
+  'rotate-jwt': { synopsis: 'secrets rotate-jwt [--no-grace] [--env-file .env]', description: 'only the JWT key ring (--no-grace: every earlier key stops verifying now)', options: { ...ENV_FILE, 'no-grace': { type: 'boolean' } } },
+  generate: { synopsis: 'secrets generate NAME... [--env-file .env]', description: 'a fresh value for each named secret (backup first); see the steps from secrets rotate', options: ENV_FILE },
+  status: { synopsis: 'secrets status [--env-file .env]', description: 'key ids and ages of the secrets in .env (never their values)', options: ENV_FILE },
+} as const;
 
 /** Largest app secret accepted on stdin: refuses a file piped by mistake. */
 const MAX_STDIN_BYTES = 4096;
@@ -49,34 +52,20 @@ function printRotation(r: ReturnType<typeof rotateSecrets>, cwd: string): void {
 
 export const secretsCommand: Command = {
   name: 'secrets',
-  usage: USAGE,
-  async run(args) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: [...args],
-        allowPositionals: true,
-        options: {
-          'env-file': { type: 'string' },
-          'whatsapp-app-secret-from-stdin': { type: 'boolean' },
-          'drop-whatsapp-previous': { type: 'boolean' },
-          'skip-jwt': { type: 'boolean' },
-          'no-grace': { type: 'boolean' },
-        },
-      });
-    } catch (err) {
-      process.stderr.write(`${(err as Error).message}\nusage: crm-gateway ${USAGE}\n`);
-      return 2;
-    }
-    const [sub, ...names] = parsed.positionals;
+  usage: 'secrets rotate | secrets rotate-jwt | secrets generate NAME... | secrets status\n                         rotate and inspect the secrets in .env (secrets --help)',
+  subcommands: SUBCOMMANDS,
+  async run(inv) {
+    const { sub } = inv;
+    const names = inv.positionals;
+    // Not echoed: a stray word here may be the very secret meant for stdin.
+    if (sub !== 'generate' && names.length > 0) throw new CliError(`secrets ${sub ?? ''} takes no argument; a new app secret comes from stdin, never the command line`, 2, `secrets ${sub ?? ''}`);
     const cwd = process.cwd();
-    const envFile = parsed.values['env-file'];
-    const v = parsed.values;
+    const envFile = stringOption(inv, 'env-file');
+    const v = { 'whatsapp-app-secret-from-stdin': flag(inv, 'whatsapp-app-secret-from-stdin'), 'drop-whatsapp-previous': flag(inv, 'drop-whatsapp-previous'), 'skip-jwt': flag(inv, 'skip-jwt'), 'no-grace': flag(inv, 'no-grace') };
     try {
       switch (sub) {
         case 'rotate':
         case 'rotate-jwt': {
-          if (sub === 'rotate-jwt' && (v['whatsapp-app-secret-from-stdin'] || v['drop-whatsapp-previous'] || v['skip-jwt'])) throw new Error('rotate-jwt only rotates the JWT key ring');
           const ttl = maxTokenTtl(cwd, envFile, processEnv());
           if (ttl.warning && !v['skip-jwt']) process.stderr.write(`WARNING: ${ttl.warning}\n`);
           const r = rotateSecrets({
@@ -110,12 +99,11 @@ export const secretsCommand: Command = {
           return 0;
         }
         default:
-          process.stderr.write(`usage: crm-gateway ${USAGE}\n`);
-          return 2;
+          throw new CliError(`unknown secrets command ${sub ?? ''}`, 2, 'secrets');
       }
     } catch (err) {
-      process.stderr.write(`secrets: ${(err as Error).message}\n`);
-      return 1;
+      if (err instanceof CliError) throw err;
+      throw new CliError(`secrets: ${(err as Error).message}`);
     }
   },
 };

@@ -1,19 +1,20 @@
 import { hashPassword, passwordProblem } from '../../auth/password.js';
 import { NAME_PATTERN, ROLE_PATTERN } from '../../auth/store/types.js';
+import { stringOption } from '../args.js';
 import type { Command } from '../command.js';
-import { CliError, parseArgs, readSecret } from '../context.js';
+import { CliError, readSecret } from '../context.js';
 import { withAuth } from './with-auth.js';
 
-export function parseRoles(text: string | true | undefined): string[] {
-  if (typeof text !== 'string' || text.trim() === '') throw new CliError('--roles needs a comma-separated list, e.g. --roles staff,admin', 2);
+export function parseRoles(text: string | undefined, helpFor?: string): string[] {
+  if (text === undefined || text.trim() === '') throw new CliError('--roles needs a comma-separated list, e.g. --roles staff,admin', 2, helpFor);
   const roles = [...new Set(text.split(',').map((r) => r.trim()).filter(Boolean))];
   const bad = roles.filter((r) => !ROLE_PATTERN.test(r));
   if (bad.length > 0) throw new CliError(`invalid role name(s): ${bad.join(', ')} (lower-case letters, digits, - and _)`, 2);
   return roles;
 }
 
-function userName(name: string | undefined): string {
-  if (!name || !NAME_PATTERN.test(name)) throw new CliError('a user name is required: letters, digits, . _ @ - (at most 64)', 2);
+function userName(name: string | undefined, sub: string): string {
+  if (!name || !NAME_PATTERN.test(name)) throw new CliError('a user name is required: letters, digits, . _ @ - (at most 64)', 2, `users ${sub}`);
   return name;
 }
 
@@ -24,19 +25,31 @@ async function newPassword(): Promise<string> {
   return hashPassword(password);
 }
 
-const USAGE = `users add NAME --roles a,b | list [--json] | disable NAME | enable NAME | set-password NAME | set-roles NAME a,b`;
+const NO_OPTIONS = {};
+const SUBCOMMANDS = {
+  add: { synopsis: 'users add NAME --roles a,b', description: 'add a sign-in user; the password comes from a prompt, or the first line of stdin', options: { roles: { type: 'string' } } },
+  list: { synopsis: 'users list [--json]', description: 'users with roles, state and last sign-in (never password hashes)', options: { json: { type: 'boolean' } } },
+  disable: { synopsis: 'users disable NAME', description: 'refuse sign-in and end open sessions', options: NO_OPTIONS },
+  enable: { synopsis: 'users enable NAME', description: 'allow sign-in again (sessions ended by disable stay ended)', options: NO_OPTIONS },
+  'set-password': { synopsis: 'users set-password NAME', description: 'a new password from a prompt or stdin; sessions begun before end', options: NO_OPTIONS },
+  'set-roles': { synopsis: 'users set-roles NAME a,b', description: 'replace the roles (sessions pick them up at their next renewal)', options: { roles: { type: 'string' } } },
+} as const;
 
 export const usersCommand: Command = {
   name: 'users',
   usage: `users <add|list|disable|enable|set-password|set-roles>   manage login users (password from a prompt or stdin)`,
-  run(args) {
-    const { positional, options } = parseArgs(args);
-    const [sub, rawName, rolesArg] = positional;
-    return withAuth(async ({ auth, log }) => {
+  subcommands: SUBCOMMANDS,
+  async run(inv) {
+    const sub = inv.sub ?? '';
+    const [rawName, rolesArg] = inv.positionals;
+    const max = sub === 'list' ? 0 : sub === 'set-roles' ? 2 : 1;
+    // Not echoed: a stray word here is often a password typed where it must never go.
+    if (inv.positionals.length > max) throw new CliError(`users ${sub} takes ${max === 0 ? 'no name' : max === 1 ? 'one name' : 'a name and roles'}; a password comes from the prompt or stdin, never the command line`, 2, `users ${sub}`);
+    return withAuth(inv, async ({ auth, log }) => {
       switch (sub) {
         case 'add': {
-          const name = userName(rawName);
-          const roles = parseRoles(options.get('roles'));
+          const name = userName(rawName, sub);
+          const roles = parseRoles(stringOption(inv, 'roles'), 'users add');
           if (await auth.store.getUser(name)) throw new CliError(`user ${name} exists`);
           await auth.store.addUser({ name, passwordHash: await newPassword(), roles, disabled: false, createdAt: new Date() });
           log.security('admin.user_added', { user: name, roles });
@@ -46,7 +59,7 @@ export const usersCommand: Command = {
         case 'list': {
           const users = await auth.store.listUsers();
           log.security('admin.users_listed', { count: users.length });
-          if (options.has('json')) {
+          if (inv.values.json === true) {
             process.stdout.write(`${JSON.stringify(users.map(({ passwordHash: _h, ...u }) => u), null, 2)}\n`);
           } else {
             for (const u of users) {
@@ -57,7 +70,7 @@ export const usersCommand: Command = {
         }
         case 'disable':
         case 'enable': {
-          const name = userName(rawName);
+          const name = userName(rawName, sub);
           // Disabling also voids every session begun so far: enabling the account again later
           // does not bring back a session someone may have kept meanwhile.
           const patch = sub === 'disable' ? { disabled: true, sessionsValidFrom: new Date() } : { disabled: false };
@@ -67,7 +80,7 @@ export const usersCommand: Command = {
           return 0;
         }
         case 'set-password': {
-          const name = userName(rawName);
+          const name = userName(rawName, sub);
           if (!(await auth.store.getUser(name))) throw new CliError(`no user ${name}`);
           // Every session begun with the old password ends (within 5 s, at its next request or renewal).
           await auth.store.updateUser(name, { passwordHash: await newPassword(), sessionsValidFrom: new Date() });
@@ -76,15 +89,15 @@ export const usersCommand: Command = {
           return 0;
         }
         case 'set-roles': {
-          const name = userName(rawName);
-          const roles = parseRoles(rolesArg ?? options.get('roles'));
+          const name = userName(rawName, sub);
+          const roles = parseRoles(rolesArg ?? stringOption(inv, 'roles'), 'users set-roles');
           if (!(await auth.store.updateUser(name, { roles }))) throw new CliError(`no user ${name}`);
           log.security('admin.user_roles_set', { user: name, roles });
           process.stderr.write(`roles of ${name}: ${roles.join(', ')} (sessions pick them up at their next renewal)\n`);
           return 0;
         }
         default:
-          throw new CliError(`usage: crm-gateway ${USAGE}`, 2);
+          throw new CliError(`unknown users command ${sub}`, 2, 'users');
       }
     });
   },

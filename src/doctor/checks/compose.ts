@@ -75,7 +75,7 @@ function serviceHardening(ctx: DoctorContext, file: string, s: ComposeService, o
     const VALUE = /--requirepass(?:=|\s+)("[^"]*"|'[^']*'|\S*)/;
     const raw = VALUE.exec(s.rawCommand)?.[1];
     const value = (VALUE.exec(s.command)?.[1] ?? '').replace(/^["']|["']$/g, '');
-    if (raw === undefined) out.push({ id: 'redis-password', status: 'FAIL', message: `${file}: ${s.name} runs without --requirepass`, fix: 'command: redis-server --appendonly yes --requirepass "${REDIS_PASSWORD}"' });
+    if (raw === undefined) out.push({ id: 'redis-password', status: prodFail(ctx), message: `${file}: ${s.name} runs without --requirepass`, fix: 'command: redis-server --appendonly yes --requirepass "${REDIS_PASSWORD}"' });
     else if (!FROM_ENV.test(raw)) out.push({ id: 'redis-password', status: 'FAIL', message: `${file}: ${s.name}'s --requirepass value is typed into the file`, fix: '--requirepass "${REDIS_PASSWORD}"' });
     else if (referencedNames(raw).length > 0 && (value === '' || value.startsWith('--'))) {
       out.push({ id: 'redis-password', status: prodFail(ctx), message: `${file}: ${s.name}'s --requirepass is empty with this .env (REDIS_PASSWORD unset)`, fix: 'npx crm-gateway setup' });

@@ -16,7 +16,8 @@ export const redisPasswordCheck: Check = async (ctx) => {
   const inUrl = new URL(url).password;
   const password = ctx.config?.stores.redisPassword || (inUrl ? decodeURIComponent(inUrl) : undefined);
   const open = await probeRedis(withoutCredentials(url), undefined, ctx.probeTimeoutMs);
-  if (open.result === 'open') return [{ id: 'redis-password', status: 'FAIL', message: `Redis at ${redactUrl(url)} answers without a password`, fix: 'start Redis with --requirepass "$REDIS_PASSWORD" (docker-compose.yml does) and set REDIS_PASSWORD for the gateway' }];
+  // Development runs a local Redis without a password: a warning there, a failure in production.
+  if (open.result === 'open') return [{ id: 'redis-password', status: prodFail(ctx), message: `Redis at ${redactUrl(url)} answers without a password`, fix: 'start Redis with --requirepass "$REDIS_PASSWORD" (docker-compose.yml does) and set REDIS_PASSWORD for the gateway' }];
   if (!password) return [{ id: 'redis-password', status: prodFail(ctx), message: 'no Redis password configured (REDIS_PASSWORD or in REDIS_URL)', fix: 'npx crm-gateway setup production, then use REDIS_PASSWORD' }];
   if (open.result === 'unreachable') return [pass('redis-password', `password configured; Redis at ${redactUrl(url)} not reachable from here to confirm (${open.detail ?? 'no answer'})`)];
   const auth = await probeRedis(url, password, ctx.probeTimeoutMs);

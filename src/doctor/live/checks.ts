@@ -1,11 +1,11 @@
 import { createHmac } from 'node:crypto';
-import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import tls, { type SecureVersion } from 'node:tls';
 import type { RouteConfig } from '../../config/schema.js';
 import { CERT_EXPIRY_WARNING_DAYS, MIN_HSTS_SECONDS } from '../checks/tls.js';
 import { pass, type CheckResult, type Status } from '../types.js';
-import { handshake, portOpen, request, type HttpAnswer, type Target } from './probes.js';
+import { handshake, probePort, request, type HttpAnswer, type Target } from './probes.js';
+import type { TargetReach } from './target.js';
 
 /** Backend ports of the stack (PostgreSQL, Redis, CRM API, NocoDB, Metabase, gateway admin). */
 export const BACKEND_PORTS: ReadonlyMap<number, string> = new Map([
@@ -28,8 +28,14 @@ export interface LiveContext {
   ca: string | undefined;
   httpUrl: URL;
   timeoutMs: number;
-  /** Ports to probe; undefined: BACKEND_PORTS unless the target is this machine. */
+  /** Ports to probe; undefined: the backend ports unless the target is this machine. */
   ports: readonly number[] | undefined;
+  /** The backend ports to probe by default, named: the configured ones, else BACKEND_PORTS. */
+  backendPorts: ReadonlyMap<number, string>;
+  /** The gateway's own ports as configured, for the fix lines. */
+  gatewayPorts: { https: number; http: number };
+  /** Whether and how the target was reached, found before any check runs. */
+  reach: TargetReach;
   /** Every HTTPS answer seen, for the HSTS verdict. */
   answers: { what: string; answer: HttpAnswer }[];
 }
@@ -62,7 +68,8 @@ export async function tlsVersionsCheck(lc: LiveContext): Promise<CheckResult[]> 
   const legacy = offered.filter((v) => v === 'TLSv1' || v === 'TLSv1.1');
   if (legacy.length > 0) out.push({ id: 'live-tls-versions', status: 'FAIL', message: `the server accepts ${legacy.join(' and ')}`, fix: 'minimum TLS 1.2 (the gateway enforces it; check any proxy or load balancer in front)' });
   if (!offered.includes('TLSv1.2') && !offered.includes('TLSv1.3')) {
-    out.push({ id: 'live-tls-versions', status: 'FAIL', message: `no TLS 1.2 or 1.3 handshake with ${lc.address}:${lc.port}`, fix: 'check the address, port and firewall' });
+    const why = (await handshake(t, { timeoutMs: lc.timeoutMs })) as { ok: boolean; error?: string };
+    out.push({ id: 'live-tls-versions', status: 'FAIL', message: `${why.error ? `${why.error}: ` : ''}no TLS 1.2 or 1.3 handshake with ${lc.address}:${lc.port}`, fix: 'check the address, port and firewall' });
     return out;
   }
   if (!offered.includes('TLSv1.3')) out.push({ id: 'live-tls-versions', status: 'WARN', message: 'TLS 1.3 is not offered', fix: 'enable TLS 1.3 on whatever terminates TLS' });
@@ -77,7 +84,7 @@ export async function tlsVersionsCheck(lc: LiveContext): Promise<CheckResult[]> 
 export async function liveCertificateCheck(lc: LiveContext): Promise<CheckResult[]> {
   const host = primaryHost(lc);
   const r = await handshake(routeTarget(lc, host), { ca: lc.ca, timeoutMs: lc.timeoutMs });
-  if (!r.ok) return [{ id: 'live-certificate', status: 'FAIL', message: `no TLS handshake: ${r.error}` }];
+  if (!r.ok) return [{ id: 'live-certificate', status: 'FAIL', message: `${r.error}: no TLS handshake with ${lc.address}:${lc.port}` }];
   const out: CheckResult[] = [];
   if (!r.authorized) out.push({ id: 'live-certificate', status: prodFail(lc), message: `the certificate is not trusted (${r.authorizationError ?? 'unknown reason'})`, fix: lc.ca ? 'the chain does not lead to the CA given with --ca' : "install a certificate from a public CA (Let's Encrypt), with its full chain" });
   const hosts = [...new Set(lc.routes.flatMap((route) => (route.host ? [route.host] : [])))];
@@ -127,7 +134,7 @@ export async function routesRefuseAnonymousCheck(lc: LiveContext): Promise<Check
     for (const p of probes) {
       const a = await request(routeTarget(lc, host), { path, headers: { accept: 'application/json', ...p.headers }, timeoutMs: lc.timeoutMs });
       if ('error' in a) {
-        out.push({ id: 'live-route-auth', status: 'FAIL', message: `${route.name} (https://${host}${path}): ${p.what}: no answer (${a.error})` });
+        out.push({ id: 'live-route-auth', status: 'FAIL', message: `${a.error}: ${route.name} (https://${host}${path}): ${p.what}: no answer` });
         continue;
       }
       lc.answers.push({ what: `${route.name} ${p.what}`, answer: a });
@@ -158,7 +165,7 @@ export async function webhookCheck(lc: LiveContext): Promise<CheckResult[]> {
     for (const p of probes) {
       const a = await request(routeTarget(lc, host), { method: p.method, path: p.path, headers: p.headers, ...(p.body !== undefined ? { body: p.body } : {}), timeoutMs: lc.timeoutMs });
       if ('error' in a) {
-        out.push({ id: 'live-webhook', status: 'FAIL', message: `${route.name}: ${p.what}: no answer (${a.error})` });
+        out.push({ id: 'live-webhook', status: 'FAIL', message: `${a.error}: ${route.name}: ${p.what}: no answer` });
         continue;
       }
       lc.answers.push({ what: `${route.name} ${p.what}`, answer: a });
@@ -175,7 +182,7 @@ export async function liveHstsCheck(lc: LiveContext): Promise<CheckResult[]> {
   const host = primaryHost(lc);
   const root = await request(routeTarget(lc, host), { path: '/', headers: { accept: 'application/json' }, timeoutMs: lc.timeoutMs });
   if (!('error' in root)) lc.answers.push({ what: `https://${host}/`, answer: root });
-  if (lc.answers.length === 0) return [{ id: 'live-hsts', status: 'FAIL', message: 'no HTTPS answer to check' }];
+  if (lc.answers.length === 0) return [{ id: 'live-hsts', status: 'FAIL', message: `${'error' in root ? `${root.error}: ` : ''}no HTTPS answer to check` }];
   const bad = lc.answers.filter(({ answer }) => {
     const m = /max-age=(\d+)/i.exec(String(answer.headers['strict-transport-security'] ?? ''));
     return !m || Number(m[1]) < MIN_HSTS_SECONDS;
@@ -189,7 +196,7 @@ export async function httpRedirectCheck(lc: LiveContext): Promise<CheckResult[]>
   const host = primaryHost(lc);
   const port = Number(lc.httpUrl.port || 80);
   const a = await request({ host: lc.httpUrl.hostname.replace(/^\[|\]$/g, ''), port, servername: undefined, hostHeader: port === 80 ? host : `${host}:${port}` }, { path: '/doctor-probe', plain: true, timeoutMs: lc.timeoutMs });
-  if ('error' in a) return [{ id: 'live-http-redirect', status: 'WARN', message: `nothing answers plain HTTP at ${lc.httpUrl.host} (${a.error}): fine if port 80 is closed on purpose, but browsers typing the bare name get no redirect`, fix: 'publish the gateway’s HTTP port (8880) as 80' }];
+  if ('error' in a) return [{ id: 'live-http-redirect', status: 'WARN', message: `${a.error}: nothing answers plain HTTP at ${lc.httpUrl.host}: fine if port 80 is closed on purpose, but browsers typing the bare name get no redirect`, fix: `publish the gateway’s HTTP port (${lc.gatewayPorts.http}) as 80` }];
   const loc = String(a.headers.location ?? '');
   if (a.status >= 300 && a.status < 400) {
     let target: URL | undefined;
@@ -204,27 +211,47 @@ export async function httpRedirectCheck(lc: LiveContext): Promise<CheckResult[]>
   return [{ id: 'live-http-redirect', status: 'FAIL', message: `plain HTTP answers ${a.status} instead of redirecting to HTTPS`, fix: 'FORCE_HTTPS=true' }];
 }
 
-async function isLocal(host: string): Promise<boolean> {
-  try {
-    const { address } = await lookup(host.replace(/^\[|\]$/g, ''));
-    return /^127\./.test(address) || address === '::1';
-  } catch {
-    return false;
-  }
-}
-
-/** From outside, only the gateway's ports answer: backends and the admin listener do not. */
+/**
+ * From outside, only the gateway's ports answer: backends and the admin listener do not. A
+ * port is closed only when the host was heard from (it refused, or the gateway's port answered
+ * so silence is a firewall's drop); a probe that reached nothing proves nothing: UNKNOWN.
+ */
 export async function exposedPortsCheck(lc: LiveContext): Promise<CheckResult[]> {
-  if (lc.ports === undefined && (await isLocal(lc.address))) {
-    return [{ id: 'live-exposed-ports', status: 'WARN', message: `${lc.address} is this machine: backend ports can only be judged from another host`, fix: 'run doctor --live from outside (or give --ports to probe anyway)' }];
+  const closeFix = (p: number): string => `publish only the gateway's ports (${lc.gatewayPorts.https}, ${lc.gatewayPorts.http}) in docker-compose.yml and close port ${p} at the firewall`;
+  if (lc.ports === undefined && lc.reach.local) {
+    return [{ id: 'live-exposed-ports', status: 'WARN', message: `${lc.address} is this machine (${lc.reach.addresses.join(', ')}): probing from the gateway's own host, where backend ports answer whatever the firewall does to outside clients`, fix: 'run doctor --live from another host (or give --ports to probe anyway)' }];
   }
-  const ports = lc.ports ?? [...BACKEND_PORTS.keys()];
+  const ports = lc.ports ?? [...lc.backendPorts.keys()];
+  const named = (p: number): string => `port ${p}${lc.backendPorts.has(p) ? ` (${lc.backendPorts.get(p)})` : ''}`;
   const open: number[] = [];
-  for (const port of ports) if (await portOpen(lc.address, port, lc.timeoutMs)) open.push(port);
-  if (open.length > 0) {
-    return open.map((p) => ({ id: 'live-exposed-ports', status: 'FAIL' as Status, message: `port ${p}${BACKEND_PORTS.has(p) ? ` (${BACKEND_PORTS.get(p)})` : ''} accepts connections from here`, fix: 'publish only the gateway (docker-compose.yml) and close the port at the firewall' }));
+  const refused: number[] = [];
+  const silent: number[] = [];
+  const failed: { port: number; code: string }[] = [];
+  for (const port of ports) {
+    const r = await probePort(lc.address, port, lc.timeoutMs);
+    if (r.state === 'open') open.push(port);
+    else if (r.state === 'refused') refused.push(port);
+    else if (r.state === 'timeout') silent.push(port);
+    else failed.push({ port, code: r.code });
   }
-  return [pass('live-exposed-ports', `closed from here: ${ports.join(', ')}`)];
+  const out: CheckResult[] = open.map((p) => ({ id: 'live-exposed-ports', status: 'FAIL' as Status, message: `${named(p)} accepts connections from here`, fix: closeFix(p) }));
+  const hostHeard = lc.reach.connected || refused.length > 0 || open.length > 0;
+  for (const f of failed) out.push({ id: 'live-exposed-ports', status: 'UNKNOWN', message: `${f.code}: ${named(f.port)} could not be probed` });
+  if (silent.length > 0 && !hostHeard) out.push({ id: 'live-exposed-ports', status: 'UNKNOWN', message: `no answer from ${lc.address} on any port (${silent.join(', ')}, nor the gateway's ${lc.port}): closed ports and a host that is down look the same` });
+  if (out.length > 0) return out;
+  const closed = [...refused.map((p) => `${p} (refused)`), ...silent.map((p) => `${p} (no answer: dropped)`)];
+  return [pass('live-exposed-ports', ports.length === 0 ? 'no ports given to probe' : `closed from here: ${closed.join(', ')}${lc.reach.local ? ` (probed from the gateway's own host, ${lc.address})` : ''}`)];
 }
 
 export const LIVE_CHECKS = [tlsVersionsCheck, liveCertificateCheck, routesRefuseAnonymousCheck, webhookCheck, liveHstsCheck, httpRedirectCheck, exposedPortsCheck];
+
+/** The report id of each live check, for the UNKNOWN lines of checks that could not run. */
+export const LIVE_CHECK_IDS: ReadonlyMap<(typeof LIVE_CHECKS)[number], string> = new Map([
+  [tlsVersionsCheck, 'live-tls-versions'],
+  [liveCertificateCheck, 'live-certificate'],
+  [routesRefuseAnonymousCheck, 'live-route-auth'],
+  [webhookCheck, 'live-webhook'],
+  [liveHstsCheck, 'live-hsts'],
+  [httpRedirectCheck, 'live-http-redirect'],
+  [exposedPortsCheck, 'live-exposed-ports'],
+]);

@@ -227,6 +227,6 @@ describe('npx crm-gateway setup (the command)', () => {
   test('an unknown mode is a usage error', async () => {
     const r = await runCli(['setup', 'staging'], { cwd: deployment() });
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /usage: crm-gateway setup/);
+    assert.equal(r.stderr, 'crm-gateway: error: the mode is development or production, not staging (see crm-gateway setup --help)\n');
   });
 });
