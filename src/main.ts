@@ -6,7 +6,7 @@ import { createBufferedLogger } from './log/buffered.js';
 import { createAuditLogger } from './audit/audit-logger.js';
 import { auditOptions } from './audit/options.js';
 import { LogDirLocked } from './audit/writer-lock.js';
-import { prepare, RefusedToStart } from './bootstrap.js';
+import { checkWebhookRedis, prepare, RefusedToStart } from './bootstrap.js';
 import { bindGateway, ListenFailed, probePorts, type BoundGateway, type RunningGateway } from './server/start.js';
 import { createRedis } from './stores/redis.js';
 import { createPostgres } from './stores/postgres.js';
@@ -25,6 +25,8 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
   // Lines logged before LOG_DIR is known wait here, then go to the audit files.
   const early = createBufferedLogger();
   const { config } = await prepare(env, early);
+  // Before any port or log is taken, and in a cluster's primary before it forks.
+  await checkWebhookRedis(config, early);
   const primary = isClusterPrimary(config);
   // A worker needs the shared ticket keys before its HTTPS listener exists.
   const member = primary ? undefined : await joinCluster();
@@ -82,8 +84,8 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
 
 /** Prints a startup failure for a person and exits non-zero. */
 export function exitOnStartupError(err: unknown): never {
-  if (err instanceof ConfigError || err instanceof RefusedToStart || err instanceof LogDirLocked || err instanceof ListenFailed) process.stderr.write(`crm-gateway: ${err.message}\n`);
-  else process.stderr.write(`crm-gateway: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  if (err instanceof ConfigError || err instanceof RefusedToStart || err instanceof LogDirLocked || err instanceof ListenFailed) process.stderr.write(`crm-gateway: error: ${err.message}\n`);
+  else process.stderr.write(`crm-gateway: error: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 }
 

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { Cron } from 'croner';
 import { parseDuration, parseSize } from './units.js';
 import { IpSet } from '../net/ip.js';
+import { DEFAULT_LANGUAGE, LANGUAGES } from '../i18n/language.js';
 
 /** Defaults, named once. */
 export const DEFAULTS = {
@@ -309,6 +310,12 @@ export const gatewaySchema = z.strictObject({
       retryMin: duration.prefault(DEFAULTS.whatsappRetryMin),
       retryMax: duration.prefault(DEFAULTS.whatsappRetryMax),
       maxQueued: z.number().int().positive().default(DEFAULTS.whatsappMaxQueued),
+      /**
+       * Answer Meta only once Redis confirms the payload is fsynced to its append-only file
+       * (WAITAOF 1 0, Redis 7.2+; refused at startup on an older Redis). Off: acknowledged once
+       * in Redis's memory, which `appendfsync everysec` puts on disk within about 1 s.
+       */
+      waitAof: z.boolean().default(false),
     })
     .prefault({}),
   stores: z
@@ -412,6 +419,37 @@ export const gatewaySchema = z.strictObject({
           if (!s.bucket && s.endpoint) ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'an S3 endpoint without a bucket: set BACKUP_S3_BUCKET (or unset BACKUP_S3_ENDPOINT)' });
         })
         .prefault({}),
+    })
+    .prefault({}),
+  /** The security overview on the admin listener (`/security`) and its sign-in. */
+  admin: z
+    .strictObject({
+      /** Time zone the overview shows times in (IANA name); unset: the process's own (TZ), else UTC. */
+      timeZone: z
+        .string()
+        .refine((tz) => {
+          try {
+            new Intl.DateTimeFormat('en', { timeZone: tz });
+            return true;
+          } catch {
+            return false;
+          }
+        }, 'not a time zone name (e.g. Europe/Madrid, America/Bogota, UTC)')
+        .optional(),
+      /** Lifetime of a browser sign-in to the overview (absolute, not renewed by use). */
+      sessionTtl: duration.prefault('30m').pipe(z.number().min(60_000, 'at least 1m').max(12 * 3_600_000, 'at most 12h')),
+      /**
+       * Host names the overview answers to besides loopback (127.0.0.1, [::1], localhost): any
+       * other Host is refused, so a DNS-rebinding page cannot reach it with the admin's cookie.
+       */
+      hosts: list.prefault([]),
+    })
+    .prefault({}),
+  /** The gateway's own pages (sign-in, sign-out, errors). */
+  ui: z
+    .strictObject({
+      /** Their language when the browser's Accept-Language names neither es nor en. */
+      defaultLanguage: z.enum(LANGUAGES).default(DEFAULT_LANGUAGE),
     })
     .prefault({}),
   routes: z
