@@ -108,9 +108,8 @@ export function createOverviewHandler(cfg: GatewayConfig, deps: OverviewDeps): (
     }
     if (!deps.overview) throw new GatewayError('INTERNAL', 'the security overview is not wired to the audit log');
     const snapshot = deps.overview.snapshot(range);
-    const [upstreams, chainStatus] = await Promise.all([upstreamHealth(cfg), chain.get()]);
+    const [upstreams, chainStatus, backup] = await Promise.all([upstreamHealth(cfg), chain.get(), backupStatus(cfg.backup)]);
     const certificate = certificateStatus(cfg.tls.certFile);
-    const backup = backupStatus(cfg.backup);
     log.security('admin.overview_viewed', { requestId: ctx.id, user: who.subject, clientIp: ctx.address?.client.address, path, range, via: who.session ? 'sign-in' : 'bearer' });
     if (path === OVERVIEW_JSON_PATH) {
       const body = JSON.stringify({ ...snapshot, timeZone: time.zone, status: { upstreams, certificate, auditChain: chainStatus, backup } });

@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import type { GatewayConfig } from '../config/schema.js';
 import { checkLine } from '../audit/chain.js';
 import { listLogFiles, readLogLines } from '../audit/files.js';
-import { readCatalog } from '../backup/catalog.js';
 
 /**
  * The overview's status figures that are not in the security log: the certificate clients are
@@ -115,9 +114,11 @@ export interface BackupStatus extends Status {
 }
 
 /** The newest verified backup in BACKUP_DIR (warn after 2 days, fail after 7 or with none). */
-export function backupStatus(cfg: GatewayConfig['backup'], now = Date.now()): BackupStatus {
+export async function backupStatus(cfg: GatewayConfig['backup'], now = Date.now()): Promise<BackupStatus> {
   if (!cfg.enabled) return { state: 'off', text: 'off', detail: 'BACKUP_ENABLED is false: this gateway makes no backups' };
   try {
+    // Loaded when backups are on: a gateway without them loads no backup code (startup footprint).
+    const { readCatalog } = await import('../backup/catalog.js');
     const verified = readCatalog(cfg.dir).entries.filter((e) => e.verified);
     const newest = verified[verified.length - 1];
     if (!newest) return { state: 'fail', text: 'no verified backup', detail: cfg.dir };

@@ -114,8 +114,8 @@ test('a public route through the gateway: the page shows the echo with the path 
 test('a refused request shows the gateway HTML error page with code and request id, and its CSP blocks nothing', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const { page, console: messages } = await openPage(t);
   const cases = [
-    { path: '/public/..%2fadmin', status: 400, code: 'PATH_REJECTED', title: '400 Bad Request' },
-    { path: '/not-routed', status: 404, code: 'ROUTE_NOT_FOUND', title: '404 Not Found' },
+    { path: '/public/..%2fadmin', status: 400, code: 'PATH_REJECTED', title: '400 · Bad request' },
+    { path: '/not-routed', status: 404, code: 'ROUTE_NOT_FOUND', title: '404 · Not found' },
   ];
   const before = gw.upstream.seen.length;
   for (const c of cases) {

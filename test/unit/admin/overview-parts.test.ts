@@ -99,12 +99,12 @@ test('today’s audit chains: intact, then a changed line found at the next chec
   }
 });
 
-test('backup status: off when backups are off, a failure with none verified', () => {
+test('backup status: off when backups are off, a failure with none verified', async () => {
   const routes = `\nroutes:\n  - { name: x, host: x.test, upstream: "http://127.0.0.1:9", auth: none }\n`;
-  assert.equal(backupStatus(parseConfig(routes, {}).backup).state, 'off');
+  assert.equal((await backupStatus(parseConfig(routes, {}).backup)).state, 'off');
   const dir = tempDir('crm-gw-backups-');
   try {
-    assert.equal(backupStatus({ ...parseConfig(routes, {}).backup, enabled: true, dir }).state, 'fail');
+    assert.equal((await backupStatus({ ...parseConfig(routes, {}).backup, enabled: true, dir })).state, 'fail');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
