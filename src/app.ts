@@ -403,7 +403,7 @@ export function createPlainHttpHandler(cfg: GatewayConfig, httpsPort: () => numb
   const served = (host: string): boolean =>
     hosts.has(host) || (anyHostRoute && (host === cfg.domain || host.endsWith(`.${cfg.domain}`) || host === 'localhost' || host === '127.0.0.1' || host === '[::1]'));
   // No HSTS over plain HTTP (RFC 6797 §7.2).
-  const newContext = contextMaker(cfg, { hsts: undefined });
+  const newContext = contextMaker(cfg, { hsts: undefined, defaultLanguage: cfg.ui.defaultLanguage });
   const record = recorder(log, 'http');
   return (req, res) => {
     const ctx = newContext(req, 'http');

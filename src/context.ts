@@ -51,4 +51,6 @@ export interface RequestContext {
   bytesIn: number;
   bytesOut: number;
   upstreamTimedOut?: boolean;
+  /** Milliseconds from forwarding to the upstream's response head: the upstream's own time, not the client's. */
+  upstreamMs?: number;
 }

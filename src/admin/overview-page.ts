@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Count, OverviewRange, OverviewSnapshot, RouteFigures, TimePoint } from '../audit/overview-data.js';
+import { NO_ROUTE, OTHER } from '../audit/tally.js';
+import { MAX_KEY_LENGTH } from '../audit/top-counts.js';
 import type { UpstreamHealth } from './readiness.js';
 import type { LocalTime } from './local-time.js';
 import type { BackupStatus, CertificateStatus, ChainStatus, Status } from './status.js';
@@ -57,12 +59,19 @@ export function searchCommand(range: OverviewRange, flags: readonly (readonly [s
   return [CLI, '--since', range, ...flags.flatMap(([k, v]) => [`--${k}`, shellQuote(v)])].join(' ');
 }
 
-/** `audit search` has no path filter: every access line of the range, narrowed by grep (past the default --limit). */
+/**
+ * `audit search` has no path filter: every access line of the range, narrowed by grep (past the
+ * default --limit). A path the tally cut to MAX_KEY_LENGTH is matched as the prefix it is.
+ */
 export function pathCommand(range: OverviewRange, path: string): string {
-  return `${CLI} --since ${range} --stream access --json --limit 1000000 | grep -F ${shellQuote(`"path":${JSON.stringify(path)}`)}`;
+  const quoted = JSON.stringify(path);
+  const needle = `"path":${path.length >= MAX_KEY_LENGTH ? quoted.slice(0, -1) : quoted}`;
+  return `${CLI} --since ${range} --stream access --json --limit 1000000 | grep -F ${shellQuote(needle)}`;
 }
 
+/** The command behind a row; none for the tally's own groups ((none), (other)), which no search names. */
 function cmd(range: OverviewRange, flags: readonly (readonly [string, string])[]): string {
+  if (flags.some(([, v]) => v === NO_ROUTE || v === OTHER)) return '<span class="sub">—</span>';
   return `<code class="cmd">${esc(searchCommand(range, flags))}</code>`;
 }
 
@@ -159,9 +168,10 @@ export function renderOverviewPage(p: OverviewPageInput): string {
     figure('signins-failed', 'Sign-ins failed', String(si.failed)) +
     figure('signins-locked', 'Lockouts', String(si.locked)) +
     figure('rejected-tokens', 'Tokens refused', String(si.rejectedTokens)) +
+    figure('client-credentials-failed', 'Client secrets refused', String(si.clientCredentialsFailed)) +
     `</div><p class="key"><i class="sok"></i>succeeded<i class="sfail"></i>failed</p>` +
     stackedColumns('sign-ins', 'Sign-ins over time: succeeded and failed', signInColumns, { classes: ['sok', 'sfail'], labelEvery: labelEvery(signInColumns.length) }) +
-    `<p>${cmd(s.range, [['event', 'auth.login_failed']])}<br>${cmd(s.range, [['event', 'auth.login_succeeded']])}<br>${cmd(s.range, [['event', 'auth.lockout']])}</p>`;
+    `<p>${cmd(s.range, [['event', 'auth.login_failed']])}<br>${cmd(s.range, [['event', 'auth.login_succeeded']])}<br>${cmd(s.range, [['event', 'auth.login_locked']])}</p>`;
 
   const reasons =
     horizontalBars('denials', 'Denials by reason', s.denialsByReason.map((d) => ({ label: d.reason, count: d.count })), 'No denials in this range.') +

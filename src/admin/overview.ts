@@ -57,7 +57,7 @@ export function createOverviewHandler(cfg: GatewayConfig, deps: OverviewDeps): (
 
   const newContext = (req: IncomingMessage): RequestContext => {
     const id = randomUUID();
-    return { id, startedAt: performance.now(), kind: 'http', req, secure: false, servername: undefined, address: resolveAddress(req), reply: new Reply(id, false, { hsts: undefined }), bytesIn: 0, bytesOut: 0 };
+    return { id, startedAt: performance.now(), kind: 'http', req, secure: false, servername: undefined, address: resolveAddress(req), reply: new Reply(id, false, { hsts: undefined, defaultLanguage: cfg.ui.defaultLanguage }), bytesIn: 0, bytesOut: 0 };
   };
 
   const denied = (ctx: RequestContext, path: string, reason: string, user?: string): void => {
@@ -84,7 +84,7 @@ export function createOverviewHandler(cfg: GatewayConfig, deps: OverviewDeps): (
 
   async function overview(ctx: RequestContext, res: ServerResponse, path: string): Promise<void> {
     const method = ctx.req.method ?? 'GET';
-    if (method !== 'GET' && method !== 'HEAD') throw new GatewayError('METHOD_NOT_ALLOWED', `${method} ${path}`);
+    if (method !== 'GET' && method !== 'HEAD') throw new GatewayError('METHOD_NOT_ALLOWED', `${method} ${path}`, { allow: 'GET, HEAD' });
     const rangeParam = new URL(ctx.req.url ?? '/', 'http://admin').searchParams.get('range');
     if (rangeParam !== null && !(RANGES as readonly string[]).includes(rangeParam)) throw new GatewayError('BAD_REQUEST', `range ${rangeParam.slice(0, 20)}`);
     const range = (rangeParam ?? '24h') as OverviewRange;

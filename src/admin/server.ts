@@ -7,6 +7,7 @@ import { renderError } from '../respond.js';
 import { readiness } from './readiness.js';
 import { metrics } from '../metrics.js';
 import { createOverviewHandler, type OverviewDeps } from './overview.js';
+import { createHostCheck } from './origin.js';
 
 export interface AdminDeps extends OverviewDeps {
   readonly postgres?: pg.Pool | undefined;
@@ -26,6 +27,7 @@ export function createAdminServer(cfg: GatewayConfig, isDraining: () => boolean,
 /** The admin listener's request handler, for a server bound before the gateway is built (bindGateway). */
 export function createAdminHandler(cfg: GatewayConfig, isDraining: () => boolean, deps?: AdminDeps): http.RequestListener {
   const overview = deps ? createOverviewHandler(cfg, deps) : undefined;
+  const hostAllowed = createHostCheck(cfg.admin.hosts);
   return (req, res) => {
     const send = (status: number, body: unknown): void => {
       const text = JSON.stringify(body);
@@ -41,7 +43,10 @@ export function createAdminHandler(cfg: GatewayConfig, isDraining: () => boolean
     const path = (req.url ?? '').split('?')[0] ?? '';
     // The overview's sign-in posts forms; it answers its own methods.
     if (overview?.(req, res, path)) return;
-    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(new GatewayError('METHOD_NOT_ALLOWED', `${req.method} ${path} on the admin listener`));
+    // The other paths too (the overview checks its own): a page on another site that rebinds its name to
+    // 127.0.0.1 must not read /readyz (every upstream's address) or /metrics either.
+    if (!hostAllowed(req)) return refuse(new GatewayError('HOST_INVALID', `Host ${String(req.headers.host).slice(0, 100)} on the admin listener`));
+    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(new GatewayError('METHOD_NOT_ALLOWED', `${req.method} ${path} on the admin listener`, { allow: 'GET, HEAD' }));
     if (path === '/healthz') return send(200, { status: 'ok', pid: process.pid, uptimeSeconds: Math.round(process.uptime()) });
     if (path === '/readyz') {
       readiness(cfg, { draining: isDraining, listening: deps?.listening ?? (() => true), redis: deps?.redis, postgres: deps?.postgres, log: deps?.log }).then(

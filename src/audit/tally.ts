@@ -40,7 +40,10 @@ export interface AccessFacts {
   readonly rateLimited: boolean;
   readonly rejectedToken: boolean;
   readonly upstreamError: boolean;
-  /** Forwarded requests only: the upstream's time (`upstreamMs` when the line has it, else the request's). */
+  /**
+   * Forwarded plain requests only: the time to the upstream's response head. Never the request's
+   * whole duration: a websocket session or a 30 s long-poll is not upstream latency.
+   */
   readonly upstreamMs: number | undefined;
   readonly user: string | undefined;
   readonly client: string | undefined;
@@ -64,7 +67,7 @@ export function accessFacts(r: Record<string, unknown>): AccessFacts | undefined
   const subject = str(r.user);
   const isClient = subject !== undefined && (subject.startsWith(CLIENT_SUBJECT_PREFIX) || r.authMethod === 'whatsapp');
   const forwarded = r.outcome === 'forwarded';
-  const upstreamMs = !forwarded ? undefined : typeof r.upstreamMs === 'number' ? r.upstreamMs : typeof r.durationMs === 'number' ? r.durationMs : undefined;
+  const upstreamMs = forwarded && typeof r.upstreamMs === 'number' ? r.upstreamMs : undefined;
   return {
     route: str(r.route) ?? NO_ROUTE,
     status,

@@ -1,10 +1,11 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { GatewayConfig } from '../config/schema.js';
 import type { RequestContext } from '../context.js';
 import { GatewayError, isGatewayError } from '../errors.js';
+import { readForm } from './form.js';
+import { loginAttempt } from './lockout.js';
 import type { Logger } from '../log/logger.js';
-import { ipGroup } from '../ratelimit/keys.js';
 import type { CredentialLimiter } from '../ratelimit/login.js';
 import { ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, clearCookie, parseCookies, setCookie, singleCookie } from './cookies.js';
 import { cookieChallenge } from './challenge.js';
@@ -20,34 +21,10 @@ import type { TokenClaims } from './claims.js';
 import { CLIENT_SUBJECT_PREFIX } from './store/types.js';
 
 export const AUTH_PATHS = new Set(['/auth/login', '/auth/logout', '/auth/token', CLEAR_PATH, WS_TICKET_PATH]);
-const MAX_FORM_BYTES = 16 * 1024;
 const CSRF_TTL_MS = 60 * 60_000;
 /** Lifetime of client-credentials tokens (never above auth.maxTokenTtl). */
 const CLIENT_TOKEN_TTL_MS = 60 * 60_000;
 /** Failed logins from one IPv6 /64 count together. */
-const LOCKOUT_IPV6_PREFIX = 64;
-
-function readForm(req: IncomingMessage): Promise<URLSearchParams> {
-  return new Promise((resolve, reject) => {
-    const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-    if (type !== 'application/x-www-form-urlencoded') {
-      req.resume();
-      reject(new GatewayError('BAD_REQUEST', `form content type ${String(req.headers['content-type'])}`));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_FORM_BYTES) {
-        req.destroy();
-        reject(new GatewayError('BODY_TOO_LARGE', `login form over ${MAX_FORM_BYTES} bytes`));
-      } else chunks.push(c);
-    });
-    req.on('end', () => resolve(new URLSearchParams(Buffer.concat(chunks).toString('utf8'))));
-    req.on('error', reject);
-  });
-}
 
 function equalSecret(a: string, b: string): boolean {
   const ha = createHash('sha256').update(a).digest();
@@ -119,7 +96,7 @@ export function createAuthEndpoints(
       return;
     }
     if (method !== 'POST') throw new GatewayError('METHOD_NOT_ALLOWED', `${method} /auth/login`);
-    const form = await readForm(ctx.req);
+    const form = await readForm(ctx.req, 'form');
     const rd = returnTo(ctx, form.get('rd'));
     const name = (form.get('username') ?? '').trim();
     const password = form.get('password') ?? '';
@@ -138,7 +115,7 @@ export function createAuthEndpoints(
       again(err.status, err);
       return;
     }
-    const attempt = { name: name.slice(0, 64), ...lockoutAddress(ctx), requestId: ctx.id };
+    const attempt = loginAttempt(name.slice(0, 64), ctx.address?.client, ctx.id);
     try {
       await auth.lockout.check(attempt);
     } catch (err) {
@@ -218,7 +195,7 @@ export function createAuthEndpoints(
       return;
     }
     if (method !== 'POST') throw new GatewayError('METHOD_NOT_ALLOWED', `${method} /auth/logout`);
-    const form = await readForm(ctx.req);
+    const form = await readForm(ctx.req, 'form');
     if (!formCsrfOk(ctx, form)) throw new GatewayError('CSRF_REJECTED', 'logout form CSRF token or Origin mismatch');
     const { family, user } = await endBrowserSession(ctx, (claims) => {
       ctx.principal = { subject: claims.sub, roles: claims.roles, method: 'session', tokenId: claims.jti };
@@ -251,12 +228,12 @@ export function createAuthEndpoints(
 
   async function token(ctx: RequestContext, res: ServerResponse): Promise<void> {
     if (ctx.req.method !== 'POST') throw new GatewayError('METHOD_NOT_ALLOWED', `${ctx.req.method} /auth/token`);
-    const form = await readForm(ctx.req);
+    const form = await readForm(ctx.req, 'form');
     if (form.get('grant_type') !== 'client_credentials') throw new GatewayError('BAD_REQUEST', 'grant_type must be client_credentials');
     const basic = readBasic(ctx.req);
     if (!basic) throw new GatewayError('AUTH_REQUIRED', 'no client credentials', { 'www-authenticate': 'Basic realm="crm-gateway"' });
     await limits.token(ctx, basic.name.slice(0, 64));
-    const attempt = { name: `${CLIENT_SUBJECT_PREFIX}${basic.name.slice(0, 64)}`, ...lockoutAddress(ctx), requestId: ctx.id };
+    const attempt = loginAttempt(`${CLIENT_SUBJECT_PREFIX}${basic.name.slice(0, 64)}`, ctx.address?.client, ctx.id);
     await auth.lockout.check(attempt);
     const client = await auth.store.getClient(basic.name);
     const given = createHash('sha256').update(basic.secret).digest('hex');
@@ -280,15 +257,6 @@ export function createAuthEndpoints(
       run(ctx, res).catch((err: unknown) => fail(isGatewayError(err) ? err : new GatewayError('INTERNAL', String(err))));
     },
   };
-}
-
-/**
- * Who a sign-in attempt comes from: the plain address for the events (`clientIp`, as every
- * other event has it) and the group its failures count under (`ipKey`, an IPv6 /64).
- */
-function lockoutAddress(ctx: RequestContext): { clientIp: string | undefined; ipKey: string } {
-  const client = ctx.address?.client;
-  return { clientIp: client?.address, ipKey: client ? ipGroup(client, LOCKOUT_IPV6_PREFIX) : 'unknown' };
 }
 
 /** The origin of an absolute return URL (already checked by safeReturnTo), for the page's form-action. */

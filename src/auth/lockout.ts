@@ -1,6 +1,8 @@
 import { GatewayError } from '../errors.js';
 import type { Kv } from '../stores/kv.js';
 import type { Logger } from '../log/logger.js';
+import type { ParsedIp } from '../net/ip.js';
+import { ipGroup } from '../ratelimit/keys.js';
 
 /** Failures counted within this window. */
 const FAILURE_WINDOW_MS = 15 * 60_000;
@@ -10,6 +12,8 @@ const IP_THRESHOLD = 20;
 /** The first lockout; each further failure doubles it, up to the maximum. */
 const BASE_LOCK_MS = 30_000;
 const MAX_LOCK_MS = 60 * 60_000;
+/** Failures from one IPv6 /64 count together (one host usually holds the whole /64). */
+const LOCKOUT_IPV6_PREFIX = 64;
 
 export interface LoginAttempt {
   /** User or client name as typed. */
@@ -25,6 +29,16 @@ export interface LoginAttempt {
    */
   ipKey: string;
   requestId: string;
+  /** Where the attempt was made when not a routed host's /auth/login: `admin` (the overview's sign-in). */
+  surface?: 'admin' | undefined;
+}
+
+/**
+ * The attempt of `name` from `client` (the one client-IP resolver's answer). Every sign-in
+ * surface builds its attempt here, so failures on any of them count against the same budget.
+ */
+export function loginAttempt(name: string, client: ParsedIp | undefined, requestId: string, surface?: 'admin'): LoginAttempt {
+  return { name, clientIp: client?.address, ipKey: client ? ipGroup(client, LOCKOUT_IPV6_PREFIX) : 'unknown', requestId, ...(surface ? { surface } : {}) };
 }
 
 /**
@@ -49,7 +63,7 @@ export class Lockout {
   async failed(a: LoginAttempt, reason: string): Promise<void> {
     const name = a.name.toLowerCase();
     const [userFails, ipFails] = await Promise.all([this.kv.incr(`fail:user:${name}`, FAILURE_WINDOW_MS), this.kv.incr(`fail:ip:${a.ipKey}`, FAILURE_WINDOW_MS)]);
-    this.log.security('auth.login_failed', { requestId: a.requestId, user: a.name, clientIp: a.clientIp, addressGroup: a.ipKey, reason, userFailures: userFails, ipFailures: ipFails });
+    this.log.security('auth.login_failed', { requestId: a.requestId, user: a.name, clientIp: a.clientIp, addressGroup: a.ipKey, reason, userFailures: userFails, ipFailures: ipFails, surface: a.surface });
     await this.lockIfOver(`user:${name}`, userFails, USER_THRESHOLD, a, { user: a.name });
     await this.lockIfOver(`ip:${a.ipKey}`, ipFails, IP_THRESHOLD, a, {});
   }
@@ -66,6 +80,6 @@ export class Lockout {
     if (failures < threshold) return;
     const ms = Math.min(MAX_LOCK_MS, BASE_LOCK_MS * 2 ** (failures - threshold));
     await this.kv.set(`lock:${subject}`, '1', ms);
-    this.log.security('auth.lockout', { requestId: a.requestId, subject, ...who, clientIp: a.clientIp, failures, lockedForMs: ms });
+    this.log.security('auth.lockout', { requestId: a.requestId, subject, ...who, clientIp: a.clientIp, failures, lockedForMs: ms, surface: a.surface });
   }
 }

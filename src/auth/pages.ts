@@ -46,6 +46,7 @@ const SIGN_IN_NOTICES: Partial<Record<ErrorCode, MessageKey>> = {
   CSRF_REJECTED: 'signIn.formExpired',
   RATE_LIMITED: 'signIn.tooManyAttempts',
   AUTH_LOCKED: 'signIn.locked',
+  ROLE_FORBIDDEN: 'signIn.notAdmin',
 };
 
 /** The refusal shown above the form, with when to try again if the error's Retry-After says. */
@@ -56,12 +57,23 @@ function signInNotice(lang: Language, err: GatewayError): string {
   return retry ? `${message} ${retry}` : message;
 }
 
-export function loginPage(lang: Language, opts: { csrf: string; rd: string; error?: GatewayError | undefined; user?: string | undefined }): Page {
+export interface LoginPageOptions {
+  readonly csrf: string;
+  readonly rd: string;
+  readonly error?: GatewayError | undefined;
+  readonly user?: string | undefined;
+  /** Where the form posts: /auth/login on routed hosts, /security/login on the admin listener. */
+  readonly action?: string | undefined;
+  /** A line under the heading saying which accounts may sign in here. */
+  readonly intro?: MessageKey | undefined;
+}
+
+export function loginPage(lang: Language, opts: LoginPageOptions): Page {
   return page(
     lang,
     t(lang, 'signIn.title'),
-    `<h1>${escapeHtml(t(lang, 'signIn.title'))}</h1>${opts.error ? `<p class="err" role="alert">${escapeHtml(signInNotice(lang, opts.error))}</p>` : ''}` +
-      `<form method="post" action="/auth/login"><input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}"><input type="hidden" name="rd" value="${escapeHtml(opts.rd)}">` +
+    `<h1>${escapeHtml(t(lang, 'signIn.title'))}</h1>${opts.intro ? `<p>${escapeHtml(t(lang, opts.intro))}</p>` : ''}${opts.error ? `<p class="err" role="alert">${escapeHtml(signInNotice(lang, opts.error))}</p>` : ''}` +
+      `<form method="post" action="${escapeHtml(opts.action ?? '/auth/login')}"><input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}"><input type="hidden" name="rd" value="${escapeHtml(opts.rd)}">` +
       `<label for="username">${escapeHtml(t(lang, 'signIn.user'))}</label><input id="username" name="username" autocomplete="username" required maxlength="64" value="${escapeHtml(opts.user ?? '')}" autofocus>` +
       `<label for="password">${escapeHtml(t(lang, 'signIn.password'))}</label><input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024">` +
       `<button type="submit">${escapeHtml(t(lang, 'signIn.submit'))}</button></form><p><small>crm-gateway</small></p>`,

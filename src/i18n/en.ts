@@ -20,6 +20,8 @@ export const en = {
   'signIn.formExpired': 'The form expired. Please sign in again.',
   'signIn.tooManyAttempts': 'Too many sign-in attempts.',
   'signIn.locked': 'Too many failed sign-ins.',
+  'signIn.overviewIntro': 'Security overview: sign in with a gateway account that has the admin role.',
+  'signIn.notAdmin': 'This account may not open the security overview (it needs the admin role).',
 
   'signOut.title': 'Sign out',
   'signOut.submit': 'Sign out',

@@ -21,6 +21,8 @@ export const es: Catalogue = {
   'signIn.formExpired': 'El formulario ha caducado. Vuelva a iniciar sesión.',
   'signIn.tooManyAttempts': 'Demasiados intentos de inicio de sesión.',
   'signIn.locked': 'Demasiados inicios de sesión fallidos.',
+  'signIn.overviewIntro': 'Panel de seguridad: inicie sesión con una cuenta de la pasarela que tenga el rol de administrador.',
+  'signIn.notAdmin': 'Esta cuenta no puede abrir el panel de seguridad (necesita el rol de administrador).',
 
   'signOut.title': 'Cerrar sesión',
   'signOut.submit': 'Cerrar sesión',

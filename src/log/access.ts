@@ -30,6 +30,8 @@ export function accessEntry(ctx: RequestContext): Record<string, unknown> {
     bytesIn: ctx.bytesIn,
     bytesOut: ctx.bytesOut,
     durationMs: Math.round((performance.now() - ctx.startedAt) * 100) / 100,
+    // Forwarded plain requests: until the upstream's response head (the overview's latency percentiles).
+    upstreamMs: ctx.upstreamMs === undefined ? undefined : Math.round(ctx.upstreamMs * 100) / 100,
   };
 }
 

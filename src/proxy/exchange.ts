@@ -58,6 +58,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private clientGone = false;
   /** Why the exchange was given up before undici started it: it is aborted as it starts. */
   private abandoned: Error | undefined;
+  private readonly forwardedAt: number;
 
   constructor(
     private readonly ctx: RequestContext,
@@ -70,6 +71,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     private readonly sendTimeoutMs: number,
   ) {
     this.body = withBody ? new BodyLimiter(ctx.req, route.config.maxBody, this.touch) : null;
+    this.forwardedAt = performance.now();
     this.timer = route.config.timeout > 0 ? setTimeout(this.onTimeout, route.config.timeout) : undefined;
     res.once('close', this.onClientClose);
   }
@@ -83,6 +85,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // 1xx (103 Early Hints): not the answer. Dropped, as http-proxy dropped them before.
     if (statusCode < 200 || this.settled) return;
     const { ctx, res, route } = this;
+    ctx.upstreamMs = performance.now() - this.forwardedAt;
     const out = asNodeHeaders(headers);
     secureUpstreamHeaders(out, ctx, route.config, ctx.secure ? this.hsts : undefined, this.view);
     // Node's own keep-alive decision (client's `Connection: close`, HTTP/1.0, shutdown): the

@@ -15,6 +15,8 @@ import { startEchoUpstream, type EchoUpstream } from '../../src/demo/echo-upstre
 import { createAuthService, type AuthService } from '../../src/auth/service.js';
 import { createAdminAuth } from '../../src/auth/admin-auth.js';
 import { startGateway, type RunningGateway } from '../../src/server/start.js';
+import { loginAttempt } from '../../src/auth/lockout.js';
+import { normalizeIp } from '../../src/net/ip.js';
 
 // Issue 18, items 8-10: a person signs in to the overview with a browser (admin accounts of the
 // gateway), reads figures of traffic whose every request this test made, switches the range;
@@ -141,7 +143,7 @@ async function postSignIn(user: string, password: string, headers: Record<string
   const form = await signInForm();
   return adminRequest('/security/login', {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: form.cookie, origin: adminUrl, 'sec-fetch-site': 'same-origin', ...headers },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'accept-language': 'en', cookie: form.cookie, origin: adminUrl, 'sec-fetch-site': 'same-origin', ...headers },
     body: new URLSearchParams({ csrf: form.csrf, rd: '/security', username: user, password }).toString(),
   });
 }
@@ -485,5 +487,52 @@ test('the command lines on the page find the very requests each row counts (bear
     }
   } finally {
     await context.close();
+  }
+});
+
+test('the admin listener answers only its own names on every path, and says which methods a path takes', async () => {
+  for (const path of ['/readyz', '/metrics', '/healthz']) {
+    const rebound = await adminRequest(path, { headers: { host: `attacker.example:${running.ports.admin}` } });
+    assert.equal(rebound.status, 400, path);
+    assert.equal(errorCode(rebound), 'HOST_INVALID', path);
+    assert.doesNotMatch(rebound.body, /upstream|crmgw_/, `${path} tells a rebound page nothing`);
+  }
+  for (const [path, method, allow] of [
+    ['/readyz', 'OPTIONS', 'GET, HEAD'],
+    ['/security', 'TRACE', 'GET, HEAD'],
+    ['/security/login', 'PUT', 'GET, HEAD, POST'],
+  ] as const) {
+    const refused = await adminRequest(path, { method });
+    assert.equal(refused.status, 405, `${method} ${path}`);
+    assert.equal(refused.headers.allow, allow, `${method} ${path}`);
+  }
+});
+
+test('the sign-in page speaks the browser language: Spanish by default, English when asked', async () => {
+  const es = await adminRequest('/security/login');
+  assert.match(es.body, /<html lang="es">/);
+  assert.match(es.body, /Iniciar sesión|Inicie sesión/);
+  assert.equal(es.headers['content-language'], 'es');
+  const en = await adminRequest('/security/login', { headers: { 'accept-language': 'en-GB,en;q=0.8' } });
+  assert.match(en.body, /<html lang="en">/);
+  assert.match(en.body, /admin role/);
+  assert.match(en.headers.vary ?? '', /Accept-Language/);
+});
+
+// Last in the file: it locks 127.0.0.1 for every sign-in of this gateway.
+test('one address budget for every sign-in: failures counted at /auth/login lock the overview sign-in too, and its events carry the plain address', async () => {
+  const client = normalizeIp('127.0.0.1');
+  // What /auth/login records for 20 wrong passwords from this address, each for another name.
+  for (let i = 0; i < 20; i++) await auth.lockout.failed(loginAttempt(`someone-${i}`, client, `r${i}`), 'unknown user');
+  const locked = await postSignIn(ADMIN.name, ADMIN.password);
+  assert.equal(locked.status, 429, 'the right admin password from a locked address');
+  assert.equal((locked.headers['set-cookie'] ?? []).some((c) => c.startsWith('crmgw_admin=')), false);
+  const events = await securityLog();
+  const lockedEvent = events.find((e) => e.event === 'auth.login_locked' && e.user === ADMIN.name && e.surface === 'admin');
+  assert.ok(lockedEvent);
+  assert.equal(lockedEvent.clientIp, '127.0.0.1');
+  for (const e of events.filter((x) => x.event === 'auth.login_failed' || x.event === 'auth.lockout')) {
+    assert.doesNotMatch(String(e.clientIp), /^ip:/, 'the plain address, never the lockout key');
+    assert.doesNotMatch(String(e.subject ?? ''), /ip:ip:/);
   }
 });

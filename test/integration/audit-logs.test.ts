@@ -186,6 +186,8 @@ test('a forwarded request: every field of the access line', async () => {
   assert.equal(typeof access.bytesIn, 'number');
   assert.ok(Number(access.bytesOut) > 0);
   assert.ok(typeof access.durationMs === 'number' && access.durationMs >= 0);
+  // The upstream's own time to its response head, within the request's.
+  assert.ok(typeof access.upstreamMs === 'number' && access.upstreamMs >= 0 && access.upstreamMs <= access.durationMs, String(access.upstreamMs));
   assert.equal(access.code, undefined);
   // Query values of secret-like names redacted, the others kept.
   assert.match(String(access.query), /^hub\.mode=subscribe&hub\.verify_token=sha256:[0-9a-f]{12}&hub\.challenge=7&password=\[redacted\]&token=sha256:[0-9a-f]{12}&secret=\[redacted\]&api_key=\[redacted\]&page=2$/);

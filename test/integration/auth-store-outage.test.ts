@@ -10,6 +10,7 @@ import { hashPassword } from '../../src/auth/password.js';
 import { createPostgres } from '../../src/stores/postgres.js';
 import { createRedis } from '../../src/stores/redis.js';
 import { startGateway } from '../../src/server/start.js';
+import { createAdminAuth } from '../../src/auth/admin-auth.js';
 import { startEchoUpstream } from '../../src/demo/echo-upstream.js';
 import { alertsConfig, startTestAudit } from '../helpers/audit.js';
 import { httpsRequest, testCertificate, testEnv, type RequestOptions } from '../helpers/harness.js';
@@ -71,7 +72,7 @@ test('PostgreSQL down: valid tokens, sessions and sign-ins get 503 AUTH_STORE_UN
   const auth = await createAuthService(config, { log: audit.log, postgres });
   assert.ok(auth);
   t.after(() => auth.close());
-  const running = await startGateway(config, { log: audit.log, postgres, auth });
+  const running = await startGateway(config, { log: audit.log, postgres, auth, adminAuth: createAdminAuth(auth), securityOverview: audit.log.overview });
   t.after(() => running.shutdown());
   const ca = readFileSync(cert.cert, 'utf8');
   const gw = { request: (r: RequestOptions) => httpsRequest(running.ports.https, ca, r) };
@@ -98,6 +99,10 @@ test('PostgreSQL down: valid tokens, sessions and sign-ins get 503 AUTH_STORE_UN
   }
   assert.ok(Date.now() - stoppedAt < 10_000, 'refused at once, none hangs');
   assert.equal(upstream.seen.filter((s) => s.url.startsWith('/outage/')).length, 0, 'nothing reached the upstream');
+  // The overview's bearer check on the admin listener tells the outage too, not "bad credentials".
+  const overview = await fetch(`http://127.0.0.1:${running.ports.admin}/security.json`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(overview.status, 503);
+  assert.equal(((await overview.json()) as { error: { code: string } }).error.code, 'AUTH_STORE_UNAVAILABLE');
 
   // A browser with a good session: a page that says so, and the session is kept.
   const page = await browser.send({ path: '/home', html: true });
