@@ -12,7 +12,8 @@
 //
 // Environment (all optional): BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (32),
 // BENCH_ONLY (comma-separated ids: floor always runs; rows floor, bare, undici, full, no-jwt,
-// no-ratelimit, no-audit, core, workers, nginx, nginx-edge, caddy; paced and hold need full;
+// no-ratelimit, no-audit, core, workers, nginx, nginx-edge, caddy; openapi (bench/openapi.mjs,
+// in-process validation cost per request); paced and hold need full;
 // hold and base measure a fresh gateway), BENCH_PROFILE=1 (--cpu-prof on the full-pipeline row;
 // prints the top self-time frames; BENCH_PROFILE=<row id> profiles that gateway row instead),
 // BENCH_GATEWAY_NODE_ARGS (node flags for every gateway process, e.g. --max-semi-space-size=32), BENCH_TOOL=autocannon (even when wrk is installed).
@@ -411,6 +412,18 @@ class Bench {
     if (which('caddy')) {
       await this.row('caddy', 'Caddy → upstream (bench/Caddyfile.bench)', () => this.startCaddy(up));
     } else this.notes.push('caddy not installed: Caddy row skipped (apt-get install caddy)');
+    if (this.want('openapi')) this.openapi();
+  }
+
+  /** OpenAPI validation's own cost per request (bench/openapi.mjs, in-process): a figure, not a load row. */
+  openapi() {
+    const r = spawnSync(process.execPath, [join(BENCH, 'openapi.mjs'), '--json'], { cwd: REPO, encoding: 'utf8', timeout: 120_000 });
+    if (r.status !== 0) {
+      this.notes.push(`OpenAPI validation not measured: ${(r.stderr || r.error?.message || 'failed').split('\n')[0]}`);
+      return;
+    }
+    this.extra.openapi = JSON.parse(r.stdout);
+    log(`  openapi: ${this.extra.openapi.valid.medianUs} µs per valid request, ${this.extra.openapi.refused.medianUs} µs per refused one`);
   }
 
   async startNginx(id, conf, upstreamPort, gatewayPort, headers = {}) {
@@ -554,6 +567,10 @@ function verdicts(b) {
     hold ? `${hold.rssMB} MB with ${hold.connections} open${allOpen ? '' : ` (fewer than ${HOLD_CONNECTIONS * 0.99} held: not a valid measure)`}` : missing('hold'),
     allOpen && hold.rssMB <= TARGET.holdRssMB,
   );
+
+  // Issue 16: OpenAPI validation of a typical CRM body (bench/openapi.mjs).
+  const oa = b.extra.openapi;
+  add('openapi', `OpenAPI validation of a 15-field contact ≤ ${oa?.targetUs ?? 20} µs per request (issue 16)`, oa, oa ? `${oa.valid.medianUs} µs valid, ${oa.refused.medianUs} µs refused (${oa.bodyBytes}-byte body)` : missing('openapi'), oa?.met === true);
   return out;
 }
 
@@ -617,6 +634,7 @@ if (bench.rows.length > 0) {
     baseRss: bench.extra.base,
     rssAtConnections: { floor: bench.extra.holdFloor, full: bench.extra.holdFull, fresh: bench.extra.holdFresh },
     workers: workersInfo(bench),
+    openapi: bench.extra.openapi,
     targets: verdicts(bench),
     profile: bench.extra.profile,
     notes: bench.notes,

@@ -13,6 +13,7 @@ import { IpSet } from './net/ip.js';
 import { createCors } from './policy/cors.js';
 import { createIpAllowlist } from './policy/ip-allowlist.js';
 import { createBodyLimit } from './policy/body-limit.js';
+import { createOpenApiValidation } from './openapi/step.js';
 import { chargeStopped, createRouteLimit, type RouteLimit } from './ratelimit/index.js';
 import { createAuthenticate } from './auth/authenticate.js';
 import { createAuthorize } from './auth/authorize.js';
@@ -33,6 +34,8 @@ import { wantsHtml } from './respond.js';
 import { Reply, type ReplyPolicy } from './reply.js';
 import { accessEntry, deniedEvent } from './log/access.js';
 import { observeRequest } from './audit/metrics.js';
+import { checkConnectionBlocks, createAccountBlocks } from './containment/enforce.js';
+import type { Containment } from './containment/service.js';
 import type { CompiledRoute, TerminalHandler } from './routes.js';
 import type { Step } from './step.js';
 
@@ -48,6 +51,7 @@ interface ConnectionParts {
   readonly cfg: GatewayConfig;
   readonly log: Logger;
   readonly match: (host: string, path: string) => CompiledRoute | undefined;
+  readonly containment: Containment | undefined;
 }
 
 type ConnectionStep = (ctx: RequestContext) => void;
@@ -111,6 +115,11 @@ const CONNECTION: readonly Stage<(p: ConnectionParts) => ConnectionStep>[] = [
       if (!route.config.allowEncodedSlashes && path.includes('%2F')) throw new GatewayError('PATH_REJECTED', 'encoded slash');
     },
   },
+  {
+    name: 'blocks',
+    why: 'containment: a blocked address or network is refused before any credential is read, a route under maintenance before any policy runs (it needs the route)',
+    build: ({ containment }) => (containment ? checkConnectionBlocks(containment.blocks) : () => undefined),
+  },
 ];
 
 /** Websocket upgrades only, right after the route: what the handshake itself must be. */
@@ -157,10 +166,16 @@ const ROUTE: readonly (Stage<(route: RouteConfig, p: RouteParts) => Step | undef
     build: (_r, p) => chargeStopped(p.limit, wsCredentials(p.tickets)),
   },
   { name: 'authenticate', why: 'who is calling: JWT, session cookie or webhook signature; on `by: user` routes a request it (or authorize) stops is charged to its address, so guessing spends the budget too', build: (r, p) => chargeStopped(p.limit, createAuthenticate(r, p.deps)) },
+  { name: 'account-blocks', why: 'containment: the first point where the user or API client is known; a blocked one is refused before anything is charged to it', build: (_r, p) => (p.deps.containment ? createAccountBlocks(p.deps.containment.blocks) : undefined) },
   { name: 'authorize', why: 'may they use this route: roles', build: (r, p) => chargeStopped(p.limit, createAuthorize(r)) },
   { name: 'user-rate-limit', why: '`by: user`: the first point where the principal is known; one Redis round trip charges the user and reads the address', build: (_r, p) => p.limit?.afterAuth },
   { name: 'csrf', why: 'after auth: only requests the session cookie carries need a same-site Origin', build: (r) => createCsrf(r) },
-  { name: 'body-limit', why: 'last: a declared body over the limit is refused before a byte goes upstream', build: (r) => createBodyLimit(r) },
+  { name: 'body-limit', why: 'a declared body over the limit is refused before a byte is read or goes upstream', build: (r) => createBodyLimit(r) },
+  {
+    name: 'openapi',
+    why: "last: after auth, so the spec's shape is told only to callers allowed on the route, and after body-limit, so the JSON body it reads whole is bounded; forwarded as the same bytes",
+    build: (r, p) => createOpenApiValidation(r, p.deps.openapi, p.deps.log),
+  },
 ];
 
 /** 3. Terminal: what answers a request that passed its steps. */
@@ -272,7 +287,7 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
   const wsTickets = deps.auth ? new WsTickets(deps.auth.kv) : undefined;
   const routes = cfg.routes.map((r) => compileRoute(r, deps, wsTickets));
   const router = createRouter(routes.map((r) => ({ ...r.config, compiled: r })));
-  const connection = CONNECTION.flatMap((s) => (s.build ? [s.build({ cfg, log, match: (host, path) => router(host, path)?.compiled })] : []));
+  const connection = CONNECTION.flatMap((s) => (s.build ? [s.build({ cfg, log, match: (host, path) => router(host, path)?.compiled, containment: deps.containment })] : []));
   const upgradeChecks = UPGRADE.flatMap((s) => (s.build ? [s.build()] : []));
   // Without an auth service the gateway's own pages refuse (fail closed).
   const authEndpoints = deps.auth
@@ -354,6 +369,7 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
         ws.accept(upstream);
       });
       if (liveSockets && ctx.principal) liveSockets.track(ws, ctx.principal);
+      if (deps.containment && ctx.address) deps.containment.sockets.track(ws, { address: ctx.address.client, route: route.name, subject: ctx.principal?.subject });
       // Shutdown may have begun while the steps ran: this one closes as soon as it opens.
       if (draining) ws.close(WS_CLOSE.shutdown);
       socket.once('close', () => {

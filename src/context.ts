@@ -48,6 +48,11 @@ export interface RequestContext {
   onResponseClosed?: ((headersSent: boolean) => void)[];
   /** A websocket token offered as a `bearer.<jwt>` subprotocol: the 101 must answer the offer. */
   protocolBearer?: ProtocolBearer | undefined;
+  /**
+   * The request body, when a step had to read it whole (OpenAPI validation of a JSON body): the
+   * forwarder then sends these bytes, never the stream again.
+   */
+  body?: Buffer;
   bytesIn: number;
   bytesOut: number;
   upstreamTimedOut?: boolean;

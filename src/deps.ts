@@ -5,6 +5,8 @@ import type { Logger } from './log/logger.js';
 import type { OverviewRange, OverviewSnapshot } from './audit/overview-data.js';
 import type { AuthService } from './auth/service.js';
 import type { WhatsappWebhooks } from './webhook/service.js';
+import type { OpenApiSpecs } from './openapi/registry.js';
+import type { Containment } from './containment/service.js';
 
 /**
  * Process-wide services handed to the pipeline. Stores are optional: without REDIS_URL /
@@ -23,6 +25,10 @@ export interface GatewayDeps {
   readonly adminAuth?: ((req: IncomingMessage) => Promise<{ subject: string; roles: readonly string[] } | undefined>) | undefined;
   /** The last 30 days of access and security records, for the overview page (the audit logger's). */
   readonly securityOverview?: { snapshot(range?: OverviewRange): OverviewSnapshot } | undefined;
+  /** Blocks (`crm-gateway block`), kept current from Redis or DATA_DIR; absent: none enforced. */
+  readonly containment?: Containment | undefined;
+  /** The compiled OpenAPI specs of routes with `openapi:` (src/openapi/registry.ts); a route whose spec is missing refuses to build. */
+  readonly openapi?: OpenApiSpecs | undefined;
   /** Built by startGateway when a route has `auth: whatsapp`. */
   readonly whatsapp?: WhatsappWebhooks | undefined;
 }

@@ -21,6 +21,8 @@ export const ERRORS = {
   ROLE_FORBIDDEN: { status: 403, message: 'Your roles do not allow this route.' },
   CSRF_REJECTED: { status: 403, message: 'The request did not come from this site.' },
   CORS_ORIGIN_DENIED: { status: 403, message: 'This origin is not allowed.' },
+  CLIENT_BLOCKED: { status: 403, message: 'Access from this address is blocked.' },
+  ACCOUNT_BLOCKED: { status: 403, message: 'This account is blocked.' },
   ROUTE_NOT_FOUND: { status: 404, message: 'No route matches this host and path.' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'This method is not allowed.' },
   REQUEST_TIMEOUT: { status: 408, message: 'The request was not received in time.' },
@@ -39,12 +41,19 @@ export const ERRORS = {
   AUDIT_UNAVAILABLE: { status: 503, message: 'Requests cannot be recorded right now; retry shortly.' },
   RATE_LIMIT_UNAVAILABLE: { status: 503, message: 'Request limits cannot be checked right now; retry shortly.' },
   AUTH_STORE_UNAVAILABLE: { status: 503, message: 'Credentials cannot be checked right now; retry shortly.' },
+  ROUTE_MAINTENANCE: { status: 503, message: 'This service is closed for maintenance; retry later.' },
   UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream service did not answer in time.' },
   WEBHOOK_PAYLOAD_INVALID: { status: 400, message: 'The webhook payload is not a valid WhatsApp notification.' },
   WEBHOOK_STALE: { status: 400, message: 'The webhook events are too old to be accepted.' },
   WEBHOOK_SIGNATURE_INVALID: { status: 401, message: 'The webhook signature is missing or does not match.' },
   WEBHOOK_VERIFY_FAILED: { status: 403, message: 'The webhook verification request was refused.' },
   WEBHOOK_UNAVAILABLE: { status: 503, message: 'The webhook cannot store payloads right now; retry later.' },
+  API_PATH_UNKNOWN: { status: 404, message: 'This path is not part of the API.' },
+  API_METHOD_NOT_ALLOWED: { status: 405, message: 'This method is not allowed on this path of the API.' },
+  API_PARAMETER_INVALID: { status: 400, message: 'A path, query or header parameter does not match the API description.' },
+  API_CONTENT_TYPE_UNSUPPORTED: { status: 415, message: 'The API does not take a body of this content type here.' },
+  API_BODY_MALFORMED: { status: 400, message: 'The request body is not well-formed JSON.' },
+  API_BODY_INVALID: { status: 400, message: 'The request body does not match the API description.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -66,13 +75,19 @@ export class GatewayError extends Error {
   readonly status: number;
   readonly detail: string | undefined;
   readonly headers: Readonly<Record<string, string>>;
+  /**
+   * Where in the request the refusal points (a JSON pointer such as `/body/email`): told to the
+   * client, since it names a place the client chose and never a value it sent.
+   */
+  readonly pointer: string | undefined;
 
-  constructor(code: ErrorCode, detail?: string, headers: Record<string, string> = {}) {
+  constructor(code: ErrorCode, detail?: string, headers: Record<string, string> = {}, pointer?: string) {
     super(`${code}${detail ? `: ${detail}` : ''}`);
     this.name = 'GatewayError';
     this.code = code;
     this.status = ERRORS[code].status;
     this.detail = detail;
+    this.pointer = pointer;
     // RFC 9110 §15.5.2: a 401 MUST carry WWW-Authenticate. The auth steps set the route's own
     // (src/auth/challenge.ts); this backstop covers any 401 raised without one.
     this.headers = this.status === 401 && headers['www-authenticate'] === undefined ? { ...headers, 'www-authenticate': FALLBACK_CHALLENGES[code] ?? FALLBACK_CHALLENGE } : headers;

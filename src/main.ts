@@ -14,6 +14,8 @@ import { sentinelOptions } from './stores/sentinel.js';
 import { clusterLogger, isClusterPrimary, joinCluster, runPrimary } from './server/cluster.js';
 import { createAuthService } from './auth/service.js';
 import { createAdminAuth } from './auth/admin-auth.js';
+import { OpenApiSpecError } from './openapi/errors.js';
+import { createContainment } from './containment/service.js';
 
 /**
  * Wires only: load config → validate → bind the ports → lock and open the audit log → build app
@@ -27,6 +29,10 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
   const { config } = await prepare(env, early);
   // Before any port or log is taken, and in a cluster's primary before it forks.
   await checkWebhookRedis(config, early);
+  // Before any port or log is taken: a spec that does not load stops startup here. The early
+  // logger forwards to the audit log once it is open, so reloads (SIGHUP) are recorded there.
+  // ajv is loaded only when a route validates (as the backup code is).
+  const openapi = config.routes.some((r) => r.openapi) ? await (await import('./openapi/registry.js')).OpenApiSpecs.load(config.routes, early) : undefined;
   const primary = isClusterPrimary(config);
   // A worker needs the shared ticket keys before its HTTPS listener exists.
   const member = primary ? undefined : await joinCluster();
@@ -50,8 +56,11 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
   const redis = await createRedis(config, log, sentinelOptions(config));
   const postgres = await createPostgres(config, log);
   if (postgres) await audit.attachPostgres(postgres);
-  const auth = await createAuthService(config, { log, redis, postgres });
+  // Side by side: each waits (boundedly) for its Redis subscription to be live.
+  const [auth, containment] = await Promise.all([createAuthService(config, { log, redis, postgres }), createContainment(config, { log, redis })]);
   if (!auth) log.app('warn', 'API_SECRET_KEY not set: routes that need authentication refuse every request');
+  // Automatic containment reads the alerts as the audit logger writes them.
+  if (containment.auto) audit.observe({ security: (r) => containment.auto?.security(r) });
   // The handlers go in before the listeners open: "gateway listening" tells a supervisor the
   // process is up, and a SIGTERM right after it must stop gracefully, not kill by default.
   let running: RunningGateway | undefined = undefined;
@@ -66,6 +75,7 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
       .shutdown()
       .then(() => backups?.stop())
       .then(() => auth?.close())
+      .then(() => containment.close())
       // Every buffered log line reaches the disk before the process exits.
       .then(() => audit.close())
       .then(() => Promise.allSettled([redis?.quit(), postgres?.end()]))
@@ -76,7 +86,7 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-  running = bound.serve({ log, redis, postgres, auth, adminAuth: auth ? createAdminAuth(auth) : undefined, securityOverview: audit.overview });
+  running = bound.serve({ log, redis, postgres, auth, openapi, containment, adminAuth: auth ? createAdminAuth(auth) : undefined, securityOverview: audit.overview });
   member?.follow(running.httpsServer);
   if (pending) stop(pending);
   return running;
@@ -84,7 +94,7 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
 
 /** Prints a startup failure for a person and exits non-zero. */
 export function exitOnStartupError(err: unknown): never {
-  if (err instanceof ConfigError || err instanceof RefusedToStart || err instanceof LogDirLocked || err instanceof ListenFailed) process.stderr.write(`crm-gateway: error: ${err.message}\n`);
+  if (err instanceof ConfigError || err instanceof RefusedToStart || err instanceof LogDirLocked || err instanceof ListenFailed || err instanceof OpenApiSpecError) process.stderr.write(`crm-gateway: error: ${err.message}\n`);
   else process.stderr.write(`crm-gateway: error: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 }

@@ -57,7 +57,7 @@ export function renderError(err: GatewayError, requestId: string, html: boolean,
   if (!html) {
     return {
       contentType: 'application/json; charset=utf-8',
-      body: JSON.stringify({ error: { code: err.code, message: err.publicMessage, requestId } }),
+      body: JSON.stringify({ error: { code: err.code, message: err.publicMessage, requestId, ...(err.pointer !== undefined ? { pointer: err.pointer } : {}) } }),
     };
   }
   const title = statusTitle(language, err.status);

@@ -6,6 +6,7 @@ import type { UpstreamHealth } from './readiness.js';
 import type { LocalTime } from './local-time.js';
 import type { BackupStatus, CertificateStatus, ChainStatus, Status } from './status.js';
 import { esc, horizontalBars, stackedColumns, type Column } from './overview-charts.js';
+import type { Block } from '../containment/model.js';
 
 export const RANGES: readonly OverviewRange[] = ['24h', '7d', '30d'];
 const RANGE_NAMES: Record<OverviewRange, string> = { '24h': 'last 24 hours', '7d': 'last 7 days', '30d': 'last 30 days' };
@@ -47,6 +48,8 @@ export interface OverviewPageInput {
   /** A browser sign-in (not a bearer token): the page offers to sign out. */
   readonly session?: { readonly subject: string; readonly csrf: string; readonly logoutPath: string } | undefined;
   readonly viewer: string;
+  /** Blocks in force now (`crm-gateway block`, automatic containment); absent: not wired. */
+  readonly blocks?: readonly Block[] | undefined;
 }
 
 /** A value safe to paste into a POSIX shell. */
@@ -128,6 +131,17 @@ function routeSection(r: RouteFigures | undefined, name: string, health: Upstrea
   );
 }
 
+/** Blocks in force now, soonest to end first, each with its audit search. */
+export function blocksSection(blocks: readonly Block[] | undefined, t: LocalTime, range: OverviewRange): string {
+  if (!blocks || blocks.length === 0) return '<p class="empty" data-list="blocks">No blocks in force. <code class="cmd">npx crm-gateway block list</code></p>';
+  return `<table data-list="blocks"><thead><tr><th>what</th><th>until</th><th>by</th><th>why</th></tr></thead><tbody>${blocks
+    .map(
+      (b) =>
+        `<tr data-block="${esc(`${b.kind}:${b.target}`)}" data-source="${b.source}"><td>${esc(b.kind)} <b>${esc(b.target)}</b></td><td>${esc(t.dateTime(new Date(b.until).toISOString()))}</td><td>${esc(b.source === 'auto' ? `automatic (${b.rule ?? ''})` : b.by)}</td><td>${esc(b.reason)}<br>${cmd(range, [['event', 'containment.']])}<br><code class="cmd">${esc(`npx crm-gateway unblock ${b.kind} ${shellQuote(b.target)}`)}</code></td></tr>`,
+    )
+    .join('')}</tbody></table>`;
+}
+
 /** The overview as a reviewer reads it each week: one snapshot plus what is live now. */
 export function renderOverviewPage(p: OverviewPageInput): string {
   const s = p.snapshot;
@@ -189,6 +203,7 @@ export function renderOverviewPage(p: OverviewPageInput): string {
           )
           .join('')}</tbody></table>`;
 
+  const blocks = blocksSection(p.blocks, t, s.range);
   const top = s.top;
   return (
     `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><meta http-equiv="refresh" content="${REFRESH_SECONDS}">` +
@@ -206,6 +221,7 @@ export function renderOverviewPage(p: OverviewPageInput): string {
     topTable('addresses', 'address', top.addresses, (c) => [['ip', c.value]], s.range) +
     topTable('paths', 'path', top.paths, undefined, s.range) +
     `</div><h2>Alerts</h2>${alerts}` +
+    `<h2>Blocks in force <span data-total-blocks="${p.blocks?.length ?? 0}">(${p.blocks?.length ?? 0})</span></h2>${blocks}` +
     `<p class="sub">Served by the gateway's admin listener from its access and security logs; times in ${esc(t.zone)}; every command above runs beside the gateway (LOG_DIR).</p></body></html>`
   );
 }

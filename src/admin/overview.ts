@@ -20,6 +20,7 @@ import { upstreamHealth } from './readiness.js';
 import { AdminSessions, type AdminSession } from './session.js';
 import { ADMIN_ROLE, LOGIN_PATH, LOGOUT_PATH, PAGE_HEADERS, createAdminSignIn } from './signin.js';
 import { ChainStatusCache, backupStatus, certificateStatus } from './status.js';
+import { blockFields, type Block } from '../containment/model.js';
 
 export const OVERVIEW_PATH = '/security';
 export const OVERVIEW_JSON_PATH = '/security.json';
@@ -33,6 +34,8 @@ export interface OverviewDeps {
   readonly overview?: { snapshot(range?: OverviewRange): OverviewSnapshot } | undefined;
   /** The gateway's accounts: with it, a person signs in with a browser (admin role). */
   readonly auth?: AuthService | undefined;
+  /** Blocks in force, shown on the page (src/containment/). */
+  readonly blocks?: { active(): Block[] } | undefined;
   /** The sign-in's rate limit shares /auth/login's counters through it. */
   readonly redis?: Redis | undefined;
 }
@@ -112,7 +115,7 @@ export function createOverviewHandler(cfg: GatewayConfig, deps: OverviewDeps): (
     const certificate = certificateStatus(cfg.tls.certFile);
     log.security('admin.overview_viewed', { requestId: ctx.id, user: who.subject, clientIp: ctx.address?.client.address, path, range, via: who.session ? 'sign-in' : 'bearer' });
     if (path === OVERVIEW_JSON_PATH) {
-      const body = JSON.stringify({ ...snapshot, timeZone: time.zone, status: { upstreams, certificate, auditChain: chainStatus, backup } });
+      const body = JSON.stringify({ ...snapshot, timeZone: time.zone, status: { upstreams, certificate, auditChain: chainStatus, backup }, blocks: (deps.blocks?.active() ?? []).map(blockFields) });
       ctx.reply.answer(res, 200, { body: { contentType: 'application/json; charset=utf-8', body } });
       return;
     }
@@ -124,6 +127,7 @@ export function createOverviewHandler(cfg: GatewayConfig, deps: OverviewDeps): (
       backup,
       time,
       viewer: who.subject,
+      blocks: deps.blocks?.active(),
       session: who.session ? { subject: who.subject, csrf: who.session.csrf, logoutPath: LOGOUT_PATH } : undefined,
     });
     ctx.reply.answer(res, 200, { body: { contentType: 'text/html; charset=utf-8', body: html }, page: { csp: OVERVIEW_CSP, ...PAGE_HEADERS } });

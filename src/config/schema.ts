@@ -221,12 +221,25 @@ export const routeSchema = z
     preserveHost: bool.default(true),
     /** Forward the client's gateway bearer token to the upstream (off: stripped after verification). */
     passCredentials: bool.default(false),
+    /**
+     * Requests checked against the upstream's OpenAPI 3.0/3.1 description (src/openapi/): a file
+     * or an http(s) URL (FastAPI's `/openapi.json`), read at startup and on SIGHUP. `report`
+     * logs what `enforce` would refuse, for rolling it out.
+     */
+    openapi: z
+      .strictObject({
+        spec: z.string().min(1),
+        mode: z.enum(['enforce', 'report']).default('enforce'),
+      })
+      .optional(),
   })
   .superRefine((r, ctx) => {
     if (!r.host && !r.path) ctx.addIssue({ code: 'custom', message: 'a route needs a host, a path, or both' });
     if (r.stripPrefix && !r.path) ctx.addIssue({ code: 'custom', path: ['stripPrefix'], message: 'stripPrefix needs a path' });
     if (r.auth === 'none' && r.roles.length > 0) ctx.addIssue({ code: 'custom', path: ['roles'], message: 'roles need an auth mode other than none' });
     if (r.rateLimit?.by === 'user' && r.auth === 'none') ctx.addIssue({ code: 'custom', path: ['rateLimit', 'by'], message: 'by: user needs an authenticated route' });
+    // The webhook reads and verifies its own body; a second reader would race it.
+    if (r.openapi && r.auth === 'whatsapp') ctx.addIssue({ code: 'custom', path: ['openapi'], message: 'openapi validation does not apply to auth: whatsapp routes' });
   });
 
 export const gatewaySchema = z.strictObject({
@@ -445,6 +458,38 @@ export const gatewaySchema = z.strictObject({
       hosts: list.prefault([]),
     })
     .prefault({}),
+  /** Blocks (`crm-gateway block …`) and automatic containment; README "Incident response". */
+  containment: z
+    .strictObject({
+      /** The longest block the CLI or a rule may set. */
+      maxDuration: duration.prefault('90d'),
+      /** Networks never blocked automatically (the administrators' own); TRUSTED_PROXIES never are either. */
+      neverBlock: cidrList.prefault([]),
+      /** Alerts turned into blocks (opt-in; none by default). */
+      rules: z
+        .array(
+          z
+            .strictObject({
+              on: z.enum(['failed_logins_ip', 'failed_logins_user', 'account_locked', 'new_ip_for_user', 'suspicious_rate_limited', 'suspicious_rejected_paths']),
+              block: z.enum(['ip', 'user']),
+              for: duration.pipe(z.number().min(1_000, 'at least 1s')),
+              /** Blocks this rule may make in any minute; alerts past it are logged, not acted on. */
+              maxPerMinute: z.number().int().min(1).max(1_000).default(10),
+            })
+            .superRefine((r, ctx) => {
+              // Which alerts name an address, and which a user (src/audit/alerts.ts).
+              const names = r.block === 'ip' ? ['failed_logins_ip', 'failed_logins_user', 'account_locked', 'suspicious_rate_limited', 'suspicious_rejected_paths'] : ['failed_logins_user', 'account_locked', 'new_ip_for_user'];
+              if (!names.includes(r.on)) ctx.addIssue({ code: 'custom', path: ['block'], message: `alert ${r.on} names no ${r.block === 'ip' ? 'address' : 'user'}; use one of ${names.join(', ')}` });
+            }),
+        )
+        .default([]),
+    })
+    .superRefine((c, ctx) => {
+      c.rules.forEach((r, i) => {
+        if (r.for > c.maxDuration) ctx.addIssue({ code: 'custom', path: ['rules', i, 'for'], message: 'longer than containment.maxDuration' });
+      });
+    })
+    .prefault({}),
   /** The gateway's own pages (sign-in, sign-out, errors). */
   ui: z
     .strictObject({
@@ -478,3 +523,4 @@ export type RouteConfig = z.output<typeof routeSchema>;
 export type CorsConfig = NonNullable<RouteConfig['cors']>;
 export type AlertsConfig = GatewayConfig['alerts'];
 export type LogConfig = GatewayConfig['log'];
+export type ContainmentConfig = GatewayConfig['containment'];

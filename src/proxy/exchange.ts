@@ -4,6 +4,7 @@ import { GatewayError, isGatewayError } from '../errors.js';
 import type { RequestContext } from '../context.js';
 import type { CompiledRoute } from '../routes.js';
 import { BodyLimiter, ClientBodyError } from '../policy/body-limit.js';
+import { BufferedBody } from './buffered-body.js';
 import { secureUpstreamHeaders, type UpstreamView } from './response-headers.js';
 import { upstreamError } from './upstream-error.js';
 
@@ -44,7 +45,7 @@ export function asNodeHeaders(headers: Record<string, string | string[] | undefi
  * connection for as long as it stays connected.
  */
 export class Exchange implements Dispatcher.DispatchHandler {
-  readonly body: BodyLimiter | null;
+  readonly body: BodyLimiter | BufferedBody | null;
   private controller: Controller | undefined;
   /** The route timeout; none for `timeout: 0` (as a socket timeout of 0 before). */
   private readonly timer: NodeJS.Timeout | undefined;
@@ -70,7 +71,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     withBody: boolean,
     private readonly sendTimeoutMs: number,
   ) {
-    this.body = withBody ? new BodyLimiter(ctx.req, route.config.maxBody, this.touch) : null;
+    // A body a step read whole (OpenAPI validation) goes as those bytes; any other is streamed, bounded.
+    this.body = ctx.body ? new BufferedBody(ctx.body) : withBody ? new BodyLimiter(ctx.req, route.config.maxBody, this.touch) : null;
     this.forwardedAt = performance.now();
     this.timer = route.config.timeout > 0 ? setTimeout(this.onTimeout, route.config.timeout) : undefined;
     res.once('close', this.onClientClose);

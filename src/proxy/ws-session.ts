@@ -19,6 +19,11 @@ export const WS_CLOSE = {
   disabled: { code: 1008, reason: 'AUTH_DISABLED' },
   removed: { code: 1008, reason: 'AUTH_INVALID' },
   shutdown: { code: 1001, reason: 'SHUTTING_DOWN' },
+  // Blocks (src/containment/): a blocked party is refused like bad credentials; a route under
+  // maintenance is 1013 "try again later", the registered code for a temporary overload or pause.
+  blocked: { code: 1008, reason: 'CLIENT_BLOCKED' },
+  accountBlocked: { code: 1008, reason: 'ACCOUNT_BLOCKED' },
+  maintenance: { code: 1013, reason: 'ROUTE_MAINTENANCE' },
 } as const satisfies Record<string, { code: number; reason: string }>;
 
 export type CloseReason = (typeof WS_CLOSE)[keyof typeof WS_CLOSE];

@@ -234,6 +234,7 @@ function serveGateway(cfg: GatewayConfig, deps: GatewayDeps, bound: Bound): Runn
       log,
       adminAuth: deps.adminAuth,
       overview: deps.securityOverview,
+      blocks: deps.containment?.blocks,
       auth: deps.auth,
       redis: deps.redis,
       postgres: deps.postgres,
@@ -242,6 +243,8 @@ function serveGateway(cfg: GatewayConfig, deps: GatewayDeps, bound: Bound): Runn
   });
 
   const certificates = createCertificateReloader([httpsServer], cfg.tls.certFile, cfg.tls.keyFile, pair.info as CertificateInfo, log, { watch: cfg.tls.watch, veto: reloadVeto(cfg) });
+  // OpenAPI specs reload on the same signal; a spec that fails keeps the previous one (src/openapi/registry.ts).
+  const stopSpecReload = deps.openapi?.reloadOnSighup();
 
   whatsapp?.start();
   log.app('info', 'gateway listening', { https: ports.https, http: ports.http, admin: `${cfg.listen.adminAddress}:${ports.admin}`, env: cfg.env, routes: cfg.routes.map((r) => r.name) });
@@ -252,6 +255,7 @@ function serveGateway(cfg: GatewayConfig, deps: GatewayDeps, bound: Bound): Runn
       draining = true;
       gateway.drain();
       certificates.close();
+      stopSpecReload?.();
       const publicServers = [httpsServer, httpServer];
       const closed = Promise.all(publicServers.map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const s of publicServers) s.closeIdleConnections();

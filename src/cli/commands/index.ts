@@ -18,4 +18,6 @@ export const COMMANDS: ReadonlyMap<string, () => Promise<Command>> = new Map([
   ['audit', async () => (await import('./audit.js')).auditCommand],
   ['backup', async () => (await import('./backup.js')).backupCommand],
   ['access', async () => (await import('./access.js')).accessCommand],
+  ['block', async () => (await import('./block.js')).blockCommand],
+  ['unblock', async () => (await import('./block.js')).unblockCommand],
 ]);

@@ -18,9 +18,9 @@ import hmac
 import json
 import os
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Literal, Optional
 
-from fastapi import FastAPI, File, Form, Request, Response, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, File, Form, Header, Path, Query, Request, Response, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -178,6 +178,48 @@ async def set_cookies(request: Request, domain: Optional[str] = None) -> Respons
 async def create_contact(company: CompanyIn) -> Dict[str, object]:
     """FastAPI's own 422 for a body that fails the model, passed by the gateway byte for byte."""
     return {"ok": True, "company": company.dict()}
+
+
+# ---------------------------------------------------------------- contact records (OpenAPI validation)
+
+
+class ContactRecord(BaseModel):
+    """A CRM contact of 15 fields: what the gateway's OpenAPI validation checks, from this app's
+    own /openapi.json, before the app sees it."""
+
+    first_name: str = Field(..., min_length=1, max_length=80)
+    last_name: str = Field(..., min_length=1, max_length=80)
+    email: str = Field(..., regex=r"^[^@\s]+@[^@\s]+$", max_length=254)
+    phone: Optional[str] = Field(None, max_length=32)
+    company: Optional[str] = Field(None, max_length=120)
+    job_title: Optional[str] = None
+    status: Literal["lead", "prospect", "customer", "lost"] = "lead"
+    source: Optional[str] = None
+    owner_id: int = Field(..., ge=1)
+    score: float = Field(0, ge=0, le=100)
+    tags: List[str] = Field(default_factory=list, max_items=20)
+    newsletter: bool = False
+    city: Optional[str] = None
+    country: str = Field("ES", min_length=2, max_length=2)
+    notes: Optional[str] = Field(None, max_length=2000)
+
+
+@app.post("/v1/contact-records/", status_code=201)
+async def create_contact_record(
+    contact: ContactRecord, request: Request, x_tenant: str = Header(..., regex=r"^[a-z]{2,16}$")
+) -> Dict[str, object]:
+    """Answers with a digest of the raw body it received, to compare with what the client sent."""
+    body = await request.body()
+    return {"sha256": hashlib.sha256(body).hexdigest(), "length": len(body), "tenant": x_tenant, "owner_id": contact.owner_id}
+
+
+@app.get("/v1/contact-records/{record_id}")
+async def contact_record(
+    record_id: int = Path(..., ge=1),
+    view: Literal["short", "full"] = "short",
+    limit: int = Query(10, ge=1, le=100),
+) -> Dict[str, object]:
+    return {"id": record_id, "view": view, "limit": limit}
 
 
 # ---------------------------------------------------------------- upload
