@@ -291,7 +291,7 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
   const upgradeChecks = UPGRADE.flatMap((s) => (s.build ? [s.build()] : []));
   // Without an auth service the gateway's own pages refuse (fail closed).
   const authEndpoints = deps.auth
-    ? createAuthEndpoints(cfg, deps.auth, log, { login: createLoginLimiter(deps, 'login'), token: createLoginLimiter(deps, 'token') })
+    ? createAuthEndpoints(cfg, deps.auth, log, { login: createLoginLimiter(deps, 'login'), token: createLoginLimiter(deps, 'token') }, deps.containment?.blocks)
     : undefined;
   const liveSockets = deps.auth ? new LiveSockets(deps.auth) : undefined;
   const websockets = new Set<WsSession>();

@@ -5,6 +5,8 @@ import type { RequestContext } from '../context.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { readForm } from './form.js';
 import { loginAttempt } from './lockout.js';
+import { accountBlocked } from '../containment/enforce.js';
+import type { BlockSet } from '../containment/blocks.js';
 import type { Logger } from '../log/logger.js';
 import type { CredentialLimiter } from '../ratelimit/login.js';
 import { ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, clearCookie, parseCookies, setCookie, singleCookie } from './cookies.js';
@@ -47,6 +49,7 @@ export function createAuthEndpoints(
   auth: AuthService,
   log: Logger,
   limits: { login: CredentialLimiter; token: CredentialLimiter },
+  blocks?: BlockSet,
 ): AuthEndpoints {
   const hosts = new Set(cfg.routes.flatMap((r) => (r.host ? [r.host] : [])));
   const publicPort = cfg.listen.publicHttpsPort ?? cfg.listen.httpsPort;
@@ -133,6 +136,12 @@ export function createAuthEndpoints(
       return;
     }
     await auth.lockout.succeeded(attempt);
+    // A blocked account opens no session (told only to whoever knows its password).
+    const blocked = accountBlocked(blocks, user.name);
+    if (blocked) {
+      again(blocked.status, blocked);
+      return;
+    }
     const replaced = await endBrowserSession(ctx);
     if (replaced.family) log.security('auth.session_replaced', { requestId: ctx.id, user: user.name, family: replaced.family, previousUser: replaced.user, clientIp: ctx.address?.client.address });
     await auth.store.updateUser(user.name, { lastLoginAt: new Date() });
@@ -243,6 +252,8 @@ export function createAuthEndpoints(
       throw new GatewayError('AUTH_FAILED', `client ${basic.name}: ${!client ? 'unknown' : !ok ? 'wrong secret' : 'disabled'}`, { 'www-authenticate': 'Basic realm="crm-gateway"' });
     }
     await auth.lockout.succeeded(attempt);
+    const blocked = accountBlocked(blocks, `${CLIENT_SUBJECT_PREFIX}${client.name}`);
+    if (blocked) throw blocked;
     const ttl = Math.min(CLIENT_TOKEN_TTL_MS, auth.config.maxTokenTtl);
     const issued = auth.tokens.issue({ sub: `${CLIENT_SUBJECT_PREFIX}${client.name}`, roles: client.roles, ttlMs: ttl, typ: 'access' });
     log.security('auth.token_issued', { requestId: ctx.id, client: client.name, roles: client.roles, tokenId: issued.claims.jti, expiresAt: new Date(issued.claims.exp * 1000).toISOString(), via: 'client_credentials' });

@@ -32,12 +32,18 @@ export function checkConnectionBlocks(blocks: BlockSet): (ctx: RequestContext) =
   };
 }
 
+/** The refusal for a blocked user or API client (`subject`, as a principal names it), if blocked. */
+export function accountBlocked(blocks: BlockSet | undefined, subject: string): GatewayError | undefined {
+  const b = blocks && blocks.size > 0 ? blocks.subject(subject) : undefined;
+  return b ? new GatewayError('ACCOUNT_BLOCKED', detail(b)) : undefined;
+}
+
 /** The `account-blocks` route step, right after authentication: a blocked user or API client gets 403 ACCOUNT_BLOCKED. */
 export function createAccountBlocks(blocks: BlockSet): Step {
   return (ctx) => {
     const subject = ctx.principal?.subject;
-    if (subject === undefined || blocks.size === 0) return;
-    const b = blocks.subject(subject);
-    if (b) throw new GatewayError('ACCOUNT_BLOCKED', detail(b));
+    if (subject === undefined) return;
+    const refusal = accountBlocked(blocks, subject);
+    if (refusal) throw refusal;
   };
 }

@@ -8,10 +8,12 @@ import WebSocket from 'ws';
 import { Redis } from 'ioredis';
 import { startEchoUpstream, type EchoUpstream } from '../../src/demo/echo-upstream.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
-import { testCertificate, type TestCertificate } from '../helpers/harness.js';
+import { httpsRequest, testCertificate, type TestCertificate } from '../helpers/harness.js';
 import { RedisServerProcess, listKeys } from '../helpers/redis.js';
 import { claimsFor, randomSecret, ringToken } from '../helpers/auth-gateway.js';
 import { logLines, request, startGatewayProcess, type GatewayProcess, type PlainResponse } from '../helpers/gateway-process.js';
+import { SessionClient, setCookieLine } from '../helpers/session-client.js';
+import { ACCESS_COOKIE } from '../../src/auth/cookies.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -237,6 +239,13 @@ test('a user block refuses the user with 403 ACCOUNT_BLOCKED on every instance a
   assert.equal(refused.status, 403);
   assert.equal(code(refused), 'ACCOUNT_BLOCKED');
   assert.equal(upstream.seen.length, seen);
+  // Nor does a sign-in open a new session while blocked (said only to whoever has the password).
+  const browser = new SessionClient({ request: (r) => httpsRequest(b.port, ca, r) }, 'api.test.local');
+  const form = await browser.openLogin();
+  const signIn = await browser.postLogin({ csrf: form.csrf, rd: form.rd, username: 'alice', password: 'correct horse battery staple 42' }, { 'accept-language': 'en' });
+  assert.equal(signIn.status, 403, signIn.body.slice(0, 300));
+  assert.match(signIn.body, /This account is blocked/);
+  assert.equal(setCookieLine(signIn, ACCESS_COOKIE), undefined, 'no session cookie');
   // Others pass: the block is alice's alone.
   assert.equal((await get(b)).status, 200);
   await waitFor(() => logLines(join(work, 'logs-a'), 'security').some((l) => l.event === 'websocket.closed' && l.reason === 'ACCOUNT_BLOCKED'), 'websocket.closed in the security log');
