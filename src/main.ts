@@ -39,7 +39,8 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
   let bound: BoundGateway | undefined;
   if (primary) await probePorts(config);
   else bound = await bindGateway(config, { ticketKeys: member?.ticketKeys });
-  const audit = await createAuditLogger(auditOptions(config)).catch(async (err: unknown) => {
+  // A cluster's primary serves no overview: the workers' loggers keep it.
+  const audit = await createAuditLogger(auditOptions(config, { overview: !primary })).catch(async (err: unknown) => {
     await bound?.close();
     throw err;
   });

@@ -48,6 +48,12 @@ export interface AuditLoggerOptions {
   readonly lock?: { readonly name: string; readonly waitMs?: number } | undefined;
   readonly hashKey?: string | undefined;
   readonly alerts: AlertsConfig;
+  /**
+   * Keep the security overview's figures (default): read the folder's past lines and follow the
+   * other processes' chains. Off where no overview is served (the CLI, a cluster's primary),
+   * which would otherwise read 30 days of every worker's lines for nothing.
+   */
+  readonly overview?: boolean | undefined;
   /** The console channel: app lines at `level`, alerts, and lines that could not be written. */
   readonly console?: NodeJS.WritableStream;
   readonly fs?: StreamFs;
@@ -272,6 +278,7 @@ export async function createAuditLogger(opts: AuditLoggerOptions): Promise<Audit
       if (closed) return;
       clearInterval(timers.heads);
       timers.monitor?.stop();
+      await overview.stopFollowing();
       const unwritten = await Promise.all([...sinks.values()].map(async (s) => [s.chain, await s.close(closeTimeout)] as const));
       for (const [chain, lines] of unwritten) {
         // Last resort, so nothing is lost silently: the console channel gets what the disk refused.
@@ -352,9 +359,18 @@ export async function createAuditLogger(opts: AuditLoggerOptions): Promise<Audit
 
   const rules = new AlertRules(opts.alerts, raise, now);
   logger.observe({ access: (r) => rules.access(r), security: (r) => rules.security(r) });
-  // Observed before the backfill starts: the backfill counts only lines stamped before it, so none counts twice.
-  logger.observe({ access: (r) => overview.observeAccess(r), security: (r) => overview.observe(r) });
-  overview.backfill(opts.dir).catch((err: Error) => logger.app('warn', 'security overview could not read past logs', { error: err.message }));
+  if (opts.overview !== false) {
+    // Observed before the backfill starts: the backfill counts only lines of our chains stamped
+    // before it, so none counts twice. The chains of other processes sharing the folder (cluster
+    // workers, the CLI) are read from the files, and followed there from where the backfill stopped.
+    logger.observe({ access: (r) => overview.observeAccess(r), security: (r) => overview.observe(r) });
+    const ownChains = new Set([...sinks.values()].map((s) => s.chain));
+    // Followed even after a failed backfill: files it did not reach are then read from their start.
+    void overview
+      .backfill(opts.dir, ownChains)
+      .catch((err: Error) => logger.app('warn', 'security overview could not read past logs', { error: err.message }))
+      .then(() => overview.follow(opts.dir, { onError: (err) => logger.app('warn', "security overview cannot follow the other processes' logs", { error: err.message }) }));
+  }
 
   timers.heads = setInterval(() => void logger.recordHeads(), opts.headsIntervalMs ?? HEADS_INTERVAL_MS);
   timers.heads.unref();

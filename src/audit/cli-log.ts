@@ -23,7 +23,7 @@ export const CLI_LOCK_WAIT_MS = 10_000;
  */
 export async function openCliAuditLog(cfg: GatewayConfig, opts: { verbose?: boolean } = {}): Promise<AuditLogger> {
   const audit = await createAuditLogger(
-    auditOptions(cfg, { instance: 'cli', lock: { name: 'cli', waitMs: CLI_LOCK_WAIT_MS }, resourceProbe: false, level: 'warn', console: cliConsole(process.stderr, opts.verbose === true) }),
+    auditOptions(cfg, { instance: 'cli', lock: { name: 'cli', waitMs: CLI_LOCK_WAIT_MS }, resourceProbe: false, overview: false, level: 'warn', console: cliConsole(process.stderr, opts.verbose === true) }),
   );
   const url = cfg.stores.databaseUrl;
   if (!url) return audit;
