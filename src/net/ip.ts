@@ -8,10 +8,15 @@ export interface ParsedIp {
 }
 
 const MAPPED_V4 = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i;
+/** IPv4-mapped IPv6 as RFC 5952 writes it once compressed (`::ffff:a01:203` is 10.1.2.3). */
+const MAPPED_V4_HEX = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/;
 
 /**
- * One canonical form per address: IPv4-mapped IPv6 (`::ffff:10.0.0.1`) becomes plain IPv4,
- * zone ids are refused, IPv6 is lower-cased. Returns undefined for anything that is not an IP.
+ * One canonical form per address, so every spelling of one address is one key (blocks, rate
+ * limits, lockouts, logs): IPv4-mapped IPv6 (`::ffff:10.0.0.1`, `::ffff:a00:1`) becomes plain
+ * IPv4, IPv6 is written as RFC 5952 says (lower case, no leading zeros, the longest zero run as
+ * `::`: `2001:0DB8:0:0::1` is `2001:db8::1`), zone ids are refused. Returns undefined for
+ * anything that is not an IP.
  */
 export function normalizeIp(raw: string | undefined): ParsedIp | undefined {
   if (!raw) return undefined;
@@ -21,8 +26,19 @@ export function normalizeIp(raw: string | undefined): ParsedIp | undefined {
   if (mapped?.[1] && isIP(mapped[1]) === 4) return { address: mapped[1], family: 'ipv4' };
   const v = isIP(s);
   if (v === 4) return { address: s, family: 'ipv4' };
-  if (v === 6 && !s.includes('%')) return { address: s.toLowerCase(), family: 'ipv6' };
-  return undefined;
+  if (v !== 6 || s.includes('%')) return undefined;
+  const address = canonicalIpv6(s);
+  const hex = MAPPED_V4_HEX.exec(address);
+  if (hex) {
+    const n = (parseInt(hex[1] as string, 16) << 16) | parseInt(hex[2] as string, 16);
+    return { address: [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.'), family: 'ipv4' };
+  }
+  return { address, family: 'ipv6' };
+}
+
+/** RFC 5952 text of a valid IPv6 address; the WHATWG URL parser writes exactly that form. */
+export function canonicalIpv6(v6: string): string {
+  return new URL(`http://[${v6}]/`).hostname.slice(1, -1);
 }
 
 /** A set of addresses and CIDR blocks (IPv4, IPv6, IPv4-mapped IPv6). */

@@ -19,6 +19,13 @@ describe('normalizeIp', () => {
     ['::ffff:10.0.0.1', '10.0.0.1', 'ipv4'],
     ['::FFFF:10.0.0.1', '10.0.0.1', 'ipv4'],
     ['[::ffff:10.0.0.1]', '10.0.0.1', 'ipv4'],
+    // Every spelling of one address is one key (a block of 2001:db8::1 was passed by these).
+    ['2001:db8:0:0:0:0:0:1', '2001:db8::1', 'ipv6'],
+    ['2001:0db8::1', '2001:db8::1', 'ipv6'],
+    ['2001:db8::0:1', '2001:db8::1', 'ipv6'],
+    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1', 'ipv6'],
+    ['::ffff:a01:203', '10.1.2.3', 'ipv4'],
+    ['0:0:0:0:0:ffff:0a01:0203', '10.1.2.3', 'ipv4'],
   ];
   for (const [raw, address, family] of good) {
     test(`${JSON.stringify(raw)} → ${address} (${family})`, () => {
