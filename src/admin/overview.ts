@@ -20,7 +20,9 @@ import { upstreamHealth } from './readiness.js';
 import { AdminSessions, type AdminSession } from './session.js';
 import { ADMIN_ROLE, LOGIN_PATH, LOGOUT_PATH, PAGE_HEADERS, createAdminSignIn } from './signin.js';
 import { ChainStatusCache, backupStatus, certificateStatus } from './status.js';
-import { blockFields, type Block } from '../containment/model.js';
+import { blockFields } from '../containment/model.js';
+import type { BlockSet } from '../containment/blocks.js';
+import { accountBlocked } from '../containment/enforce.js';
 
 export const OVERVIEW_PATH = '/security';
 export const OVERVIEW_JSON_PATH = '/security.json';
@@ -34,8 +36,8 @@ export interface OverviewDeps {
   readonly overview?: { snapshot(range?: OverviewRange): OverviewSnapshot } | undefined;
   /** The gateway's accounts: with it, a person signs in with a browser (admin role). */
   readonly auth?: AuthService | undefined;
-  /** Blocks in force, shown on the page (src/containment/). */
-  readonly blocks?: { active(): Block[] } | undefined;
+  /** Blocks in force (src/containment/): shown on the page, and a blocked account opens nothing here either. */
+  readonly blocks?: BlockSet | undefined;
   /** The sign-in's rate limit shares /auth/login's counters through it. */
   readonly redis?: Redis | undefined;
 }
@@ -54,7 +56,7 @@ export function createOverviewHandler(cfg: GatewayConfig, deps: OverviewDeps): (
   const hostAllowed = createHostCheck(cfg.admin.hosts);
   const resolveAddress = createClientIpResolver(new IpSet([]));
   const sessions = deps.auth ? new AdminSessions(deps.auth, cfg.admin.sessionTtl) : undefined;
-  const signIn = deps.auth && sessions ? createAdminSignIn({ auth: deps.auth, log, sessions, limiter: createLoginLimiter({ log, redis: deps.redis }, 'login') }) : undefined;
+  const signIn = deps.auth && sessions ? createAdminSignIn({ auth: deps.auth, log, sessions, limiter: createLoginLimiter({ log, redis: deps.redis }, 'login'), blocks: deps.blocks }) : undefined;
   const chain = new ChainStatusCache(cfg.log.dir);
   const time = localTime(defaultTimeZone(cfg.admin.timeZone));
 
@@ -85,6 +87,17 @@ export function createOverviewHandler(cfg: GatewayConfig, deps: OverviewDeps): (
     return session ? { subject: session.subject, roles: session.roles, session } : undefined;
   }
 
+  /** Who asks, unless that account is blocked (a compromised admin reads no overview either). */
+  async function unblockedViewer(ctx: RequestContext, path: string): Promise<Viewer | undefined> {
+    const who = await viewer(ctx, path);
+    const refusal = who ? accountBlocked(deps.blocks, who.subject) : undefined;
+    if (refusal && who) {
+      denied(ctx, path, 'account blocked', who.subject);
+      throw refusal;
+    }
+    return who;
+  }
+
   async function overview(ctx: RequestContext, res: ServerResponse, path: string): Promise<void> {
     const method = ctx.req.method ?? 'GET';
     if (method !== 'GET' && method !== 'HEAD') throw new GatewayError('METHOD_NOT_ALLOWED', `${method} ${path}`, { allow: 'GET, HEAD' });
@@ -95,7 +108,7 @@ export function createOverviewHandler(cfg: GatewayConfig, deps: OverviewDeps): (
       denied(ctx, path, 'admin authentication is not configured');
       throw new GatewayError('AUTH_UNAVAILABLE', 'no admin authentication on this gateway');
     }
-    const who = await viewer(ctx, path);
+    const who = await unblockedViewer(ctx, path);
     if (!who) {
       // A person with a browser is sent to the sign-in; a script is told what it lacks.
       if (sessions && path === OVERVIEW_PATH && wantsHtml(ctx.req)) {

@@ -3,6 +3,8 @@ import type { RequestContext } from '../context.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { readForm } from '../auth/form.js';
 import { loginAttempt } from '../auth/lockout.js';
+import type { BlockSet } from '../containment/blocks.js';
+import { accountBlocked } from '../containment/enforce.js';
 import type { Logger } from '../log/logger.js';
 import type { AuthService } from '../auth/service.js';
 import { dummyHash, verifyPassword } from '../auth/password.js';
@@ -31,6 +33,8 @@ export interface SignInDeps {
   /** The /auth/login limiter (same budgets: with Redis, the same counters). */
   readonly limiter: CredentialLimiter;
   readonly sessions: AdminSessions;
+  /** A blocked account opens no overview session. */
+  readonly blocks?: BlockSet | undefined;
 }
 
 /**
@@ -95,6 +99,12 @@ export function createAdminSignIn(deps: SignInDeps) {
       return;
     }
     await auth.lockout.succeeded(attempt);
+    const blocked = accountBlocked(deps.blocks, user.name);
+    if (blocked) {
+      log.security('admin.overview_denied', { requestId: ctx.id, reason: 'account blocked', user: user.name, clientIp: ctx.address?.client.address, path: LOGIN_PATH });
+      again(blocked.status, blocked);
+      return;
+    }
     // A right password without the admin role opens nothing here: no session, and a refusal event.
     if (!user.roles.includes(ADMIN_ROLE)) {
       log.security('admin.overview_denied', { requestId: ctx.id, reason: 'not an admin', user: user.name, clientIp: ctx.address?.client.address, path: LOGIN_PATH });

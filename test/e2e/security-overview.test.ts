@@ -11,9 +11,11 @@ import { httpsRequest, startTestGateway, testCertificate, testConfig, type TestR
 import { startTestAudit, type TestAudit } from '../helpers/audit.js';
 import { addClient, addUser, randomSecret } from '../helpers/auth-gateway.js';
 import { freePort } from '../helpers/ports.js';
+import { waitFor } from '../helpers/wait.js';
 import { startEchoUpstream, type EchoUpstream } from '../../src/demo/echo-upstream.js';
 import { createAuthService, type AuthService } from '../../src/auth/service.js';
 import { createAdminAuth } from '../../src/auth/admin-auth.js';
+import { createContainment, type Containment } from '../../src/containment/service.js';
 import { startGateway, type RunningGateway } from '../../src/server/start.js';
 import { loginAttempt } from '../../src/auth/lockout.js';
 import { normalizeIp } from '../../src/net/ip.js';
@@ -36,6 +38,7 @@ let running: RunningGateway;
 let dataDir: string;
 let ca: string;
 let adminUrl: string;
+let containment: Containment;
 let deadUpstream: string;
 
 function routes(dead: string): string {
@@ -75,7 +78,8 @@ before(async () => {
   auth = made;
   await addUser(auth, ADMIN.name, ADMIN.password, ['admin']);
   await addUser(auth, STAFF.name, STAFF.password, ['staff']);
-  running = await startGateway(config, { log: audit.log, auth, adminAuth: createAdminAuth(auth), securityOverview: audit.log.overview });
+  containment = await createContainment(config, { log: audit.log });
+  running = await startGateway(config, { log: audit.log, auth, adminAuth: createAdminAuth(auth), securityOverview: audit.log.overview, containment });
   adminUrl = `http://127.0.0.1:${running.ports.admin}`;
   // The traffic the figures must show, every request of it made here:
   const send = (path: string, host = 'api.test.local', headers: Record<string, string> = {}): Promise<TestResponse> => httpsRequest(running.ports.https, ca, { path, host, headers });
@@ -98,6 +102,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await running?.shutdown();
+  await containment?.close();
   await auth?.close();
   await upstream?.close();
   await audit?.close();
@@ -517,6 +522,25 @@ test('the sign-in page speaks the browser language: Spanish by default, English 
   assert.match(en.body, /<html lang="en">/);
   assert.match(en.body, /admin role/);
   assert.match(en.headers.vary ?? '', /Accept-Language/);
+});
+
+test('a blocked admin account reads no overview: its bearer token and its sign-in are refused with ACCOUNT_BLOCKED', async () => {
+  const name = 'blocked-admin';
+  const password = 'the password of blocked-admin';
+  await addUser(auth, name, password, ['admin']);
+  const token = auth.tokens.issue({ sub: name, roles: ['admin'], ttlMs: 60_000, typ: 'access' }).token;
+  assert.equal((await adminRequest('/security.json', { headers: { authorization: `Bearer ${token}` } })).status, 200);
+  await containment.store.add({ kind: 'user', target: name, reason: 'token leaked', until: Date.now() + 60_000, createdAt: Date.now(), by: 'test', source: 'manual' });
+  await waitFor(() => containment.blocks.subject(name) !== undefined, 'the block is in force');
+  const bearer = await adminRequest('/security.json', { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(bearer.status, 403);
+  assert.equal(errorCode(bearer), 'ACCOUNT_BLOCKED');
+  const signIn = await postSignIn(name, password);
+  assert.equal(signIn.status, 403);
+  assert.match(signIn.body, /This account is blocked/);
+  assert.equal((signIn.headers['set-cookie'] ?? []).some((c) => c.startsWith('crmgw_admin=')), false);
+  const events = await securityLog();
+  assert.ok(events.some((e) => e.event === 'admin.overview_denied' && e.reason === 'account blocked' && e.user === name));
 });
 
 // Last in the file: it locks 127.0.0.1 for every sign-in of this gateway.
