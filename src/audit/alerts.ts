@@ -1,10 +1,24 @@
 import { boundedCache } from '../stores/bounded-cache.js';
 import type { AlertsConfig } from '../config/schema.js';
+import { normalizeIp } from '../net/ip.js';
+import { ipGroup } from '../ratelimit/keys.js';
 
 /** Keys (IPs, users, routes) tracked per rule; the least recently seen are forgotten beyond it. */
 const MAX_KEYS = 10_000;
 /** Addresses remembered per user for the new-address rule. */
 const MAX_IPS_PER_USER = 64;
+/**
+ * IPv6 clients are counted per /64, the rate limiter's grouping (src/ratelimit/keys.ts): one
+ * host holds a whole /64 and can use a fresh address for every request, so per-address counts
+ * would never reach a threshold. Automatic containment blocks the same /64 (src/containment/auto.ts).
+ */
+export const ALERT_IPV6_PREFIX = 64;
+
+/** What an address is counted as: IPv4 itself, IPv6 its /64 (`2001:db8:1:2::/64`). */
+export function addressGroup(ip: string): string {
+  const parsed = normalizeIp(ip);
+  return parsed ? ipGroup(parsed, ALERT_IPV6_PREFIX) : ip;
+}
 
 /** Denial codes that mean credentials were presented and refused (not merely missing). */
 export const FAILED_AUTH_CODES: ReadonlySet<string> = new Set(['AUTH_INVALID', 'AUTH_REVOKED', 'AUTH_FAILED', 'AUTH_DISABLED', 'AUTH_AMBIGUOUS']);
@@ -123,11 +137,13 @@ export class AlertRules {
       const requestId = str(r.requestId);
       if (!requestId || !this.counted.has(requestId)) this.failedIp(ip);
     } else if (code === 'RATE_LIMITED' && ip) {
-      const n = this.rateLimited.hit(ip, this.now());
-      if (n) this.raise('suspicious_rate_limited', ip, `${n} rate-limited requests from ${ip} within ${minutes(this.cfg.suspicious.window)}`, { clientIp: ip, count: n, windowMs: this.cfg.suspicious.window });
+      const group = addressGroup(ip);
+      const n = this.rateLimited.hit(group, this.now());
+      if (n) this.raise('suspicious_rate_limited', group, `${n} rate-limited requests from ${group} within ${minutes(this.cfg.suspicious.window)}`, { clientIp: ip, count: n, windowMs: this.cfg.suspicious.window });
     } else if (REJECTED_PATH_CODES.has(code) && ip) {
-      const n = this.rejectedPaths.hit(ip, this.now());
-      if (n) this.raise('suspicious_rejected_paths', ip, `${n} rejected paths from ${ip} within ${minutes(this.cfg.suspicious.window)}`, { clientIp: ip, count: n, windowMs: this.cfg.suspicious.window });
+      const group = addressGroup(ip);
+      const n = this.rejectedPaths.hit(group, this.now());
+      if (n) this.raise('suspicious_rejected_paths', group, `${n} rejected paths from ${group} within ${minutes(this.cfg.suspicious.window)}`, { clientIp: ip, count: n, windowMs: this.cfg.suspicious.window });
     } else if (UPSTREAM_FAILURE_CODES.has(code)) {
       const route = str(r.route) ?? '(unknown)';
       const n = this.upstream.hit(route, this.now());
@@ -154,9 +170,11 @@ export class AlertRules {
     if (n) this.raise('failed_logins_user', user, `${n} failed logins for user ${user} within ${minutes(this.cfg.failedLogins.window)}`, { user, clientIp: ip, count: n, windowMs: this.cfg.failedLogins.window });
   }
 
+  /** The subject and message name the address group (an IPv6 /64); `clientIp` is the last address. */
   private failedIp(ip: string): void {
-    const n = this.failedByIp.hit(ip, this.now());
-    if (n) this.raise('failed_logins_ip', ip, `${n} failed authentications from ${ip} within ${minutes(this.cfg.failedLogins.window)}`, { clientIp: ip, count: n, windowMs: this.cfg.failedLogins.window });
+    const group = addressGroup(ip);
+    const n = this.failedByIp.hit(group, this.now());
+    if (n) this.raise('failed_logins_ip', group, `${n} failed authentications from ${group} within ${minutes(this.cfg.failedLogins.window)}`, { clientIp: ip, count: n, windowMs: this.cfg.failedLogins.window });
   }
 
   private seen(user: string, ip: string): void {

@@ -1,9 +1,12 @@
+import { BlockList } from 'node:net';
 import type { ContainmentConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
-import type { IpSet } from '../net/ip.js';
+import type { IpSet, ParsedIp } from '../net/ip.js';
 import { normalizeIp } from '../net/ip.js';
+import { ALERT_IPV6_PREFIX } from '../audit/alerts.js';
+import { ipGroup } from '../ratelimit/keys.js';
 import type { BlockSet } from './blocks.js';
-import { blockFields, canonicalTarget, type Block } from './model.js';
+import { blockFields, blockReason, canonicalTarget, type Block } from './model.js';
 import type { BlockStore } from './store.js';
 
 type Rule = ContainmentConfig['rules'][number];
@@ -26,10 +29,15 @@ export function ruleName(r: Rule): string {
  * Automatic containment (opt-in, `containment.rules`): an alert of a configured type (the
  * audit logger's, src/audit/alerts.ts) blocks its address or user for the rule's time, stored
  * and announced like a block from the CLI and written to the audit log the same way
- * (`containment.blocked`, actor `auto`, the rule and the alert). It never blocks an address in
- * TRUSTED_PROXIES (that would block everyone behind the proxy) or in `containment.neverBlock`
- * (the administrators' own networks), and each rule makes at most `maxPerMinute` blocks a
- * minute, so a flood of alerts (or a forged burst of failures) cannot block half the Internet.
+ * (`containment.blocked`, actor `auto`, the rule and the alert). Which alert may block what is
+ * checked at startup (src/config/schema.ts): a block falls on whoever caused the alert, never
+ * on a name or address an attacker can choose. An IPv6 offender is blocked as its /64 (the
+ * alerts count it so: one host holds the whole /64). It never blocks an address or network
+ * that holds or touches TRUSTED_PROXIES (that would block everyone behind the proxy) or
+ * `containment.neverBlock` (the administrators' own networks), and each rule makes at most
+ * `maxPerMinute` blocks a minute, so a flood of alerts (or a forged burst of failures) cannot
+ * block half the Internet. The reason is built from the rule, the alert type, its count and
+ * the target, never from the alert's message (which may quote what a client typed).
  */
 export class AutoContainment {
   private readonly made = new Map<Rule, number[]>();
@@ -56,39 +64,68 @@ export class AutoContainment {
     const raw = rule.block === 'ip' ? r.clientIp : r.user;
     if (typeof raw !== 'string' || raw === '') return;
     const name = ruleName(rule);
+    // An IPv6 offender's block is its /64 (cidr).
+    let kind: 'ip' | 'cidr' | 'user' = rule.block;
     let target: string;
     try {
-      target = canonicalTarget(rule.block, raw);
+      if (rule.block === 'ip') {
+        const ip = normalizeIp(raw);
+        if (!ip) return;
+        if (ip.family === 'ipv6') kind = 'cidr';
+        target = ip.family === 'ipv6' ? canonicalTarget('cidr', ipGroup(ip, ALERT_IPV6_PREFIX)) : canonicalTarget('ip', ip.address);
+      } else {
+        target = canonicalTarget(rule.block, raw);
+      }
     } catch {
       return;
     }
-    if (rule.block === 'ip') {
-      const ip = normalizeIp(target);
-      const why = ip && this.spared.trustedProxies.has(ip) ? 'TRUSTED_PROXIES' : ip && this.spared.neverBlock.has(ip) ? 'containment.neverBlock' : undefined;
+    if (kind === 'user') {
+      if (this.blocks.subject(target)) return;
+    } else {
+      const why = this.sparedBy(kind, target);
       if (why) {
-        this.log.security('containment.auto_skipped', { rule: name, alert: r.alert, kind: 'ip', target, why: `${target} is in ${why}` });
+        this.log.security('containment.auto_skipped', { rule: name, alert: rule.on, kind, target, why: `${target} ${kind === 'cidr' ? 'overlaps' : 'is in'} ${why}` });
         return;
       }
-      if (ip && this.blocks.address(ip)) return;
-    } else if (this.blocks.subject(target)) {
-      return;
+      if (this.alreadyBlocked(kind, target)) return;
     }
     if (!this.withinBudget(rule, name)) return;
     const now = this.now();
-    const block: Block = {
-      kind: rule.block,
-      target,
-      reason: `automatic: ${typeof r.message === 'string' ? r.message : String(r.alert)}`,
-      until: now + rule.for,
-      createdAt: now,
-      by: AUTO_ACTOR,
-      source: 'auto',
-      rule: name,
-    };
+    let reason: string;
+    try {
+      reason = blockReason(`automatic: alert ${rule.on}${counted(r)} for ${kind} ${target}`);
+    } catch {
+      return;
+    }
+    const block: Block = { kind, target, reason, until: now + rule.for, createdAt: now, by: AUTO_ACTOR, source: 'auto', rule: name };
     this.store.add(block).then(
-      () => this.log.security('containment.blocked', { actor: AUTO_ACTOR, ...blockFields(block), alert: r.alert }),
+      () => this.log.security('containment.blocked', { actor: AUTO_ACTOR, ...blockFields(block), alert: rule.on }),
       (err: Error) => this.log.security('containment.auto_failed', { rule: name, kind: block.kind, target, error: err.message }),
     );
+  }
+
+  /** Which protected list an address (or any address of a network) is in, if any. */
+  private sparedBy(kind: 'ip' | 'cidr', target: string): string | undefined {
+    const touches = (set: IpSet): boolean => {
+      if (kind === 'ip') {
+        const ip = normalizeIp(target);
+        return ip === undefined || set.has(ip);
+      }
+      return overlaps(set, target);
+    };
+    if (touches(this.spared.trustedProxies)) return 'TRUSTED_PROXIES';
+    if (touches(this.spared.neverBlock)) return 'containment.neverBlock';
+    return undefined;
+  }
+
+  /** True when the address, or the whole network, is blocked already. */
+  private alreadyBlocked(kind: 'ip' | 'cidr', target: string): boolean {
+    const [address = '', prefix] = target.split('/');
+    const ip = normalizeIp(address);
+    const held = ip ? this.blocks.address(ip) : undefined;
+    if (!held) return false;
+    if (kind === 'ip') return true;
+    return held.kind === 'cidr' && Number(held.target.split('/')[1]) <= Number(prefix);
   }
 
   /** At most `maxPerMinute` blocks per rule in any minute; the first refusal of a minute is logged. */
@@ -108,4 +145,28 @@ export class AutoContainment {
     this.made.set(rule, recent);
     return true;
   }
+}
+
+/** ` (20 within 10m)` from the alert's count and window, when they are numbers. */
+function counted(r: Record<string, unknown>): string {
+  const n = r.count;
+  const w = r.windowMs;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n <= 0) return '';
+  return typeof w === 'number' && Number.isSafeInteger(w) && w > 0 ? ` (${n} within ${shortDuration(w)})` : ` (${n})`;
+}
+
+/** True when `network` (`addr/prefix`) and any entry of `set` share an address. */
+function overlaps(set: IpSet, network: string): boolean {
+  const [address = '', prefix = ''] = network.split('/');
+  const net = normalizeIp(address);
+  if (!net) return true; // not understood: spared rather than blocked
+  // An entry holding the network's first address holds it (or lies inside it).
+  if (set.has(net)) return true;
+  // Otherwise an entry overlaps only if it lies inside the network: its own address is in it.
+  const list = new BlockList();
+  list.addSubnet(net.address, Number(prefix), net.family);
+  return set.entries.some((entry) => {
+    const first: ParsedIp | undefined = normalizeIp(entry.trim().split('/')[0]);
+    return first !== undefined && first.family === net.family && list.check(first.address, first.family);
+  });
 }

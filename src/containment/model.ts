@@ -37,6 +37,29 @@ export const DEFAULT_MAX_BLOCK = '90d';
 /** A reason is for people reading the audit log: one line, bounded. */
 export const MAX_REASON_LENGTH = 500;
 
+/**
+ * What must never reach a terminal or a log reader from a reason: C0/C1 controls (ESC starts
+ * terminal escape sequences, BEL, CR rewrites the line), format characters (U+202E turns the
+ * rest of the line around, zero-width ones hide text) and the Unicode line separators.
+ */
+export const UNPRINTABLE = /[\p{Cc}\p{Cf}\u2028\u2029]/u;
+const UNPRINTABLE_ALL = new RegExp(UNPRINTABLE.source, 'gu');
+
+/** `text` with every UNPRINTABLE character written as `\uXXXX` (UTF-16 units), for output to a terminal. */
+export function escapeUnprintable(text: string): string {
+  return text.replace(UNPRINTABLE_ALL, (c) => {
+    let out = '';
+    for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
+    return out;
+  });
+}
+
+/**
+ * Tolerance for the clocks of the hosts sharing a store: a block made with the longest
+ * duration on a host whose clock runs a little ahead is not dropped as too long elsewhere.
+ */
+const CLOCK_SKEW_MS = 60_000;
+
 /** A block that cannot be made: the one line the CLI prints (exit 2). */
 export class BlockInputError extends Error {
   override readonly name = 'BlockInputError';
@@ -145,22 +168,27 @@ export function blockDuration(raw: string | undefined, maxMs: number): number {
   return ms;
 }
 
-/** `--reason`: one non-empty line, kept for the audit log. */
+/** `--reason` (and an automatic block's reason): one non-empty line of printable text, kept for the audit log. */
 export function blockReason(raw: string | undefined): string {
   const reason = raw?.trim() ?? '';
   if (reason === '') throw new BlockInputError('--reason is required: say why, for whoever reads the audit log');
   if (reason.length > MAX_REASON_LENGTH) throw new BlockInputError(`--reason is longer than ${MAX_REASON_LENGTH} characters`);
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(reason)) throw new BlockInputError('--reason must be one line without control characters');
+  if (UNPRINTABLE.test(reason)) throw new BlockInputError('--reason must be one line without control, format or line-separator characters');
   return reason;
 }
 
-/** A block as read back from a store or a message: anything else is ignored, never trusted. */
-export function parseBlock(value: unknown): Block | undefined {
+/**
+ * A block as read back from a store: anything else is ignored, never trusted. A block that
+ * would last beyond `maxMs` from `now` (containment.maxDuration) is dropped too: neither the
+ * CLI nor a rule makes one, so it was written by someone else (and would outlive every review).
+ * Wide networks are accepted (`force`): the CLI stores them with --force.
+ */
+export function parseBlock(value: unknown, limits: { readonly maxMs: number; readonly now?: number }): Block | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const v = value as Record<string, unknown>;
   if (typeof v.kind !== 'string' || !isBlockKind(v.kind) || typeof v.target !== 'string') return undefined;
   if (typeof v.until !== 'number' || !Number.isFinite(v.until)) return undefined;
+  if (v.until > (limits.now ?? Date.now()) + limits.maxMs + CLOCK_SKEW_MS) return undefined;
   let target: string;
   try {
     target = canonicalTarget(v.kind, v.target, { force: true });

@@ -37,14 +37,15 @@ export async function createContainment(cfg: GatewayConfig, deps: { log: Logger;
   const sockets = new ContainedSockets(blocks);
   let subscription: RedisSubscription | undefined;
   let store: BlockStore;
+  const limits = { maxMs: cfg.containment.maxDuration };
   if (redis) {
     subscription = new RedisSubscription(redis, log);
-    store = createRedisBlockStore(redis, { set: blocks, subscription });
+    store = createRedisBlockStore(redis, limits, { set: blocks, subscription });
     if (!(await subscription.start(SUBSCRIPTION_START_WAIT_MS))) {
       log.security('containment.blocks_unknown', { waitedMs: SUBSCRIPTION_START_WAIT_MS, effect: 'Redis not reachable at startup: no block is enforced until the blocks have been read once' });
     }
   } else {
-    store = createFileBlockStore(cfg.stores.dataDir, log, blocks);
+    store = createFileBlockStore(cfg.stores.dataDir, limits, log, blocks);
   }
   const rules = cfg.containment.rules;
   const auto =

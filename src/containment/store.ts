@@ -1,23 +1,32 @@
-import { mkdirSync, readFileSync, renameSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, watch, writeSync, type FSWatcher } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { REDIS_PREFIX } from '../stores/redis.js';
 import type { RedisSubscription } from '../stores/subscriber.js';
 import type { Logger } from '../log/logger.js';
 import type { BlockSet } from './blocks.js';
-import { blockKey, isBlockKind, parseBlock, type Block, type BlockKind } from './model.js';
+import { withFileLock } from './file-lock.js';
+import { blockKey, canonicalTarget, isBlockKind, parseBlock, type Block, type BlockKind } from './model.js';
 
 /**
  * Where blocks live, shared by the CLI and every gateway. The design is the revocation list's
  * (src/auth/revocation.ts), not a second one:
  * - Redis: one key per block (TTL = until the block ends, so an expired block is gone from the
  *   store without a command), written in one transaction with its announcement on
- *   BLOCKS_CHANNEL. Each gateway's subscription (src/stores/subscriber.ts) applies
- *   announcements to its BlockSet and, on every (re)subscription, reads all the keys again
- *   (unblocks missed while away included) before it counts as live.
- * - Embedded (no REDIS_URL): a JSON file of mode 0600 in DATA_DIR, written whole and renamed
- *   into place; the gateway watches the folder and reads the file again every RELOAD_MS, for
- *   the file systems where watching says nothing (network mounts, some containers).
+ *   BLOCKS_CHANNEL. An announcement is only a notification naming a kind and target: each
+ *   gateway's subscription (src/stores/subscriber.ts) then reads that key and applies what the
+ *   store holds (a live block, or none). Whoever can PUBLISH can make a gateway read a key
+ *   again, nothing more: a forged message neither blocks anyone nor lifts a block. On every
+ *   (re)subscription all the keys are read again (unblocks missed while away included) before
+ *   the subscription counts as live.
+ * - Embedded (no REDIS_URL): a JSON file of mode 0600 in DATA_DIR, written whole to a temp file
+ *   of a random name (created exclusively, so no planted symlink is followed) and renamed into
+ *   place, under a lock file (src/containment/file-lock.ts) so that the CLI and the gateway's
+ *   automatic blocks never lose each other's writes; the gateway watches the folder and reads
+ *   the file again every RELOAD_MS, for the file systems where watching says nothing (network
+ *   mounts, some containers).
+ * Every block read back is checked (parseBlock), longer than containment.maxDuration included.
  */
 export interface BlockStore {
   /** Stores and announces a block (replacing one of the same kind and target). */
@@ -36,24 +45,46 @@ const SCAN_COUNT = 500;
 export const RELOAD_MS = 1_000;
 export const BLOCKS_FILE = 'blocks.json';
 
-type Message = { op: 'add'; block: Block } | { op: 'remove'; kind: BlockKind; target: string };
-
-function parseMessage(text: string): Message | undefined {
-  try {
-    const m = JSON.parse(text) as Record<string, unknown>;
-    if (m.op === 'add') {
-      const block = parseBlock(m.block);
-      return block ? { op: 'add', block } : undefined;
-    }
-    const kind = typeof m.kind === 'string' ? m.kind : undefined;
-    if (m.op === 'remove' && isBlockKind(kind) && typeof m.target === 'string') return { op: 'remove', kind, target: m.target };
-  } catch {
-    // not ours
-  }
-  return undefined;
+/** What the store is told about the blocks it reads back. */
+export interface StoreLimits {
+  /** containment.maxDuration: a block lasting longer from now is not one this gateway made. */
+  readonly maxMs: number;
 }
 
-async function scanBlocks(redis: Redis): Promise<Block[]> {
+/** An announcement: which key changed. Its other fields (the block, from older versions) are never read. */
+interface Notice {
+  readonly kind: BlockKind;
+  readonly target: string;
+}
+
+function parseNotice(text: string): Notice | undefined {
+  try {
+    const m = JSON.parse(text) as Record<string, unknown>;
+    // Older versions announced an add with the block inside: its kind and target are the notice.
+    const named = m.op === 'add' && typeof m.block === 'object' && m.block !== null ? (m.block as Record<string, unknown>) : m;
+    const kind = typeof named.kind === 'string' ? named.kind : undefined;
+    if ((m.op !== 'add' && m.op !== 'remove') || !isBlockKind(kind) || typeof named.target !== 'string') return undefined;
+    return { kind, target: canonicalTarget(kind, named.target, { force: true }) };
+  } catch {
+    return undefined; // not ours, or no target of its kind
+  }
+}
+
+const keyOf = (kind: BlockKind, target: string): string => `${KEY_PREFIX}${blockKey(kind, target)}`;
+
+/** A stored value, if it is a live block filed under its own key. */
+function storedBlock(key: string, value: string | null, limits: StoreLimits): Block | undefined {
+  if (value === null) return undefined;
+  let block: Block | undefined;
+  try {
+    block = parseBlock(JSON.parse(value), limits);
+  } catch {
+    return undefined;
+  }
+  return block && block.until > Date.now() && keyOf(block.kind, block.target) === key ? block : undefined;
+}
+
+async function scanBlocks(redis: Redis, limits: StoreLimits): Promise<Block[]> {
   const out: Block[] = [];
   let cursor = '0';
   do {
@@ -61,17 +92,10 @@ async function scanBlocks(redis: Redis): Promise<Block[]> {
     cursor = next;
     if (keys.length === 0) continue;
     const values = await redis.mget(...keys);
-    const now = Date.now();
-    for (const v of values) {
-      if (v === null) continue;
-      let block: Block | undefined;
-      try {
-        block = parseBlock(JSON.parse(v));
-      } catch {
-        block = undefined;
-      }
-      if (block && block.until > now) out.push(block);
-    }
+    values.forEach((v, i) => {
+      const block = storedBlock(keys[i] ?? '', v, limits);
+      if (block) out.push(block);
+    });
   } while (cursor !== '0');
   return out;
 }
@@ -81,29 +105,39 @@ async function scanBlocks(redis: Redis): Promise<Block[]> {
  * (which it adds its channel to; the caller starts and closes the subscription); without (the
  * CLI), it only reads and writes.
  */
-export function createRedisBlockStore(redis: Redis, follow?: { set: BlockSet; subscription: RedisSubscription }): BlockStore {
+export function createRedisBlockStore(redis: Redis, limits: StoreLimits, follow?: { set: BlockSet; subscription: RedisSubscription }): BlockStore {
   if (follow) {
     const { set, subscription } = follow;
-    // Announcements that arrive while a catch-up reads the keys are applied again after it, so
-    // an unblock published mid-scan is not undone by a key read just before it was deleted.
-    let during: Message[] | undefined;
-    const apply = (m: Message): void => {
-      if (m.op === 'add') set.add(m.block);
-      else set.remove(m.kind, m.target);
+    // A notice reads its key; the GETs of one connection are answered in the order sent, so the
+    // last notice's read is applied last. Notices that arrive while a catch-up reads the keys
+    // are read again after it, so an unblock published mid-scan is not undone by a key read
+    // just before it was deleted.
+    let during: Notice[] | undefined;
+    const refresh = async (n: Notice): Promise<void> => {
+      const key = keyOf(n.kind, n.target);
+      let value: string | null;
+      try {
+        value = await redis.get(key);
+      } catch {
+        return; // Redis away: the catch-up of the next (re)subscription reads it
+      }
+      const block = storedBlock(key, value, limits);
+      if (block) set.add(block);
+      else set.remove(n.kind, n.target);
     };
     subscription.add(BLOCKS_CHANNEL, {
       message(text) {
-        const m = parseMessage(text);
-        if (!m) return;
-        during?.push(m);
-        apply(m);
+        const n = parseNotice(text);
+        if (!n) return;
+        during?.push(n);
+        void refresh(n);
       },
       async catchUp() {
         during = [];
         try {
-          const blocks = await scanBlocks(redis);
+          const blocks = await scanBlocks(redis, limits);
           set.replace(blocks);
-          for (const m of during) apply(m);
+          await Promise.all(during.map(refresh));
         } finally {
           during = undefined;
         }
@@ -118,8 +152,10 @@ export function createRedisBlockStore(redis: Redis, follow?: { set: BlockSet; su
       // reads the store) would never apply it.
       const replies = await redis
         .multi()
-        .set(`${KEY_PREFIX}${blockKey(block.kind, block.target)}`, JSON.stringify(block), 'PX', ttl)
-        .publish(BLOCKS_CHANNEL, JSON.stringify({ op: 'add', block }))
+        .set(keyOf(block.kind, block.target), JSON.stringify(block), 'PX', ttl)
+        // The block rides along for gateways of the previous version during a rolling upgrade
+        // (they applied it as given); this version reads the key instead.
+        .publish(BLOCKS_CHANNEL, JSON.stringify({ op: 'add', kind: block.kind, target: block.target, block }))
         .exec();
       if (!replies) throw new Error('block transaction aborted');
       for (const [err] of replies) if (err) throw err;
@@ -128,7 +164,7 @@ export function createRedisBlockStore(redis: Redis, follow?: { set: BlockSet; su
     async remove(kind, target) {
       const replies = await redis
         .multi()
-        .del(`${KEY_PREFIX}${blockKey(kind, target)}`)
+        .del(keyOf(kind, target))
         .publish(BLOCKS_CHANNEL, JSON.stringify({ op: 'remove', kind, target }))
         .exec();
       if (!replies) throw new Error('unblock transaction aborted');
@@ -136,7 +172,7 @@ export function createRedisBlockStore(redis: Redis, follow?: { set: BlockSet; su
       follow?.set.remove(kind, target);
       return replies[0]?.[1] === 1;
     },
-    list: () => scanBlocks(redis),
+    list: () => scanBlocks(redis, limits),
     async close() {
       // The subscription belongs to the containment service, which closes it.
     },
@@ -144,8 +180,9 @@ export function createRedisBlockStore(redis: Redis, follow?: { set: BlockSet; su
 }
 
 /** Embedded mode: DATA_DIR/blocks.json, mode 0600, a JSON object of key → block. */
-export function createFileBlockStore(dataDir: string, log: Logger, set?: BlockSet): BlockStore {
+export function createFileBlockStore(dataDir: string, limits: StoreLimits, log: Logger, set?: BlockSet): BlockStore {
   const file = join(dataDir, BLOCKS_FILE);
+  const lockFile = `${file}.lock`;
   const read = (): Block[] => {
     let data: Record<string, unknown>;
     try {
@@ -157,15 +194,39 @@ export function createFileBlockStore(dataDir: string, log: Logger, set?: BlockSe
     }
     const now = Date.now();
     return Object.values(data).flatMap((v) => {
-      const b = parseBlock(v);
+      const b = parseBlock(v, { ...limits, now });
       return b && b.until > now ? [b] : [];
     });
   };
+  /** Called under the lock only. */
   const write = (blocks: readonly Block[]): void => {
+    const tmp = `${file}.${randomBytes(8).toString('hex')}.tmp`;
+    // `wx`: created here or not at all, never through a name planted in the folder.
+    const fd = openSync(tmp, 'wx', 0o600);
+    try {
+      try {
+        writeSync(fd, `${JSON.stringify(Object.fromEntries(blocks.map((b) => [blockKey(b.kind, b.target), b])), null, 1)}\n`);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, file);
+    } catch (err) {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // gone already
+      }
+      throw err;
+    }
+  };
+  /** One read-modify-write of the file, with no other writer in between. */
+  const update = (change: (blocks: Block[]) => Block[] | undefined): Promise<void> => {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(Object.fromEntries(blocks.map((b) => [blockKey(b.kind, b.target), b])), null, 1)}\n`, { mode: 0o600 });
-    renameSync(tmp, file);
+    return withFileLock(lockFile, () => {
+      const next = change(read());
+      if (next) write(next);
+    });
   };
 
   let watcher: FSWatcher | undefined;
@@ -208,16 +269,18 @@ export function createFileBlockStore(dataDir: string, log: Logger, set?: BlockSe
 
   return {
     async add(block) {
-      const others = read().filter((b) => !(b.kind === block.kind && b.target === block.target));
-      write([...others, block]);
+      await update((blocks) => [...blocks.filter((b) => !(b.kind === block.kind && b.target === block.target)), block]);
       set?.add(block);
     },
     async remove(kind, target) {
-      const blocks = read();
-      const rest = blocks.filter((b) => !(b.kind === kind && b.target === target));
-      if (rest.length !== blocks.length) write(rest);
+      let existed = false;
+      await update((blocks) => {
+        const rest = blocks.filter((b) => !(b.kind === kind && b.target === target));
+        existed = rest.length !== blocks.length;
+        return existed ? rest : undefined;
+      });
       set?.remove(kind, target);
-      return rest.length !== blocks.length;
+      return existed;
     },
     list: async () => read().sort((a, b) => a.until - b.until),
     async close() {

@@ -310,26 +310,27 @@ test('bad input is refused at the command with one line and exit 2, and nothing 
   assert.deepEqual(await listKeys(admin, 'crmgw:block:*'), []);
 });
 
+// A new client name each time: the per-account lockout (5) must not answer 429 before the per-address alert (3).
+let attempt = 0;
+/** A failed client-credentials sign-in through the trusted proxy, as the client `xff` (the proxy itself without). */
+const failLogin = (xff: string | undefined): Promise<PlainResponse> =>
+  request(a.port, ca, {
+    host: 'api.test.local',
+    path: '/auth/token',
+    method: 'POST',
+    headers: {
+      accept: 'application/json',
+      authorization: `Basic ${Buffer.from(`nobody${++attempt}:wrong-secret`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+      ...(xff ? { 'x-forwarded-for': xff } : {}),
+    },
+    body: 'grant_type=client_credentials',
+    localAddress: PROXY,
+  });
+const fromProxy = (g: GatewayProcess, xff?: string, host = 'api.test.local'): Promise<PlainResponse> => get(g, host, xff ? { 'x-forwarded-for': xff } : {}, PROXY);
+
 test('automatic containment: failed sign-ins block the forwarded address on every instance, never a trusted proxy or a neverBlock network', async (t) => {
   liftAfter(t, 'ip', '203.0.113.9');
-  // A new client name each time: the per-account lockout (5) must not answer 429 before the per-address alert (3).
-  let attempt = 0;
-  const failLogin = (xff: string | undefined): Promise<PlainResponse> =>
-    request(a.port, ca, {
-      host: 'api.test.local',
-      path: '/auth/token',
-      method: 'POST',
-      headers: {
-        accept: 'application/json',
-        authorization: `Basic ${Buffer.from(`nobody${++attempt}:wrong-secret`).toString('base64')}`,
-        'content-type': 'application/x-www-form-urlencoded',
-        ...(xff ? { 'x-forwarded-for': xff } : {}),
-      },
-      body: 'grant_type=client_credentials',
-      localAddress: PROXY,
-    });
-  const fromProxy = (g: GatewayProcess, xff?: string): Promise<PlainResponse> => get(g, 'api.test.local', xff ? { 'x-forwarded-for': xff } : {}, PROXY);
-
   for (const xff of ['203.0.113.9', '10.1.2.3', undefined]) {
     for (let i = 0; i < 3; i++) assert.equal((await failLogin(xff)).status, 401, `failed sign-in ${i} from ${String(xff)}`);
   }
@@ -362,4 +363,48 @@ test('automatic containment: failed sign-ins block the forwarded address on ever
   const page = await (await fetch(`http://127.0.0.1:${b.adminPort}/security`, { headers: { authorization: `Bearer ${adminToken}` } })).text();
   assert.match(page, /data-block="ip:203\.0\.113\.9" data-source="auto"/);
   assert.equal((await cli(['unblock', 'ip', '203.0.113.9'])).code, 0);
+});
+
+test('regression: an IPv6 client rotating through its /64 is blocked as the /64 on every instance', async (t) => {
+  liftAfter(t, 'cidr', '2001:db8:1:2::/64');
+  for (let i = 1; i <= 3; i++) assert.equal((await failLogin(`2001:db8:1:2::${i}`)).status, 401, `failed sign-in from address ${i} of the /64`);
+  assert.equal(code((await until(a, 403, () => fromProxy(a, '2001:db8:1:2:ffff::1'))).res), 'CLIENT_BLOCKED');
+  assert.equal(code((await until(b, 403, () => fromProxy(b, '2001:db8:1:2::abcd'))).res), 'CLIENT_BLOCKED');
+  assert.equal((await fromProxy(b, '2001:db8:1:3::1')).status, 200, 'the next /64 is not blocked');
+  await waitFor(() => logLines(join(work, 'logs-a'), 'security').some((l) => l.event === 'containment.blocked' && l.target === '2001:db8:1:2::/64'), 'the automatic block in the audit log');
+  const auto = logLines(join(work, 'logs-a'), 'security').find((l) => l.event === 'containment.blocked' && l.target === '2001:db8:1:2::/64');
+  assert.equal(auto?.kind, 'cidr');
+  assert.equal(auto?.reason, 'automatic: alert failed_logins_ip (3 within 5m) for cidr 2001:db8:1:2::/64');
+  const alert = logLines(join(work, 'logs-a'), 'security').find((l) => l.event === 'alert.failed_logins_ip' && l.subject === '2001:db8:1:2::/64');
+  assert.match(String(alert?.message), /^3 failed authentications from 2001:db8:1:2::\/64 within 5m$/);
+  assert.equal((await cli(['unblock', 'cidr', '2001:db8:1:2::/64'])).code, 0);
+  await until(b, 200, () => fromProxy(b, '2001:db8:1:2::abcd'));
+});
+
+test('regression: a forged announcement on crmgw:blocks (anyone who can PUBLISH) neither blocks anyone nor lifts a block', async (t) => {
+  liftAfter(t, 'ip', '127.0.0.1');
+  liftAfter(t, 'route', 'shop');
+  const now = Date.now();
+  const forged = (target: string, kind = 'cidr') => ({ kind, target, reason: 'forged', until: now + 60_000, createdAt: now, by: 'mallory', source: 'manual' });
+  await admin.publish('crmgw:blocks', JSON.stringify({ op: 'add', block: forged('0.0.0.0/0') }));
+  await admin.publish('crmgw:blocks', JSON.stringify({ op: 'add', kind: 'cidr', target: '127.0.0.0/8', block: forged('127.0.0.0/8') }));
+  // A real block announced after them: once both instances apply it, they have handled the forged ones.
+  assert.equal((await cli(['block', 'route', 'shop', '--for', '1m', '--reason', 'marker'])).code, 0);
+  await until(a, 503, () => get(a, 'shop.test.local'));
+  await until(b, 503, () => get(b, 'shop.test.local'));
+  assert.equal((await get(a)).status, 200, 'no invisible block of everyone');
+  assert.equal((await get(b)).status, 200);
+  assert.deepEqual(JSON.parse((await cli(['block', 'list', '--json'])).stdout).map((x: { target: string }) => x.target), ['shop']);
+
+  const blocked = await cli(['block', 'ip', '127.0.0.1', '--for', '1m', '--reason', 'real block']);
+  assert.equal(blocked.code, 0, blocked.stderr);
+  await until(a, 403);
+  await until(b, 403);
+  await admin.publish('crmgw:blocks', JSON.stringify({ op: 'remove', kind: 'ip', target: '127.0.0.1' }));
+  // The marker again, seen from the proxy's address (not blocked): the route opens after the forged unblock was handled.
+  assert.equal((await cli(['unblock', 'route', 'shop'])).code, 0);
+  await until(a, 200, () => fromProxy(a, undefined, 'shop.test.local'));
+  await until(b, 200, () => fromProxy(b, undefined, 'shop.test.local'));
+  assert.equal(code(await get(a)), 'CLIENT_BLOCKED', 'no silent unblock');
+  assert.equal(code(await get(b)), 'CLIENT_BLOCKED');
 });

@@ -4,7 +4,7 @@ import { configPathFromEnv, processEnv } from '../../config/env.js';
 import { ConfigError, loadConfigFile } from '../../config/load.js';
 import type { GatewayConfig } from '../../config/schema.js';
 import { createRedis, withTimeout } from '../../stores/redis.js';
-import { BLOCK_KINDS, BlockInputError, blockDuration, blockFields, blockReason, canonicalTarget, isBlockKind, type Block, type BlockKind } from '../../containment/model.js';
+import { BLOCK_KINDS, BlockInputError, blockDuration, blockFields, blockReason, canonicalTarget, escapeUnprintable, isBlockKind, type Block, type BlockKind } from '../../containment/model.js';
 import { createFileBlockStore, createRedisBlockStore, type BlockStore } from '../../containment/store.js';
 import { flag, stringOption } from '../args.js';
 import type { Command, Invocation, Usage } from '../command.js';
@@ -100,7 +100,8 @@ async function openStore(cfg: GatewayConfig, verbose: boolean): Promise<Opened> 
     await log.close();
     throw err;
   }
-  const store = redis ? createRedisBlockStore(redis) : createFileBlockStore(cfg.stores.dataDir, log.log);
+  const limits = { maxMs: cfg.containment.maxDuration };
+  const store = redis ? createRedisBlockStore(redis, limits) : createFileBlockStore(cfg.stores.dataDir, limits, log.log);
   return {
     store,
     log,
@@ -121,13 +122,28 @@ async function timed<T>(work: Promise<T>, cfg: GatewayConfig): Promise<T> {
   }
 }
 
-function formatList(blocks: readonly Block[]): string {
+/**
+ * The table of `block list`. Every cell is escaped: a stored reason (or `by`, or rule) may hold
+ * what no command would take (an older version's automatic reason quoting an attacker-typed
+ * name, a hand-edited file, a key written to Redis directly), and an ESC sequence printed on
+ * an operator's terminal can rewrite the screen or worse.
+ */
+export function formatList(blocks: readonly Block[]): string {
   if (blocks.length === 0) return 'no blocks in force\n';
-  const rows = blocks.map((b) => [b.kind, b.target, new Date(b.until).toISOString(), b.source === 'auto' ? `auto (${b.rule ?? ''})` : b.by, b.reason]);
+  const rows = blocks.map((b) => [b.kind, b.target, new Date(b.until).toISOString(), b.source === 'auto' ? `auto (${b.rule ?? ''})` : b.by, b.reason].map(escapeUnprintable));
   const head = ['kind', 'target', 'until', 'by', 'reason'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (r: readonly string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ');
   return `${[head, ...rows].map(line).join('\n')}\n`;
+}
+
+/**
+ * `block list --json`. JSON.stringify escapes C0 controls but not DEL, C1 controls, format
+ * characters or U+2028: those are escaped too (the same JSON value). Its only raw newlines are
+ * the indentation's, kept.
+ */
+export function formatJson(blocks: readonly Block[]): string {
+  return `${JSON.stringify(blocks.map(blockFields), null, 2).split('\n').map(escapeUnprintable).join('\n')}\n`;
 }
 
 async function runBlock(inv: Invocation): Promise<number> {
@@ -138,7 +154,7 @@ async function runBlock(inv: Invocation): Promise<number> {
     const opened = await openStore(cfg, inv.verbose);
     try {
       const blocks = (await timed(opened.store.list(), cfg)).sort((a, b) => a.until - b.until);
-      process.stdout.write(flag(inv, 'json') ? `${JSON.stringify(blocks.map(blockFields), null, 2)}\n` : formatList(blocks));
+      process.stdout.write(flag(inv, 'json') ? formatJson(blocks) : formatList(blocks));
       return 0;
     } finally {
       await opened.close();

@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BlockInputError, blockDuration, blockReason, canonicalTarget, parseBlock } from '../../../src/containment/model.js';
+import { BlockInputError, blockDuration, blockReason, canonicalTarget, escapeUnprintable, parseBlock } from '../../../src/containment/model.js';
 
 const DAY = 86_400_000;
+const LIMITS = { maxMs: 90 * DAY };
 
 test('addresses take the client-IP resolver\'s form; anything else is refused', () => {
   assert.equal(canonicalTarget('ip', ' 203.0.113.7 '), '203.0.113.7');
@@ -53,7 +54,23 @@ test('--reason: one line, not empty, bounded', () => {
 
 test('a stored block is read back only when it is one: anything else is ignored', () => {
   const good = { kind: 'ip', target: '::ffff:1.2.3.4', reason: 'r', until: Date.now() + 1000, createdAt: 1, by: 'ops', source: 'manual' };
-  assert.equal(parseBlock(good)?.target, '1.2.3.4');
-  assert.equal(parseBlock({ ...good, source: 'weird' })?.source, 'manual');
-  for (const bad of [null, 'x', {}, { ...good, kind: 'planet' }, { ...good, until: 'tomorrow' }, { ...good, target: 'not an ip' }, { ...good, until: Infinity }]) assert.equal(parseBlock(bad), undefined);
+  assert.equal(parseBlock(good, LIMITS)?.target, '1.2.3.4');
+  assert.equal(parseBlock({ ...good, source: 'weird' }, LIMITS)?.source, 'manual');
+  for (const bad of [null, 'x', {}, { ...good, kind: 'planet' }, { ...good, until: 'tomorrow' }, { ...good, target: 'not an ip' }, { ...good, until: Infinity }]) assert.equal(parseBlock(bad, LIMITS), undefined);
+});
+
+test('regression: a reason refuses every control, format and line-separator character (terminal escapes)', () => {
+  assert.equal(blockReason('café: ñandú 日本 — INC-42'), 'café: ñandú 日本 — INC-42');
+  for (const bad of ['esc \u001b[2J', 'bell\u0007', 'del\u007f', 'csi \u009b31m', 'nel\u0085', 'rlo \u202e', 'zwsp\u200b', 'bom\ufeffx', 'ls\u2028x', 'ps\u2029x', 'tag\u{e0041}']) {
+    assert.throws(() => blockReason(bad), /without control, format or line-separator characters/, JSON.stringify(bad));
+  }
+  assert.equal(escapeUnprintable('a\u001b[31mb\u202ec\u{e0041}d'), 'a\\u001b[31mb\\u202ec\\udb40\\udc41d');
+});
+
+test('regression: a stored block lasting beyond maxDuration from now is dropped', () => {
+  const now = Date.now();
+  const stored = { kind: 'cidr', target: '0.0.0.0/0', reason: 'r', createdAt: now, by: 'x', source: 'manual' };
+  assert.equal(parseBlock({ ...stored, until: now + 10 * 365 * DAY }, { maxMs: 90 * DAY, now }), undefined);
+  assert.equal(parseBlock({ ...stored, until: now + 2 * DAY }, { maxMs: DAY, now }), undefined);
+  assert.equal(parseBlock({ ...stored, until: now + DAY }, { maxMs: DAY, now })?.target, '0.0.0.0/0', 'a --force network at the longest duration stays');
 });
