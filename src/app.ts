@@ -23,6 +23,7 @@ import { LiveSockets } from './auth/live-sockets.js';
 import { answerProtocol, takeProtocolBearer } from './auth/ws-bearer.js';
 import { WsTickets, takeTicket } from './auth/ws-ticket.js';
 import { createLoginLimiter } from './ratelimit/login.js';
+import { BodyBuffers } from './proxy/body-buffers.js';
 import { createForwarder, type Forwarder } from './proxy/forwarder.js';
 import { WS_CLOSE, WsSession } from './proxy/ws-session.js';
 import { normalizeHost } from './routing/host.js';
@@ -143,6 +144,8 @@ interface RouteParts {
   /** The route's rate limit, shared by its two limit steps (src/ratelimit/route.ts). */
   readonly limit: RouteLimit | undefined;
   readonly tickets: WsTickets | undefined;
+  /** The gateway's one budget and deadline for bodies read whole (openapi, the WhatsApp webhook). */
+  readonly bodies: BodyBuffers;
 }
 
 /** A browser's websocket token comes as a `bearer.<jwt>` subprotocol or a one-time ticket: both move into Authorization. */
@@ -173,8 +176,8 @@ const ROUTE: readonly (Stage<(route: RouteConfig, p: RouteParts) => Step | undef
   { name: 'body-limit', why: 'a declared body over the limit is refused before a byte is read or goes upstream', build: (r) => createBodyLimit(r) },
   {
     name: 'openapi',
-    why: "last: after auth, so the spec's shape is told only to callers allowed on the route, and after body-limit, so the JSON body it reads whole is bounded; forwarded as the same bytes",
-    build: (r, p) => createOpenApiValidation(r, p.deps.openapi, p.deps.log),
+    why: "last: after auth, so the spec's shape is told only to callers allowed on the route, and after body-limit, so the JSON body it reads whole is bounded (and within the process-wide server.maxBufferedBodies); forwarded as the same bytes",
+    build: (r, p) => createOpenApiValidation(r, p.deps.openapi, p.bodies, p.deps.log),
   },
 ];
 
@@ -193,8 +196,8 @@ export const PIPELINE_ORDER = {
   terminal: TERMINAL.map((s) => s.name),
 };
 
-function compileRoute(route: RouteConfig, deps: GatewayDeps, tickets: WsTickets | undefined): CompiledRoute {
-  const parts: RouteParts = { deps, limit: createRouteLimit(route, deps), tickets };
+function compileRoute(route: RouteConfig, deps: GatewayDeps, tickets: WsTickets | undefined, bodies: BodyBuffers): CompiledRoute {
+  const parts: RouteParts = { deps, limit: createRouteLimit(route, deps), tickets, bodies };
   const built = ROUTE.map((s) => ({ step: s.build?.(route, parts), stage: s }));
   const pick = (keep: (stage: (typeof ROUTE)[number]) => boolean): Step[] => built.flatMap((b) => (b.step && keep(b.stage) ? [b.step] : []));
   return {
@@ -204,15 +207,15 @@ function compileRoute(route: RouteConfig, deps: GatewayDeps, tickets: WsTickets 
     steps: pick((s) => !s.upgradesOnly),
     upgradeSteps: pick(() => true),
     ownPageSteps: pick((s) => s.ownPages === true),
-    handler: webhookHandler(route, deps),
+    handler: webhookHandler(route, deps, bodies),
   };
 }
 
 /** The webhook terminal of `auth: whatsapp` routes. */
-function webhookHandler(route: RouteConfig, deps: GatewayDeps): TerminalHandler | undefined {
+function webhookHandler(route: RouteConfig, deps: GatewayDeps, bodies: BodyBuffers): TerminalHandler | undefined {
   if (route.auth !== 'whatsapp') return undefined;
   // A webhook route never falls back to the plain proxy: without the webhook service it refuses.
-  return deps.whatsapp?.handlerFor(route) ?? ((_ctx, _res, fail) => fail(new GatewayError('AUTH_UNAVAILABLE', `route ${route.name}: the WhatsApp webhook is not set up`)));
+  return deps.whatsapp?.handlerFor(route, bodies) ?? ((_ctx, _res, fail) => fail(new GatewayError('AUTH_UNAVAILABLE', `route ${route.name}: the WhatsApp webhook is not set up`)));
 }
 
 async function runSteps(ctx: RequestContext, steps: readonly Step[]): Promise<number | undefined> {
@@ -285,7 +288,9 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
   const newContext = contextMaker(cfg, { hsts: hstsValue(cfg), defaultLanguage: cfg.ui.defaultLanguage });
   const record = recorder(log);
   const wsTickets = deps.auth ? new WsTickets(deps.auth.kv) : undefined;
-  const routes = cfg.routes.map((r) => compileRoute(r, deps, wsTickets));
+  // Owned here, one per gateway: every route's whole-body reads share it.
+  const bodies = new BodyBuffers(cfg.server.maxBufferedBodies, cfg.server.bodyReadTimeout);
+  const routes = cfg.routes.map((r) => compileRoute(r, deps, wsTickets, bodies));
   const router = createRouter(routes.map((r) => ({ ...r.config, compiled: r })));
   const connection = CONNECTION.flatMap((s) => (s.build ? [s.build({ cfg, log, match: (host, path) => router(host, path)?.compiled, containment: deps.containment })] : []));
   const upgradeChecks = UPGRADE.flatMap((s) => (s.build ? [s.build()] : []));

@@ -42,6 +42,7 @@ export const ERRORS = {
   RATE_LIMIT_UNAVAILABLE: { status: 503, message: 'Request limits cannot be checked right now; retry shortly.' },
   AUTH_STORE_UNAVAILABLE: { status: 503, message: 'Credentials cannot be checked right now; retry shortly.' },
   ROUTE_MAINTENANCE: { status: 503, message: 'This service is closed for maintenance; retry later.' },
+  BODY_BUFFERS_FULL: { status: 503, message: 'The gateway is reading too many request bodies right now; retry shortly.' },
   UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream service did not answer in time.' },
   WEBHOOK_PAYLOAD_INVALID: { status: 400, message: 'The webhook payload is not a valid WhatsApp notification.' },
   WEBHOOK_STALE: { status: 400, message: 'The webhook events are too old to be accepted.' },

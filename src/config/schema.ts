@@ -27,6 +27,14 @@ export const DEFAULTS = {
   sendTimeout: '60s',
   routeTimeout: '60s',
   maxBody: '1mb',
+  /**
+   * Bytes of request bodies the whole process may hold while reading them whole (OpenAPI JSON
+   * bodies, WhatsApp webhook payloads); past it such a request is refused 503 instead of
+   * buffered. 64 MB is sixteen 4 MB bodies at once, far above a CRM's honest load.
+   */
+  maxBufferedBodies: '64mb',
+  /** How long a body read whole may take to arrive, from its first byte read to its last (408 after). */
+  bodyReadTimeout: '15s',
   logLevel: 'info',
   logDir: 'logs',
   logRetentionDays: 30,
@@ -240,7 +248,39 @@ export const routeSchema = z
     if (r.rateLimit?.by === 'user' && r.auth === 'none') ctx.addIssue({ code: 'custom', path: ['rateLimit', 'by'], message: 'by: user needs an authenticated route' });
     // The webhook reads and verifies its own body; a second reader would race it.
     if (r.openapi && r.auth === 'whatsapp') ctx.addIssue({ code: 'custom', path: ['openapi'], message: 'openapi validation does not apply to auth: whatsapp routes' });
+    // The gateway matches `{param}` against `a%2Fb` as one segment; uvicorn decodes %2F first and
+    // may route the request elsewhere: the operation checked would not be the one that runs.
+    if (r.openapi && r.allowEncodedSlashes) {
+      ctx.addIssue({ code: 'custom', path: ['allowEncodedSlashes'], message: 'allowEncodedSlashes cannot be used with openapi: the spec would be checked against one path and the upstream, which decodes %2F, may route another; drop one of them' });
+    }
   });
+
+/**
+ * Which alert may block what (alerts of src/audit/alerts.ts), and why not otherwise: a block must
+ * fall on whoever caused the alert, never on someone an attacker can name. The reason, or
+ * undefined when the pair is safe.
+ * - `block: user` only after a successful sign-in (`new_ip_for_user`): the failure alerts name
+ *   whatever user name was typed, so blocking it would let anyone lock any account out.
+ * - `block: ip` only when the alert's subject is the offending address (the per-address counts):
+ *   the per-account alerts carry the address of whoever made the Nth failure, so an attacker
+ *   keeps an account one failure short and its owner's next typo blocks their own network.
+ */
+function unsafeContainment(on: string, block: 'ip' | 'user'): string | undefined {
+  const byAddress = ['failed_logins_ip', 'suspicious_rate_limited', 'suspicious_rejected_paths'];
+  const bySignIn = ['new_ip_for_user'];
+  if (block === 'user') {
+    if (bySignIn.includes(on)) return undefined;
+    if (on === 'failed_logins_user' || on === 'account_locked') {
+      return `alert ${on} names the user name an unauthenticated client typed: blocking it would let anyone block any account; block: user only for ${bySignIn.join(', ')} (after a successful sign-in)`;
+    }
+    return `alert ${on} names no signed-in user; block: user only for ${bySignIn.join(', ')}`;
+  }
+  if (byAddress.includes(on)) return undefined;
+  if (on === 'failed_logins_user' || on === 'account_locked') {
+    return `alert ${on} counts failures against an account from any address: its address is whoever made the last failure (an attacker keeps the count one short, the owner's typo blocks their network); block: ip only for ${byAddress.join(', ')}`;
+  }
+  return `alert ${on} is not about an offending address; block: ip only for ${byAddress.join(', ')}`;
+}
 
 export const gatewaySchema = z.strictObject({
   env: z.enum(['development', 'production']).default('development'),
@@ -278,6 +318,8 @@ export const gatewaySchema = z.strictObject({
       keepAliveTimeout: duration.prefault(DEFAULTS.keepAliveTimeout),
       shutdownTimeout: duration.prefault(DEFAULTS.shutdownTimeout),
       sendTimeout: duration.prefault(DEFAULTS.sendTimeout),
+      maxBufferedBodies: size.prefault(DEFAULTS.maxBufferedBodies).pipe(z.number().int().min(64 * 1024, 'at least 64kb')),
+      bodyReadTimeout: duration.prefault(DEFAULTS.bodyReadTimeout).pipe(z.number().min(1_000, 'at least 1s')),
       /** Worker processes (node:cluster) on this host; `auto` is one per core. More than one needs REDIS_URL. */
       workers: z
         .union([z.literal('auto'), z.number(), z.string().regex(/^\d+$/, 'a number or auto').transform(Number)])
@@ -477,9 +519,8 @@ export const gatewaySchema = z.strictObject({
               maxPerMinute: z.number().int().min(1).max(1_000).default(10),
             })
             .superRefine((r, ctx) => {
-              // Which alerts name an address, and which a user (src/audit/alerts.ts).
-              const names = r.block === 'ip' ? ['failed_logins_ip', 'failed_logins_user', 'account_locked', 'suspicious_rate_limited', 'suspicious_rejected_paths'] : ['failed_logins_user', 'account_locked', 'new_ip_for_user'];
-              if (!names.includes(r.on)) ctx.addIssue({ code: 'custom', path: ['block'], message: `alert ${r.on} names no ${r.block === 'ip' ? 'address' : 'user'}; use one of ${names.join(', ')}` });
+              const why = unsafeContainment(r.on, r.block);
+              if (why) ctx.addIssue({ code: 'custom', path: ['block'], message: why });
             }),
         )
         .default([]),
@@ -516,6 +557,12 @@ export const gatewaySchema = z.strictObject({
   // Embedded stores count per process: N workers without Redis would multiply every limit by N.
   if (c.server.workers > 1 && !c.stores.redisUrl) ctx.addIssue({ code: 'custom', path: ['server', 'workers'], message: 'more than one worker needs REDIS_URL (shared limits and state)' });
   if (c.stores.redisSentinels?.length && !c.stores.redisUrl) ctx.addIssue({ code: 'custom', path: ['stores', 'redisSentinels'], message: 'Sentinel needs REDIS_URL too (it gives TLS, password and database)' });
+  // A route whose whole body could never fit in the budget would refuse every such body with 503.
+  c.routes.forEach((r, i) => {
+    if ((r.openapi || r.auth === 'whatsapp') && r.maxBody > c.server.maxBufferedBodies) {
+      ctx.addIssue({ code: 'custom', path: ['routes', i, 'maxBody'], message: `larger than server.maxBufferedBodies (${c.server.maxBufferedBodies} bytes): this route reads bodies whole, so one of that size could never be read; raise server.maxBufferedBodies or lower maxBody` });
+    }
+  });
 });
 
 export type GatewayConfig = z.output<typeof gatewaySchema>;

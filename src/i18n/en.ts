@@ -98,6 +98,7 @@ export const en = {
   'error.UPSTREAM_TIMEOUT': 'The application did not answer in time.',
   'error.AUTH_STORE_UNAVAILABLE': 'Sign-ins and sessions cannot be checked right now.',
   'error.ROUTE_MAINTENANCE': 'This service is closed for maintenance.',
+  'error.BODY_BUFFERS_FULL': 'The gateway is receiving too many submissions right now.',
   'error.WEBHOOK_PAYLOAD_INVALID': 'The webhook payload is not a valid WhatsApp notification.',
   'error.WEBHOOK_STALE': 'The webhook events are too old to be accepted.',
   'error.WEBHOOK_SIGNATURE_INVALID': 'The webhook signature is missing or does not match.',

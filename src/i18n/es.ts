@@ -98,6 +98,7 @@ export const es: Catalogue = {
   'error.UPSTREAM_TIMEOUT': 'La aplicación no respondió a tiempo.',
   'error.AUTH_STORE_UNAVAILABLE': 'Ahora mismo no se pueden comprobar los inicios de sesión.',
   'error.ROUTE_MAINTENANCE': 'Este servicio está cerrado por mantenimiento.',
+  'error.BODY_BUFFERS_FULL': 'La pasarela está recibiendo demasiados envíos en este momento.',
   'error.WEBHOOK_PAYLOAD_INVALID': 'El contenido del webhook no es una notificación válida de WhatsApp.',
   'error.WEBHOOK_STALE': 'Los eventos del webhook son demasiado antiguos para aceptarlos.',
   'error.WEBHOOK_SIGNATURE_INVALID': 'La firma del webhook falta o no coincide.',

@@ -5,6 +5,7 @@ import { createAjv, type Ajv } from './ajv.js';
 import { OpenApiSpecError } from './errors.js';
 import { parseJsonBody } from './json-body.js';
 import { PathMatcher } from './path-match.js';
+import { findUnsafePattern } from './regex-safety.js';
 import { escapeToken, localRefTokens, resolveTokens } from './pointer.js';
 import { SchemaNormalizer, type OpenApiVersion } from './normalize.js';
 
@@ -130,8 +131,9 @@ export class ApiSpec {
     const hit = this.paths.match(specPath);
     if (!hit) throw new GatewayError('API_PATH_UNKNOWN', `no path of the spec matches ${specPath}`);
     const ops = hit.entry.operations;
-    // A GET is served for HEAD too (Starlette, most frameworks), unless the spec says otherwise.
-    const operation = ops.get(method) ?? (method === 'HEAD' ? ops.get('GET') : undefined);
+    // HEAD only where the spec lists it: FastAPI (0.92 here) answers 405 to HEAD on a GET route,
+    // unlike Starlette's own Route, and a spec says what its application serves.
+    const operation = ops.get(method);
     if (!operation) throw new GatewayError('API_METHOD_NOT_ALLOWED', `${method} on ${hit.entry.template}`, { allow: hit.entry.allow });
     return { operation, pathParams: hit.params };
   }
@@ -238,6 +240,11 @@ class SpecCompiler {
 
   compile(): ApiSpec {
     const doc = this.doc as Record<string, unknown>;
+    // Before anything compiles: ajv would build the regex, and a client could then stall the event loop with it.
+    const unsafe = findUnsafePattern(doc);
+    if (unsafe) {
+      this.fail(`the pattern at ${unsafe.pointer} (${JSON.stringify(unsafe.pattern.slice(0, 200))}) can backtrack exponentially on crafted input: ${unsafe.reason}; rewrite it (e.g. make each repetition start with a character nothing else in it matches) or drop it from the spec`);
+    }
     const paths = doc.paths ?? {};
     if (!isObject(paths)) this.fail('paths must be an object');
     const matcher = new PathMatcher<PathEntry>();
@@ -268,11 +275,7 @@ class SpecCompiler {
       if (err instanceof OpenApiSpecError) throw err;
       this.fail(`a schema does not compile: ${(err as Error).message}`);
     }
-    for (const e of entries) {
-      const allow = [...e.operations.keys()];
-      if (e.operations.has('GET') && !e.operations.has('HEAD')) allow.push('HEAD');
-      matcher.add(e.template, { template: e.template, operations: e.operations, allow: allow.join(', ') });
-    }
+    for (const e of entries) matcher.add(e.template, { template: e.template, operations: e.operations, allow: [...e.operations.keys()].join(', ') });
     return ApiSpec.of(this.source, this.version, this.basePath(doc.servers), matcher, count);
   }
 

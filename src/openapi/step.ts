@@ -2,10 +2,10 @@ import type { RouteConfig } from '../config/schema.js';
 import type { RequestContext } from '../context.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import type { BodyBuffers } from '../proxy/body-buffers.js';
 import { joinUpstreamPath } from '../proxy/url-join.js';
 import { stripPrefix } from '../routing/router.js';
 import type { Step } from '../step.js';
-import { readRawBody } from '../webhook/raw-body.js';
 import type { OpenApiSpecs } from './registry.js';
 import type { ApiRequest } from './spec.js';
 
@@ -14,9 +14,9 @@ function hasBody(ctx: RequestContext): boolean {
   return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
 }
 
-async function readBody(ctx: RequestContext, limit: number): Promise<Buffer> {
+async function readBody(ctx: RequestContext, bodies: BodyBuffers, limit: number): Promise<Buffer> {
   try {
-    return await readRawBody(ctx.req, limit);
+    return await bodies.read(ctx, limit);
   } catch (err) {
     if (isGatewayError(err)) throw err;
     // The client went away mid-body: nothing will read this answer, but the access line says why.
@@ -27,12 +27,12 @@ async function readBody(ctx: RequestContext, limit: number): Promise<Buffer> {
 /**
  * The `openapi` step: the request against the route's OpenAPI spec (src/openapi/spec.ts). The
  * operation must exist (404, or 405 with Allow), its parameters match, its content type be
- * one the operation takes (415); a JSON body is read whole, up to the route's `maxBody`,
- * parsed with its depth bounded, validated, and then forwarded as those same bytes. In
+ * one the operation takes (415); a JSON body is read whole, up to the route's `maxBody`, within
+ * the process-wide budget and deadline of `bodies` (503 / 408), parsed with its depth bounded, validated, and then forwarded as those same bytes. In
  * `report` mode a violation is logged (`openapi.violation`, the pointer and never the value)
  * and the request goes on; a body over the route's limit is refused in either mode.
  */
-export function createOpenApiValidation(route: RouteConfig, specs: OpenApiSpecs | undefined, log: Logger): Step | undefined {
+export function createOpenApiValidation(route: RouteConfig, specs: OpenApiSpecs | undefined, bodies: BodyBuffers, log: Logger): Step | undefined {
   const settings = route.openapi;
   if (!settings) return undefined;
   // Fail closed at build time: a route configured for validation never runs without it.
@@ -54,7 +54,7 @@ export function createOpenApiValidation(route: RouteConfig, specs: OpenApiSpecs 
     if (ctx.kind === 'upgrade') return;
     const plan = spec.bodyPlan(matched, req.headers['content-type'], hasBody(ctx));
     if (!plan.json) return;
-    const body = await readBody(ctx, route.maxBody);
+    const body = await readBody(ctx, bodies, route.maxBody);
     // Kept before the check: in report mode an invalid body still goes on, as these bytes.
     ctx.body = body;
     spec.checkBody(plan, body);

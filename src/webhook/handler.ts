@@ -5,14 +5,13 @@ import type { RouteConfig } from '../config/schema.js';
 import type { RequestContext } from '../context.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import type { BodyBuffers } from '../proxy/body-buffers.js';
 import { buildUpstreamHeaders } from '../proxy/request-headers.js';
 import { stripPrefix } from '../routing/router.js';
-import type { TerminalHandler } from '../routes.js';
 import { withTimeout } from '../stores/redis.js';
 import type { IdentifierHasher } from '../audit/identifiers.js';
 import type { Redis } from 'ioredis';
 import { answerChallenge } from './handshake.js';
-import { readRawBody } from './raw-body.js';
 import { verifySignature, type MatchedSecret } from './signature.js';
 import { readNotification, refuseStale, REPLAY_WINDOW_MS, type NotificationFacts } from './payload.js';
 import { encodeDelivery, type Delivery } from './envelope.js';
@@ -34,7 +33,8 @@ const MAX_LOGGED_PHONES = 20;
 export const VERIFIED_HEADER = 'x-gateway-webhook-verified';
 
 export interface WebhookRoute {
-  readonly handle: TerminalHandler;
+  /** A TerminalHandler reading the payload through the gateway's `bodies` (budget and deadline). */
+  readonly handle: (ctx: RequestContext, res: ServerResponse, fail: (err: GatewayError) => void, bodies: BodyBuffers) => void;
   start(): void;
   stop(): Promise<void>;
 }
@@ -108,11 +108,11 @@ export function createWebhookRoute(route: RouteConfig, s: WhatsappSettings, deps
     return { path: ctx.target?.query ? `${path}?${ctx.target.query}` : path, headers };
   }
 
-  async function notification(ctx: RequestContext, res: ServerResponse, fail: (err: GatewayError) => void): Promise<void> {
+  async function notification(ctx: RequestContext, res: ServerResponse, fail: (err: GatewayError) => void, bodies: BodyBuffers): Promise<void> {
     if (!s.appSecret) return reject(ctx, fail, new GatewayError('AUTH_UNAVAILABLE', 'WHATSAPP_APP_SECRET is not set'));
     let body: Buffer;
     try {
-      body = await readRawBody(ctx.req, route.maxBody);
+      body = await bodies.read(ctx, route.maxBody);
     } catch (err) {
       if (!isGatewayError(err)) {
         ctx.reply.aborted();
@@ -173,11 +173,11 @@ export function createWebhookRoute(route: RouteConfig, s: WhatsappSettings, deps
     answer(ctx, res, forwarded ? 'forwarded' : 'queued');
   }
 
-  const handle: TerminalHandler = (ctx, res, fail) => {
+  const handle: WebhookRoute['handle'] = (ctx, res, fail, bodies) => {
     const method = ctx.req.method;
     const work =
       method === 'POST'
-        ? notification(ctx, res, fail)
+        ? notification(ctx, res, fail, bodies)
         : method === 'GET'
           ? Promise.resolve(handshake(ctx, res, fail))
           : Promise.resolve(reject(ctx, fail, new GatewayError('METHOD_NOT_ALLOWED', `${method} on the WhatsApp webhook`, { allow: 'GET, POST' })));

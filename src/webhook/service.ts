@@ -4,6 +4,7 @@ import { GatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { IdentifierHasher } from '../audit/identifiers.js';
 import { UpstreamAgents } from '../proxy/agents.js';
+import type { BodyBuffers } from '../proxy/body-buffers.js';
 import type { TerminalHandler } from '../routes.js';
 import type { Step } from '../step.js';
 import { createWebhookRoute, type WebhookRoute } from './handler.js';
@@ -44,14 +45,16 @@ export class WhatsappWebhooks {
     };
   }
 
-  handlerFor(route: RouteConfig): TerminalHandler {
+  /** The route's terminal handler; it reads payloads within the budget and deadline of `bodies` (the gateway's). */
+  handlerFor(route: RouteConfig, bodies: BodyBuffers): TerminalHandler {
     let r = this.routes.get(route.name);
     if (!r) {
       r = createWebhookRoute(route, this.settings, this.deps, this.agents.for(new URL(route.upstream)));
       this.routes.set(route.name, r);
       if (this.started) r.start();
     }
-    return r.handle;
+    const handle = r.handle;
+    return (ctx, res, fail) => handle(ctx, res, fail, bodies);
   }
 
   start(): void {

@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
+import tls from 'node:tls';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -17,6 +18,7 @@ import { startGateway, type RunningGateway } from '../../src/server/start.js';
 import { createGateway } from '../../src/app.js';
 import { OpenApiSpecs } from '../../src/openapi/registry.js';
 import { OpenApiSpecError } from '../../src/openapi/errors.js';
+import { findUnsafePattern } from '../../src/openapi/regex-safety.js';
 
 /**
  * OpenAPI validation (issue 16, item 3) in front of the real FastAPI app (crm_api.py under
@@ -283,6 +285,133 @@ describe('hostile bodies', () => {
   });
 });
 
+/** A request whose body the test sends in parts over its own TLS connection; `answer` is all the gateway wrote. */
+interface SlowBody {
+  send(bytes: string | Buffer): void;
+  readonly answer: Promise<string>;
+}
+
+function slowBody(port: number, host: string, head: { contentLength?: number; chunked?: boolean }, first: string | Buffer = ''): SlowBody {
+  const socket = tls.connect({ host: '127.0.0.1', port, ca: bed.ca, servername: host });
+  const framing = head.chunked ? 'transfer-encoding: chunked' : `content-length: ${head.contentLength}`;
+  socket.write(`POST /v1/contact-records/ HTTP/1.1\r\nhost: ${host}\r\nx-tenant: acme\r\ncontent-type: application/json\r\n${framing}\r\n\r\n`);
+  const chunks: Buffer[] = [];
+  const answer = new Promise<string>((resolve) => {
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    // Written to after the gateway closed: the answer it sent first is what counts.
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+  });
+  const send = (bytes: string | Buffer): void => {
+    if (socket.destroyed) return;
+    if (!head.chunked) socket.write(bytes);
+    else if (bytes.length === 0) socket.end('0\r\n\r\n');
+    else socket.write(`${bytes.length.toString(16)}\r\n${bytes.toString('latin1')}\r\n`, 'latin1');
+  };
+  if (first.length > 0) send(first);
+  // Answers keep the connection open: ending ours once one has come lets `close` settle the promise.
+  socket.on('data', () => setTimeout(() => socket.end(), 50));
+  return { send, answer };
+}
+
+const statusOf = (raw: string): number => Number(/^HTTP\/1\.1 (\d{3})/.exec(raw)?.[1] ?? 0);
+const headerIn = (raw: string, name: string): string | undefined => new RegExp(`^${name}: (.*)\r$`, 'im').exec(raw)?.[1];
+
+describe('bodies read whole share one budget and one deadline (server.maxBufferedBodies, server.bodyReadTimeout)', () => {
+  let gw: RunningGateway;
+  const MB = 1024 * 1024;
+  /** 3 MB of JSON the contact schema refuses (400 once read): what is measured is the reading. */
+  const body = Buffer.from(`[${'1,'.repeat(1.5 * MB - 1)}1]`);
+
+  before(async () => {
+    const cert = await testCertificate();
+    const routes = `
+  - name: budget
+    host: budget.test.local
+    path: /v1
+    upstream: UPSTREAM
+    auth: none
+    maxBody: 4mb
+    openapi: { spec: UPSTREAM/openapi.json }
+`;
+    const config = testConfig(routes, bed.app.url, cert, {}, 'server: { maxBufferedBodies: 8mb, bodyReadTimeout: 3s }');
+    const log = createMemoryLogger();
+    gw = await startGateway(config, { log, openapi: await OpenApiSpecs.load(config.routes, log) });
+  });
+  after(async () => {
+    await gw?.shutdown();
+  });
+
+  test('regression: slow 3 MB bodies past an 8 MB budget are refused 503 with Retry-After, unread; the budget comes back when they end', async () => {
+    assert.equal(body.length, 3 * MB + 1);
+    await bed.app.clearRequests();
+    const port = gw.ports.https;
+    // Two bodies, each held one byte short of its end: 6 MB of the 8 reserved.
+    const held = [0, 1].map(() => slowBody(port, 'budget.test.local', { contentLength: body.length }, body.subarray(0, body.length - 1)));
+    await new Promise((r) => setTimeout(r, 300));
+    // Declared 3 MB more each: refused before a byte of theirs is read.
+    const refused = [0, 1].map(() => slowBody(port, 'budget.test.local', { contentLength: body.length }, body.subarray(0, 64 * 1024)));
+    for (const r of refused) {
+      const raw = await r.answer;
+      assert.equal(statusOf(raw), 503, raw.slice(0, 300));
+      assert.match(raw, /"code":"BODY_BUFFERS_FULL"/);
+      assert.equal(headerIn(raw, 'retry-after'), '3');
+      assert.equal(headerIn(raw, 'connection'), 'close');
+    }
+    // A chunked body reserves as it arrives: the first megabyte fits, the next ones do not.
+    const chunked = slowBody(port, 'budget.test.local', { chunked: true }, body.subarray(0, MB));
+    await new Promise((r) => setTimeout(r, 200));
+    chunked.send(body.subarray(MB, 2 * MB));
+    chunked.send(body.subarray(2 * MB, 3 * MB));
+    const chunkedRaw = await chunked.answer;
+    assert.equal(statusOf(chunkedRaw), 503, chunkedRaw.slice(0, 300));
+    assert.match(chunkedRaw, /"code":"BODY_BUFFERS_FULL"/);
+
+    // The held bodies end: read, validated, refused by the schema (the app never sees them).
+    for (const h of held) h.send(body.subarray(body.length - 1));
+    for (const h of held) {
+      const raw = await h.answer;
+      assert.equal(statusOf(raw), 400, raw.slice(0, 300));
+      assert.match(raw, /"code":"API_BODY_INVALID"/);
+    }
+    // Their 6 MB are free again: two more 3 MB bodies are read at once.
+    const again = [0, 1].map(() => slowBody(port, 'budget.test.local', { contentLength: body.length }, body));
+    for (const a of again) assert.equal(statusOf(await a.answer), 400);
+    assert.deepEqual(await bed.app.requests(), [], 'the app received nothing');
+  });
+
+  test('regression: a body that stalls is cut off after bodyReadTimeout with 408, and the app receives nothing', async () => {
+    await bed.app.clearRequests();
+    const started = performance.now();
+    const stalled = slowBody(gw.ports.https, 'budget.test.local', { contentLength: 4096 }, '{"first_name": "Lu');
+    const raw = await stalled.answer;
+    const tookMs = performance.now() - started;
+    assert.equal(statusOf(raw), 408, raw.slice(0, 300));
+    assert.match(raw, /"code":"REQUEST_TIMEOUT"/);
+    assert.equal(headerIn(raw, 'connection'), 'close');
+    assert.ok(tookMs >= 2900 && tookMs < 6000, `cut off after ${tookMs.toFixed(0)} ms`);
+    assert.deepEqual(await bed.app.requests(), [], 'the app received nothing');
+    // A valid contact sent at once still passes on the same gateway.
+    const ok = slowBody(gw.ports.https, 'budget.test.local', { contentLength: Buffer.byteLength(JSON.stringify(CONTACT)) }, JSON.stringify(CONTACT));
+    assert.equal(statusOf(await ok.answer), 201);
+  });
+});
+
+describe('HEAD, as the real application answers it', () => {
+  test('regression: FastAPI answers 405 with Allow to HEAD on a GET route, and so does the gateway, without forwarding it', async () => {
+    const direct = await fetch(`${bed.app.url}/v1/contact-records/12`, { method: 'HEAD' });
+    assert.equal(direct.status, 405, 'the application itself refuses HEAD');
+    assert.equal(direct.headers.get('allow'), 'GET');
+    await bed.app.clearRequests();
+    const res = await bed.send({ method: 'HEAD', path: '/v1/contact-records/12' });
+    assert.equal(res.status, 405);
+    assert.equal(res.headers.allow, 'GET');
+    assert.deepEqual(await bed.app.requests(), [], 'the app received nothing');
+    // GET on the same path still passes.
+    assert.equal((await bed.send({ path: '/v1/contact-records/12' })).status, 200);
+  });
+});
+
 describe('report mode', () => {
   test('a violation is logged with its pointer, never its value, and the request goes on', async () => {
     await bed.app.clearRequests();
@@ -322,6 +451,23 @@ describe('loading and reloading', () => {
     assert.equal(await bed.specs.reload('test'), true);
     assert.equal((await bed.send({ path: '/public/hello' })).status, 404, 'the new spec is in force');
     assert.equal((await bed.send({ path: '/public/headers' })).status, 200);
+  });
+
+  test("the real application's spec, with its patterns, passes the backtracking check and loads", async () => {
+    const doc = await bed.app.direct<unknown>('/openapi.json');
+    assert.match(JSON.stringify(doc), /"pattern"/, 'the spec has patterns to check');
+    assert.equal(findUnsafePattern(doc), undefined);
+    assert.ok(bed.specs.has('api'));
+  });
+
+  test('a spec with a pattern that backtracks exponentially stops startup, naming the route, the pointer and why', async () => {
+    const redos = join(bed.dir, 'redos.json');
+    writeFileSync(redos, JSON.stringify({ openapi: '3.1.0', info: { title: 't', version: '1' }, paths: { '/companies': { post: { requestBody: { content: { 'application/json': { schema: { $ref: '#/components/schemas/Company' } } } } } } }, components: { schemas: { Company: { type: 'object', properties: { domain: { type: 'string', pattern: '^([a-z0-9]+-?)*[a-z0-9]\\.es$' } } } } } }));
+    await assert.rejects(OpenApiSpecs.load([{ name: 'crm-api', openapi: { spec: redos, mode: 'enforce' } }], createMemoryLogger()), (err: unknown) => {
+      assert.ok(err instanceof OpenApiSpecError);
+      assert.match(err.message, /route crm-api: .*the pattern at #\/components\/schemas\/Company\/properties\/domain\/pattern .* can backtrack exponentially/);
+      return true;
+    });
   });
 
   test('a spec that does not load, or has a $ref loop, stops startup with every reason', async () => {

@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import tls from 'node:tls';
 import type { Redis } from 'ioredis';
 import { firstStatus, rawTlsExchange, startTestGateway, type TestGateway, type TestResponse } from '../helpers/harness.js';
 import { StandInCrm } from '../helpers/crm-api.js';
@@ -262,6 +263,48 @@ describe('WhatsApp webhook: bad input', () => {
     const hs = await gw.request({ path: `${PATH}?hub.mode=subscribe&hub.verify_token=&hub.challenge=1` });
     assert.equal(hs.status, 401);
     assert.equal(crm.received.length, 0);
+  });
+});
+
+/** A signed POST whose body is held back after `sent` bytes; `answer` is everything the gateway wrote. */
+function heldPost(gw: TestGateway, body: Buffer, sent: number): { finish(): void; answer: Promise<string> } {
+  const socket = tls.connect({ host: '127.0.0.1', port: gw.port, ca: gw.ca, servername: 'api.test.local' });
+  socket.write(`POST ${PATH} HTTP/1.1\r\nhost: api.test.local\r\ncontent-type: application/json\r\nx-hub-signature-256: ${signBody(body, APP_SECRET)}\r\ncontent-length: ${body.length}\r\n\r\n`);
+  socket.write(body.subarray(0, sent));
+  const chunks: Buffer[] = [];
+  const answer = new Promise<string>((resolve) => {
+    socket.on('data', (c: Buffer) => {
+      chunks.push(c);
+      setTimeout(() => socket.end(), 50);
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+  });
+  return { finish: () => socket.write(body.subarray(sent)), answer };
+}
+
+describe('WhatsApp webhook: bodies read within the process budget and deadline', () => {
+  test('regression: payloads past server.maxBufferedBodies get 503 with Retry-After (Meta retries); a stalled one 408; nothing reaches the CRM API', async (t) => {
+    const { gw, crm } = await setup(t, { yaml: `${FAST_RETRY}\nserver: { maxBufferedBodies: 4mb, bodyReadTimeout: 2s }` });
+    // A padded notification of 3 MB: Meta's batches are far smaller, an attacker's need not be.
+    const big = Buffer.concat([notification('wamid.BIG').subarray(0, -1), Buffer.from(`,"pad":"${'x'.repeat(3 * 1024 * 1024 - 2048)}"}`)]);
+    const held = heldPost(gw, big, big.length - 1);
+    await new Promise((r) => setTimeout(r, 300));
+    const refused = heldPost(gw, big, 1024);
+    const raw = await refused.answer;
+    assert.match(raw, /^HTTP\/1\.1 503 /, raw.slice(0, 300));
+    assert.match(raw, /"code":"BODY_BUFFERS_FULL"/);
+    assert.match(raw, /^retry-after: 2\r$/im);
+    // The held one never ends: cut off after bodyReadTimeout, and its 3 MB freed.
+    const stalled = await held.answer;
+    assert.match(stalled, /^HTTP\/1\.1 408 /, stalled.slice(0, 300));
+    assert.match(stalled, /"code":"REQUEST_TIMEOUT"/);
+    assert.equal(crm.received.length, 0, 'nothing forwarded');
+    assert.ok(webhookEvents(gw, 'rejected').some((e) => e.code === 'BODY_BUFFERS_FULL'));
+    // The budget is free again: a normal notification goes through.
+    const ok = await post(gw, notification('wamid.AFTER'));
+    assert.equal(ok.status, 200, ok.body);
+    assert.equal(crm.received.length, 1);
   });
 });
 

@@ -66,6 +66,8 @@ describe('parseConfig: defaults', () => {
       keepAliveTimeout: 5000,
       shutdownTimeout: 10_000,
       sendTimeout: 60_000,
+      maxBufferedBodies: 64 * 1024 * 1024,
+      bodyReadTimeout: 15_000,
       workers: 1,
     });
     assert.deepEqual(cfg.secrets, {});

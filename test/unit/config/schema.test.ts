@@ -291,3 +291,37 @@ describe('routeSchema: cors', () => {
     assert.deepEqual(route('host: a, auth: none, responseHeaders: { keep: [Server] }').responseHeaders?.keep, ['server']);
   });
 });
+
+describe('bodies read whole and OpenAPI routes', () => {
+  test('server.maxBufferedBodies and server.bodyReadTimeout take sizes and durations, within bounds', () => {
+    const cfg = parseConfig(`server: { maxBufferedBodies: 8mb, bodyReadTimeout: 3s }\n${routeYaml('path: /x, auth: none')}`, {}, 'test.yaml');
+    assert.equal(cfg.server.maxBufferedBodies, 8 * 1024 * 1024);
+    assert.equal(cfg.server.bodyReadTimeout, 3000);
+    const problems = problemsOf(`server: { maxBufferedBodies: 1kb, bodyReadTimeout: 10ms }\n${routeYaml('path: /x, auth: none')}`);
+    assert.deepEqual(
+      problems.map((p) => [p.path, p.message]),
+      [
+        ['server.maxBufferedBodies', 'at least 64kb'],
+        ['server.bodyReadTimeout', 'at least 1s'],
+      ],
+    );
+  });
+
+  test('a route that reads bodies whole cannot take a body larger than the budget', () => {
+    const problems = problemsOf(`server: { maxBufferedBodies: 1mb }\n${routeYaml('path: /x, auth: none, maxBody: 4mb, openapi: { spec: spec.json }')}`);
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0]?.path, 'routes[0].maxBody (route r)');
+    assert.match(problems[0]?.message ?? '', /larger than server.maxBufferedBodies \(1048576 bytes\)/);
+    // A route that streams its bodies is not bound by it.
+    assert.equal(parseConfig(`server: { maxBufferedBodies: 1mb }\n${routeYaml('path: /x, auth: none, maxBody: 4mb')}`, {}, 'test.yaml').routes[0]?.maxBody, 4 * 1024 * 1024);
+  });
+
+  test('regression: openapi with allowEncodedSlashes is refused (the gateway would check one path, uvicorn, decoding %2F, route another)', () => {
+    assert.deepEqual(
+      problemsOf(routeYaml('path: /x, auth: none, allowEncodedSlashes: true, openapi: { spec: spec.json }')).map((p) => p.path),
+      ['routes[0].allowEncodedSlashes (route r)'],
+    );
+    assert.match(problemsOf(routeYaml('path: /x, auth: none, allowEncodedSlashes: true, openapi: { spec: spec.json }'))[0]?.message ?? '', /allowEncodedSlashes cannot be used with openapi/);
+    assert.equal(route('path: /x, auth: none, allowEncodedSlashes: false, openapi: { spec: spec.json }').allowEncodedSlashes, false);
+  });
+});
