@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { parseDuration } from '../config/units.js';
 import { NAME_PATTERN } from '../auth/store/types.js';
-import { normalizeIp } from '../net/ip.js';
+import { canonicalIpv6, normalizeIp } from '../net/ip.js';
 
 /** What a block applies to. */
 export const BLOCK_KINDS = ['ip', 'cidr', 'user', 'client', 'route'] as const;
@@ -86,7 +86,7 @@ export function canonicalTarget(kind: BlockKind, raw: string, opts: { force?: bo
     case 'ip': {
       const ip = text.includes('/') ? undefined : normalizeIp(text);
       if (!ip) throw new BlockInputError(`not an IP address: ${JSON.stringify(raw)} (for a network use block cidr)`);
-      return ip.family === 'ipv6' ? compressed(ip.address) : ip.address;
+      return ip.address;
     }
     case 'cidr':
       return canonicalCidr(text, opts.force === true);
@@ -115,7 +115,7 @@ function canonicalCidr(text: string, force: boolean): string {
     throw new BlockInputError(`${text} is wider than /${widest}: it would block ${ip.family === 'ipv4' ? `${2 ** (32 - prefix)} addresses` : 'more than a registry allocation'}; add --force if that is meant`);
   }
   const network = networkAddress(ip.address, ip.family, prefix);
-  const given = ip.family === 'ipv6' ? compressed(ip.address) : ip.address;
+  const given = ip.address;
   if (network !== given) throw new BlockInputError(`${text} has host bits set: the network is ${network}/${prefix}`);
   return `${network}/${prefix}`;
 }
@@ -129,15 +129,7 @@ function networkAddress(address: string, family: 'ipv4' | 'ipv6', prefix: number
   if (family === 'ipv4') return [24n, 16n, 8n, 0n].map((s) => String((net >> s) & 255n)).join('.');
   const groups: string[] = [];
   for (let i = 7; i >= 0; i--) groups.push(((net >> BigInt(i * 16)) & 0xffffn).toString(16));
-  return compressed(groups.join(':'));
-}
-
-/**
- * The one text of an IPv6 address (RFC 5952: lower case, longest zero run as `::`), as Node
- * reports a socket's peer; the WHATWG URL parser writes exactly that form.
- */
-function compressed(v6: string): string {
-  return new URL(`http://[${v6}]/`).hostname.slice(1, -1);
+  return canonicalIpv6(groups.join(':'));
 }
 
 function ipv6ToBigInt(address: string): bigint {
