@@ -1,4 +1,5 @@
 import type { Redis, RedisOptions } from 'ioredis';
+import { probeOptions } from './redis.js';
 
 /** What a Redis server says of how it keeps writes across a crash. */
 export interface RedisPersistence {
@@ -81,17 +82,7 @@ export function judgePersistence(p: RedisPersistence, serious: 'FAIL' | 'WARN'):
  */
 export async function probeRedisPersistence(url: string, password: string | undefined, timeoutMs: number, extra: RedisOptions = {}): Promise<RedisPersistence | { unreachable: string }> {
   const { Redis: Client } = await import('ioredis');
-  const client = new Client(url, {
-    lazyConnect: true,
-    enableReadyCheck: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    reconnectOnError: () => false,
-    connectTimeout: timeoutMs,
-    commandTimeout: timeoutMs,
-    ...(password ? { password } : {}),
-    ...extra,
-  });
+  const client = new Client(url, { ...probeOptions(timeoutMs, password), ...extra });
   let lastError: Error | undefined;
   client.on('error', (err: Error) => {
     lastError = err;

@@ -69,3 +69,20 @@ export function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
     );
   });
 }
+
+/**
+ * Options of a one-shot probe connection (doctor, the persistence check): one bounded attempt,
+ * no retries, no reconnects, every command bounded by `timeoutMs`.
+ */
+export function probeOptions(timeoutMs: number, password: string | undefined): RedisOptions {
+  return {
+    lazyConnect: true,
+    enableReadyCheck: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    reconnectOnError: () => false,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    ...(password ? { password } : {}),
+  };
+}

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { probeOptions } from '../../stores/redis.js';
 
 export type RedisProbe = 'open' | 'protected' | 'authenticated' | 'rejected' | 'unreachable';
 
@@ -8,17 +9,7 @@ export type RedisProbe = 'open' | 'protected' | 'authenticated' | 'rejected' | '
  * PING answered with the password; `rejected`: the password was refused.
  */
 export async function probeRedis(url: string, password: string | undefined, timeoutMs: number): Promise<{ result: RedisProbe; detail?: string }> {
-  const client = new Redis(url, {
-    lazyConnect: true,
-    enableReadyCheck: false,
-    enableOfflineQueue: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    reconnectOnError: () => false,
-    connectTimeout: timeoutMs,
-    commandTimeout: timeoutMs,
-    ...(password ? { password } : {}),
-  });
+  const client = new Redis(url, { ...probeOptions(timeoutMs, password), enableOfflineQueue: true });
   let lastError: Error | undefined;
   client.on('error', (err: Error) => {
     lastError = err;
