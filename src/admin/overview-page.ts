@@ -62,14 +62,9 @@ export function searchCommand(range: OverviewRange, flags: readonly (readonly [s
   return [CLI, '--since', range, ...flags.flatMap(([k, v]) => [`--${k}`, shellQuote(v)])].join(' ');
 }
 
-/**
- * `audit search` has no path filter: every access line of the range, narrowed by grep (past the
- * default --limit). A path the tally cut to MAX_KEY_LENGTH is matched as the prefix it is.
- */
-export function pathCommand(range: OverviewRange, path: string): string {
-  const quoted = JSON.stringify(path);
-  const needle = `"path":${path.length >= MAX_KEY_LENGTH ? quoted.slice(0, -1) : quoted}`;
-  return `${CLI} --since ${range} --stream access --json --limit 1000000 | grep -F ${shellQuote(needle)}`;
+/** The search flag of a path row: a path the tally cut to MAX_KEY_LENGTH is searched as the prefix it is. */
+export function pathFlag(path: string): [string, string] {
+  return ['path', path.length >= MAX_KEY_LENGTH ? `${path}*` : path];
 }
 
 /** The command behind a row; none for the tally's own groups ((none), (other)), which no search names. */
@@ -103,7 +98,7 @@ function labelEvery(points: number): number {
   return Math.max(1, Math.ceil(points / 8));
 }
 
-function topTable(kind: string, title: string, rows: readonly Count[], flag: ((c: Count) => [string, string][]) | undefined, range: OverviewRange): string {
+function topTable(kind: string, title: string, rows: readonly Count[], flag: (c: Count) => [string, string][], range: OverviewRange): string {
   const body =
     rows.length === 0
       ? `<p class="empty" data-top="${esc(kind)}">None in this range.</p>`
@@ -111,7 +106,7 @@ function topTable(kind: string, title: string, rows: readonly Count[], flag: ((c
           .map(
             (c) =>
               `<tr data-value="${esc(c.value)}" data-count="${c.count}" data-denied="${c.denied}"><td>${esc(c.value)}</td><td class="n">${c.count}</td><td class="n">${c.denied}</td><td>${
-                flag ? cmd(range, flag(c)) : `<code class="cmd">${esc(pathCommand(range, c.value))}</code>`
+                cmd(range, flag(c))
               }</td></tr>`,
           )
           .join('')}</tbody></table>`;
@@ -219,7 +214,7 @@ export function renderOverviewPage(p: OverviewPageInput): string {
     topTable('users', 'user', top.users, (c) => [['user', c.value]], s.range) +
     topTable('clients', 'API client', top.clients, (c) => [['user', c.value]], s.range) +
     topTable('addresses', 'address', top.addresses, (c) => [['ip', c.value]], s.range) +
-    topTable('paths', 'path', top.paths, undefined, s.range) +
+    topTable('paths', 'path', top.paths, (c) => [pathFlag(c.value)], s.range) +
     `</div><h2>Alerts</h2>${alerts}` +
     `<h2>Blocks in force <span data-total-blocks="${p.blocks?.length ?? 0}">(${p.blocks?.length ?? 0})</span></h2>${blocks}` +
     `<p class="sub">Served by the gateway's admin listener from its access and security logs; times in ${esc(t.zone)}; every command above runs beside the gateway (LOG_DIR).</p></body></html>`

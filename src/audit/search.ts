@@ -7,6 +7,8 @@ export interface SearchQuery {
   readonly user?: string | undefined;
   readonly ip?: string | undefined;
   readonly route?: string | undefined;
+  /** A request path (`/api/contacts`), or a prefix ending in `*` (`/api/*`). */
+  readonly path?: string | undefined;
   /** An exact status (`429`) or a class (`4xx`). */
   readonly status?: string | undefined;
   /** A reason code (`RATE_LIMITED`), matched case-insensitively against `code` / `reason`. */
@@ -50,6 +52,10 @@ export function matches(r: Record<string, unknown>, q: SearchQuery): boolean {
   if (q.user !== undefined && ![r.user, r.subject, r.username].includes(q.user)) return false;
   if (q.ip !== undefined && r.clientIp !== q.ip && r.peerIp !== q.ip) return false;
   if (q.route !== undefined && r.route !== q.route) return false;
+  if (q.path !== undefined) {
+    const path = str(r.path);
+    if (path === undefined || (q.path.endsWith('*') ? !path.startsWith(q.path.slice(0, -1)) : path !== q.path)) return false;
+  }
   if (q.status !== undefined) {
     const s = typeof r.status === 'number' ? String(r.status) : undefined;
     if (!s) return false;

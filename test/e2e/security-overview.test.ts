@@ -477,12 +477,12 @@ test('the command lines on the page find the very requests each row counts (bear
     assert.equal(await page.$('form.out'), null, 'a bearer viewer has no sign-out form');
     const rows = [
       ...(await page.$$eval('[data-route]', (els) => els.map((el) => [Number(el.querySelector('tr[data-requests]')?.getAttribute('data-requests')), el.querySelector('code.cmd')?.textContent ?? '']))),
-      ...(await page.$$eval('table[data-top="users"] tr[data-value], table[data-top="clients"] tr[data-value], table[data-top="addresses"] tr[data-value]', (els) =>
+      ...(await page.$$eval('table[data-top="users"] tr[data-value], table[data-top="clients"] tr[data-value], table[data-top="addresses"] tr[data-value], table[data-top="paths"] tr[data-value]', (els) =>
         els.map((el) => [Number(el.getAttribute('data-count')), el.querySelector('code.cmd')?.textContent ?? '']),
       )),
       ...(await page.$$eval('table[data-list="reasons"] tr[data-reason]', (els) => els.map((el) => [Number(el.querySelector('td.n')?.textContent), el.querySelector('code.cmd')?.textContent ?? '']))),
     ] as [number, string][];
-    assert.equal(rows.length, 4 + 3 + 3);
+    assert.equal(rows.length, 4 + 3 + 4 + 3);
     for (const [count, command] of rows) {
       assert.doesNotMatch(command, /['"|]/, 'plain words: split as a shell would');
       const words = command.split(' ');

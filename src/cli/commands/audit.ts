@@ -24,12 +24,12 @@ else, or with --local-heads, \`.chain-heads.json\` in dir (which whoever can edi
     options: { ...str('dir', 'node'), 'local-heads': { type: 'boolean' }, json: { type: 'boolean' } },
   },
   search: {
-    synopsis: `audit search [--dir d] [--since t] [--until t] [--user u] [--ip a] [--route r]
+    synopsis: `audit search [--dir d] [--since t] [--until t] [--user u] [--ip a] [--route r] [--path p|prefix*]
       [--status 429|4xx] [--reason CODE] [--event name|prefix.] [--stream access,security,app] [--limit n] [--json]`,
     description: `matching lines in time order across streams, at most --limit (default ${DEFAULT_SEARCH_LIMIT});
 --json prints each line's record with its "stream"; exit 1 when nothing matches
 ${TIME_HELP}`,
-    options: { ...str('dir', 'since', 'until', 'user', 'ip', 'route', 'status', 'reason', 'event', 'stream', 'limit'), json: { type: 'boolean' } },
+    options: { ...str('dir', 'since', 'until', 'user', 'ip', 'route', 'path', 'status', 'reason', 'event', 'stream', 'limit'), json: { type: 'boolean' } },
   },
   report: {
     synopsis: 'audit report [--day YYYY-MM-DD] [--dir d] [--json]',
@@ -125,6 +125,7 @@ async function search(inv: Invocation, s: Settings): Promise<number> {
     user: stringOption(inv, 'user'),
     ip: stringOption(inv, 'ip'),
     route: stringOption(inv, 'route'),
+    path: stringOption(inv, 'path'),
     status: stringOption(inv, 'status'),
     reason: stringOption(inv, 'reason'),
     event: stringOption(inv, 'event'),
