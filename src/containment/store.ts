@@ -152,7 +152,8 @@ export function createRedisBlockStore(redis: Redis, limits: StoreLimits, follow?
       // reads the store) would never apply it.
       const replies = await redis
         .multi()
-        .set(keyOf(block.kind, block.target), JSON.stringify(block), 'PX', ttl)
+        // PXAT (Redis >= 6.2): the key ends at the block's own end, not a transaction's latency after it.
+        .set(keyOf(block.kind, block.target), JSON.stringify(block), 'PXAT', block.until)
         // The block rides along for gateways of the previous version during a rolling upgrade
         // (they applied it as given); this version reads the key instead.
         .publish(BLOCKS_CHANNEL, JSON.stringify({ op: 'add', kind: block.kind, target: block.target, block }))
