@@ -1,4 +1,5 @@
-import { mkdirSync, readFileSync, watch, writeFileSync, renameSync, type FSWatcher } from 'node:fs';
+import { mkdirSync, readFileSync, watch, type FSWatcher } from 'node:fs';
+import { writeFileAtomic } from '../stores/private-file.js';
 import { dirname, join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { storeUnavailable } from './store/guarded.js';
@@ -188,9 +189,7 @@ export function createFileRevocationList(dataDir: string, log: Logger): Revocati
     async revoke(jti, expSeconds) {
       load();
       local.add(jti, expSeconds * 1000);
-      const tmp = `${file}.${process.pid}.tmp`;
-      writeFileSync(tmp, JSON.stringify(local.snapshot()), { mode: 0o600 });
-      renameSync(tmp, file);
+      writeFileAtomic(file, JSON.stringify(local.snapshot()));
     },
     onRevoked: (l) => local.listen(l),
     live: true,

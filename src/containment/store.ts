@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, watch, writeSync, type FSWatcher } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { writeFileAtomic } from '../stores/private-file.js';
 import type { Redis } from 'ioredis';
 import { REDIS_PREFIX } from '../stores/redis.js';
 import type { RedisSubscription } from '../stores/subscriber.js';
@@ -201,25 +201,8 @@ export function createFileBlockStore(dataDir: string, limits: StoreLimits, log: 
   };
   /** Called under the lock only. */
   const write = (blocks: readonly Block[]): void => {
-    const tmp = `${file}.${randomBytes(8).toString('hex')}.tmp`;
-    // `wx`: created here or not at all, never through a name planted in the folder.
-    const fd = openSync(tmp, 'wx', 0o600);
-    try {
-      try {
-        writeSync(fd, `${JSON.stringify(Object.fromEntries(blocks.map((b) => [blockKey(b.kind, b.target), b])), null, 1)}\n`);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(tmp, file);
-    } catch (err) {
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // gone already
-      }
-      throw err;
-    }
+    // Atomic, 0600 from creation, never through a name planted in the folder (O_EXCL, no symlink).
+    writeFileAtomic(file, `${JSON.stringify(Object.fromEntries(blocks.map((b) => [blockKey(b.kind, b.target), b])), null, 1)}\n`);
   };
   /** One read-modify-write of the file, with no other writer in between. */
   const update = (change: (blocks: Block[]) => Block[] | undefined): Promise<void> => {

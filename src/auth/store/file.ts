@@ -1,4 +1,5 @@
-import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../../stores/private-file.js';
 import { dirname, join } from 'node:path';
 import type { ClientRecord, IdentityStore, UserRecord } from './types.js';
 
@@ -24,16 +25,7 @@ export function createFileIdentityStore(dataDir: string): IdentityStore {
   };
   const write = (data: FileShape): void => {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-    const fd = openSync(tmp, 'wx', 0o600);
-    try {
-      writeSync(fd, JSON.stringify(data, null, 2));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    chmodSync(tmp, 0o600);
-    renameSync(tmp, file);
+    writeFileAtomic(file, JSON.stringify(data, null, 2));
   };
   const user = (u: FileShape['users'][number]): UserRecord => ({
     ...u,
