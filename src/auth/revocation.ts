@@ -1,5 +1,5 @@
-import { mkdirSync, readFileSync, watch, type FSWatcher } from 'node:fs';
-import { writeFileAtomic } from '../stores/private-file.js';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { watchPrivateFile, writeFileAtomic } from '../stores/private-file.js';
 import { dirname, join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { storeUnavailable } from './store/guarded.js';
@@ -176,14 +176,7 @@ export function createFileRevocationList(dataDir: string, log: Logger): Revocati
   };
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   load();
-  let watcher: FSWatcher | undefined;
-  try {
-    watcher = watch(dirname(file), { persistent: false }, (_e, name) => {
-      if (name === null || String(name) === 'revocations.json') load();
-    });
-  } catch {
-    watcher = undefined;
-  }
+  const watcher = watchPrivateFile(file, load);
   return {
     isRevoked: (jti) => local.has(jti),
     async revoke(jti, expSeconds) {

@@ -1,6 +1,6 @@
-import { mkdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, type FSWatcher } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { writeFileAtomic } from '../stores/private-file.js';
+import { watchPrivateFile, writeFileAtomic } from '../stores/private-file.js';
 import type { Redis } from 'ioredis';
 import { REDIS_PREFIX } from '../stores/redis.js';
 import type { RedisSubscription } from '../stores/subscriber.js';
@@ -240,13 +240,7 @@ export function createFileBlockStore(dataDir: string, limits: StoreLimits, log: 
     };
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     reload();
-    try {
-      watcher = watch(dirname(file), { persistent: false }, (_e, name) => {
-        if (name === null || String(name) === BLOCKS_FILE) reload();
-      });
-    } catch {
-      watcher = undefined;
-    }
+    watcher = watchPrivateFile(file, reload);
     timer = setInterval(reload, RELOAD_MS);
     timer.unref();
   }

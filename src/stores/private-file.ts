@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fchmodSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fsyncSync, openSync, renameSync, rmSync, watch, writeSync, type FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /*
@@ -79,4 +79,21 @@ export function writeNewPrivateFile(path: string, data: string | Buffer, mode = 
     closeSync(fd);
   }
   syncDir(dirname(path));
+}
+
+/**
+ * Calls `changed` when `file` is written, renamed into place or removed: its folder is watched,
+ * since writeFileAtomic replaces the file (a watch on the file itself would follow the old
+ * inode). Undefined where the platform cannot watch; callers that must not miss a change
+ * re-read on a timer too. Does not keep the process alive.
+ */
+export function watchPrivateFile(file: string, changed: () => void): FSWatcher | undefined {
+  const name = basename(file);
+  try {
+    return watch(dirname(file), { persistent: false }, (_e, entry) => {
+      if (entry === null || String(entry) === name) changed();
+    });
+  } catch {
+    return undefined;
+  }
 }
