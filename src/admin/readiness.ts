@@ -1,4 +1,4 @@
-import { connect } from 'node:net';
+import { probePort } from '../net/probe-port.js';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { GatewayConfig } from '../config/schema.js';
@@ -37,18 +37,11 @@ export interface ReadinessReport {
 
 const CHECK_TIMEOUT_MS = 1_500;
 
-function tcpCheck(host: string, port: number): Promise<CheckResult> {
+async function tcpCheck(host: string, port: number): Promise<CheckResult> {
   const start = Date.now();
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    const done = (error?: string): void => {
-      socket.destroy();
-      resolve({ ok: error === undefined, ms: Date.now() - start, ...(error ? { error } : {}) });
-    };
-    socket.setTimeout(CHECK_TIMEOUT_MS, () => done('timeout'));
-    socket.once('connect', () => done());
-    socket.once('error', (err: NodeJS.ErrnoException) => done(err.code ?? err.message));
-  });
+  const r = await probePort(host, port, CHECK_TIMEOUT_MS);
+  const error = r.state === 'open' ? undefined : r.state === 'refused' ? 'ECONNREFUSED' : r.state === 'timeout' ? 'timeout' : r.code;
+  return { ok: error === undefined, ms: Date.now() - start, ...(error ? { error } : {}) };
 }
 
 /** A store's own round trip (PING, SELECT 1), bounded like the TCP checks. */

@@ -4,7 +4,8 @@ import tls, { type SecureVersion } from 'node:tls';
 import type { RouteConfig } from '../../config/schema.js';
 import { CERT_EXPIRY_WARNING_DAYS, MIN_HSTS_SECONDS } from '../checks/tls.js';
 import { pass, type CheckResult, type Status } from '../types.js';
-import { handshake, probePort, request, type HttpAnswer, type Target } from './probes.js';
+import { handshake, request, type HttpAnswer, type Target } from './probes.js';
+import { probePort } from '../../net/probe-port.js';
 import type { TargetReach } from './target.js';
 
 /** Backend ports of the stack (PostgreSQL, Redis, CRM API, NocoDB, Metabase, gateway admin). */

@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { probePort } from './probes.js';
+import { probePort } from '../../net/probe-port.js';
 
 /** What `doctor --live` learned about its target before any check ran. */
 export interface TargetReach {
