@@ -1,5 +1,8 @@
 import type { IncomingMessage } from 'node:http';
+import { sameSiteRequest } from '../auth/csrf.js';
 
+/** The admin listener is plain HTTP on loopback; behind an ssh tunnel or a TLS proxy, https. */
+const ADMIN_SCHEMES = ['http:', 'https:'];
 /** Names of this machine that a browser on it uses for the loopback admin listener. */
 const LOOPBACK_NAMES = ['127.0.0.1', '[::1]', 'localhost'];
 const HOST_HEADER = /^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::\d{1,5})?$/;
@@ -26,13 +29,5 @@ export function createHostCheck(extra: readonly string[]): (req: IncomingMessage
 export function sameOriginForm(req: IncomingMessage): boolean {
   const site = req.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin') return false;
-  const host = (req.headers.host ?? '').toLowerCase();
-  const from = req.headers.origin ?? req.headers.referer;
-  if (!from || from === 'null' || host === '') return false;
-  try {
-    const url = new URL(from);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && url.host === host;
-  } catch {
-    return false;
-  }
+  return sameSiteRequest(req, ADMIN_SCHEMES);
 }

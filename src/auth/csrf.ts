@@ -5,14 +5,17 @@ import type { Step } from '../step.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-/** True when Origin (or, without it, Referer) names this very host over https. */
-export function sameSiteRequest(req: IncomingMessage): boolean {
+/**
+ * True when Origin (or, without it, Referer) names this very host over one of `schemes`: https
+ * on routed hosts; the admin listener (plain HTTP on loopback) passes http too.
+ */
+export function sameSiteRequest(req: IncomingMessage, schemes: readonly string[] = ['https:']): boolean {
   const host = (req.headers.host ?? '').toLowerCase().replace(/\.(?=:\d+$|$)/, '');
   const from = req.headers.origin ?? req.headers.referer;
   if (!from || from === 'null') return false;
   try {
     const url = new URL(from);
-    return url.protocol === 'https:' && url.host === host;
+    return schemes.includes(url.protocol) && url.host === host;
   } catch {
     return false;
   }
