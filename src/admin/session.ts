@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { stringifySetCookie } from 'cookie';
 import { ADMIN_CSRF_COOKIE, ADMIN_SESSION_COOKIE, parseCookies, singleCookie } from '../auth/cookies.js';
@@ -36,13 +36,6 @@ export interface AdminSession {
 
 function cookie(name: string, value: string, maxAgeMs: number): string {
   return stringifySetCookie({ name, value, httpOnly: true, sameSite: 'strict', path: ADMIN_COOKIE_PATH, maxAge: Math.max(0, Math.floor(maxAgeMs / 1000)) });
-}
-
-/** Compares two secrets in constant time (by their hashes, so lengths may differ); empty never matches. */
-export function equalSecret(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a).digest();
-  const hb = createHash('sha256').update(b).digest();
-  return timingSafeEqual(ha, hb) && a.length > 0;
 }
 
 function keyOf(handle: string): string {

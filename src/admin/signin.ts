@@ -11,7 +11,8 @@ import { dummyHash, verifyPassword } from '../auth/password.js';
 import type { CredentialLimiter } from '../ratelimit/login.js';
 import { loginPage, sendPage } from '../auth/pages.js';
 import { sameOriginForm } from './origin.js';
-import { equalSecret, type AdminSession, type AdminSessions } from './session.js';
+import { equalSecret } from '../auth/equal-secret.js';
+import type { AdminSession, AdminSessions } from './session.js';
 
 export const LOGIN_PATH = '/security/login';
 export const LOGOUT_PATH = '/security/logout';

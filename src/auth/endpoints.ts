@@ -4,6 +4,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import type { RequestContext } from '../context.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { readForm } from './form.js';
+import { equalSecret } from './equal-secret.js';
 import { loginAttempt } from './lockout.js';
 import { accountBlocked } from '../containment/enforce.js';
 import type { BlockSet } from '../containment/blocks.js';
@@ -26,13 +27,6 @@ export const AUTH_PATHS = new Set(['/auth/login', '/auth/logout', '/auth/token',
 const CSRF_TTL_MS = 60 * 60_000;
 /** Lifetime of client-credentials tokens (never above auth.maxTokenTtl). */
 const CLIENT_TOKEN_TTL_MS = 60 * 60_000;
-/** Failed logins from one IPv6 /64 count together. */
-
-function equalSecret(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a).digest();
-  const hb = createHash('sha256').update(b).digest();
-  return timingSafeEqual(ha, hb) && a.length > 0;
-}
 
 export interface AuthEndpoints {
   handle(ctx: RequestContext, res: ServerResponse, fail: (err: GatewayError) => void): void;

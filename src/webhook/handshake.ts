@@ -1,4 +1,4 @@
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { equalSecret } from '../auth/equal-secret.js';
 import { GatewayError } from '../errors.js';
 
 /**
@@ -6,13 +6,6 @@ import { GatewayError } from '../errors.js';
  * markup or script, whatever a browser makes of it. Meta sends a number.
  */
 const CHALLENGE = /^[A-Za-z0-9._~-]{1,128}$/;
-
-/** Equal in constant time whatever the lengths: both sides are hashed to the same size first. */
-function sameSecret(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
-}
 
 /** One value of a query parameter; a repeated one is ambiguous and refused. */
 function single(params: URLSearchParams, name: string): string | undefined {
@@ -36,7 +29,7 @@ export function answerChallenge(query: string, verifyToken: string): string {
   const token = single(params, 'hub.verify_token');
   const challenge = single(params, 'hub.challenge');
   if (mode !== 'subscribe') throw new GatewayError('WEBHOOK_VERIFY_FAILED', `hub.mode ${mode === undefined ? 'missing' : 'not subscribe'}`);
-  if (token === undefined || !sameSecret(token, verifyToken)) throw new GatewayError('WEBHOOK_VERIFY_FAILED', `hub.verify_token ${token === undefined ? 'missing' : 'wrong'}`);
+  if (token === undefined || !equalSecret(token, verifyToken)) throw new GatewayError('WEBHOOK_VERIFY_FAILED', `hub.verify_token ${token === undefined ? 'missing' : 'wrong'}`);
   if (challenge === undefined || !CHALLENGE.test(challenge)) throw new GatewayError('WEBHOOK_VERIFY_FAILED', `hub.challenge ${challenge === undefined ? 'missing' : 'not a plain token'}`);
   return challenge;
 }
