@@ -3,11 +3,12 @@ import type { RequestContext } from '../context.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { readForm } from '../auth/form.js';
 import { loginAttempt } from '../auth/lockout.js';
+import { checkPassword } from '../auth/sign-in.js';
 import type { BlockSet } from '../containment/blocks.js';
 import { accountBlocked } from '../containment/enforce.js';
 import type { Logger } from '../log/logger.js';
 import type { AuthService } from '../auth/service.js';
-import { dummyHash, verifyPassword } from '../auth/password.js';
+import { dummyHash } from '../auth/password.js';
 import type { CredentialLimiter } from '../ratelimit/login.js';
 import { loginPage, sendPage } from '../auth/pages.js';
 import { sameOriginForm } from './origin.js';
@@ -82,24 +83,16 @@ export function createAdminSignIn(deps: SignInDeps) {
       again(err.status, err);
       return;
     }
-    const attempt = loginAttempt(name, ctx.address?.client, ctx.id, 'admin');
-    try {
-      await auth.lockout.check(attempt);
-    } catch (err) {
-      if (!isGatewayError(err)) throw err;
-      if (err.code === 'AUTH_LOCKED') log.security('auth.login_locked', { requestId: ctx.id, user: name, clientIp: attempt.clientIp, addressGroup: attempt.ipKey, detail: err.detail, surface: 'admin' });
-      again(err.status, err);
+    const checked = await checkPassword(auth, log, loginAttempt(name, ctx.address?.client, ctx.id, 'admin'), name, password);
+    if ('refused' in checked) {
+      again(checked.refused.status, checked.refused);
       return;
     }
-    const user = name ? await auth.store.getUser(name) : undefined;
-    const ok = user ? await verifyPassword(password, user.passwordHash) : (await verifyPassword(password, await dummyHash()), false);
-    if (!user || !ok || user.disabled) {
-      const why = !user ? 'unknown user' : !ok ? 'wrong password' : 'disabled';
-      await auth.lockout.failed(attempt, why);
-      again(401, new GatewayError('AUTH_FAILED', `admin sign-in: ${why}`));
+    if ('failed' in checked) {
+      again(401, new GatewayError('AUTH_FAILED', `admin sign-in: ${checked.failed}`));
       return;
     }
-    await auth.lockout.succeeded(attempt);
+    const { user } = checked;
     const blocked = accountBlocked(deps.blocks, user.name);
     if (blocked) {
       log.security('admin.overview_denied', { requestId: ctx.id, reason: 'account blocked', user: user.name, clientIp: ctx.address?.client.address, path: LOGIN_PATH });

@@ -6,6 +6,7 @@ import { GatewayError, isGatewayError } from '../errors.js';
 import { readForm } from './form.js';
 import { equalSecret } from './equal-secret.js';
 import { loginAttempt } from './lockout.js';
+import { checkPassword } from './sign-in.js';
 import { accountBlocked } from '../containment/enforce.js';
 import type { BlockSet } from '../containment/blocks.js';
 import type { Logger } from '../log/logger.js';
@@ -15,7 +16,7 @@ import { cookieChallenge } from './challenge.js';
 import { readBasic } from './credentials.js';
 import { sameSiteRequest } from './csrf.js';
 import { loginPage, logoutPage, sendPage } from './pages.js';
-import { dummyHash, verifyPassword } from './password.js';
+import { dummyHash } from './password.js';
 import { safeReturnTo } from './return-to.js';
 import { APP_SESSION_COOKIES, CLEAR_PATH, CLEAR_SITE_DATA, CLEAR_STORAGE, SiteClearChain } from './site-clear.js';
 import { WS_TICKET_PATH, WsTickets, createWsTicketEndpoint } from './ws-ticket.js';
@@ -113,23 +114,16 @@ export function createAuthEndpoints(
       return;
     }
     const attempt = loginAttempt(name.slice(0, 64), ctx.address?.client, ctx.id);
-    try {
-      await auth.lockout.check(attempt);
-    } catch (err) {
-      if (!isGatewayError(err)) throw err;
-      // Only a lock is a lockout: a store that could not answer is reported by its own code.
-      if (err.code === 'AUTH_LOCKED') log.security('auth.login_locked', { requestId: ctx.id, user: attempt.name, clientIp: attempt.clientIp, addressGroup: attempt.ipKey, detail: err.detail });
-      again(err.status, err);
+    const checked = await checkPassword(auth, log, attempt, name, password);
+    if ('refused' in checked) {
+      again(checked.refused.status, checked.refused);
       return;
     }
-    const user = name ? await auth.store.getUser(name) : undefined;
-    const ok = user ? await verifyPassword(password, user.passwordHash) : (await verifyPassword(password, await dummyHash()), false);
-    if (!user || !ok || user.disabled) {
-      await auth.lockout.failed(attempt, !user ? 'unknown user' : !ok ? 'wrong password' : 'disabled');
-      again(401, new GatewayError('AUTH_FAILED', !user ? 'unknown user' : !ok ? 'wrong password' : 'disabled user', { 'www-authenticate': cookieChallenge() }));
+    if ('failed' in checked) {
+      again(401, new GatewayError('AUTH_FAILED', checked.failed === 'disabled' ? 'disabled user' : checked.failed, { 'www-authenticate': cookieChallenge() }));
       return;
     }
-    await auth.lockout.succeeded(attempt);
+    const { user } = checked;
     // A blocked account opens no session (told only to whoever knows its password).
     const blocked = accountBlocked(blocks, user.name);
     if (blocked) {
