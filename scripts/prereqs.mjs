@@ -41,6 +41,9 @@ export const TEST_NEEDS = [
   file('chromium', '/usr/bin/chromium'), // test/helpers/browser.ts: Debian's Chromium, never a downloaded one
   file('libnss3-tools', '/usr/bin/certutil'), // the test browser trusts the development CA through an NSS db
   command('nginx', 'nginx'), // test/integration/nginx.test.ts: nginx -t and nginx in front of the gateway
+  command('caddy', 'caddy'), // forward-auth tests: Caddy's forward_auth in front of a stand-in app
+  command('pebble', 'pebble'), // ACME tests: a real ACME server (the package also has pebble-challtestsrv)
+  command('pebble', 'pebble-challtestsrv'), // ...which answers the ACME server's DNS with 127.0.0.1
   command('redis-server', 'redis-server'), // test/helpers/deployment.ts starts a password-protected one
   command('openssl', 'openssl'), // test/helpers/deployment.ts issues its certificates with it
   command('prometheus', 'promtool'), // test/integration/metrics-promtool.test.ts: `promtool check metrics` on a live /metrics
