@@ -21,6 +21,7 @@ import { createCsrf } from './auth/csrf.js';
 import { AUTH_PATHS, createAuthEndpoints } from './auth/endpoints.js';
 import { LiveSockets } from './auth/live-sockets.js';
 import { answerProtocol, takeProtocolBearer } from './auth/ws-bearer.js';
+import { JWKS_PATH, answerJwks, routeAssertion } from './auth/assertion/routes.js';
 import { WsTickets, takeTicket } from './auth/ws-ticket.js';
 import { createLoginLimiter } from './ratelimit/login.js';
 import { BodyBuffers } from './proxy/body-buffers.js';
@@ -30,6 +31,7 @@ import { normalizeHost } from './routing/host.js';
 import { normalizePath } from './routing/normalize-path.js';
 import { readRequestTarget } from './routing/request-target.js';
 import { createRouter } from './routing/router.js';
+import { createForwardAuth } from './auth/forward-auth/endpoint.js';
 import { checkFraming } from './routing/framing.js';
 import { wantsHtml } from './respond.js';
 import { Reply, type ReplyPolicy } from './reply.js';
@@ -158,9 +160,14 @@ function wsCredentials(tickets: WsTickets | undefined): Step {
 }
 
 /** 2. Route steps: the route's policy chain, built once per route at startup. */
-const ROUTE: readonly (Stage<(route: RouteConfig, p: RouteParts) => Step | undefined> & { ownPages?: true; upgradesOnly?: true })[] = [
+/*
+ * `notForwardAuth`: left out of a forward-auth check (src/auth/forward-auth/), where the edge
+ * proxy serves the request: a step not flagged runs there too, so a new policy step is enforced
+ * for edge proxies by default (fail closed).
+ */
+const ROUTE: readonly (Stage<(route: RouteConfig, p: RouteParts) => Step | undefined> & { ownPages?: true; upgradesOnly?: true; notForwardAuth?: string })[] = [
   { name: 'ip-allowlist', why: 'cheapest refusal first; it guards the gateway\'s own pages on the route\'s host too', ownPages: true, build: (r) => createIpAllowlist(r) },
-  { name: 'cors', why: 'before auth: preflights carry no credentials, and a foreign origin is refused early', build: (r) => createCors(r) },
+  { name: 'cors', why: 'before auth: preflights carry no credentials, and a foreign origin is refused early', notForwardAuth: 'its answer headers never reach the client through an edge, and a preflight passed as allowed would reach the app unauthenticated', build: (r) => createCors(r) },
   { name: 'rate-limit', why: 'before auth: an address over its budget is refused before any credential is checked (`by: ip` charges here)', build: (_r, p) => p.limit?.beforeAuth },
   {
     name: 'ws-credentials',
@@ -170,20 +177,22 @@ const ROUTE: readonly (Stage<(route: RouteConfig, p: RouteParts) => Step | undef
   },
   { name: 'authenticate', why: 'who is calling: JWT, session cookie or webhook signature; on `by: user` routes a request it (or authorize) stops is charged to its address, so guessing spends the budget too', build: (r, p) => chargeStopped(p.limit, createAuthenticate(r, p.deps)) },
   { name: 'account-blocks', why: 'containment: the first point where the user or API client is known; a blocked one is refused before anything is charged to it', build: (_r, p) => (p.deps.containment ? createAccountBlocks(p.deps.containment.blocks) : undefined) },
-  { name: 'authorize', why: 'may they use this route: roles', build: (r, p) => chargeStopped(p.limit, createAuthorize(r)) },
+  { name: 'authorize', why: 'may they use this route: roles, then a second factor where the route or the roles need one', build: (r, p) => chargeStopped(p.limit, createAuthorize(r, p.deps.auth?.config)) },
   { name: 'user-rate-limit', why: '`by: user`: the first point where the principal is known; one Redis round trip charges the user and reads the address', build: (_r, p) => p.limit?.afterAuth },
   { name: 'csrf', why: 'after auth: only requests the session cookie carries need a same-site Origin', build: (r) => createCsrf(r) },
-  { name: 'body-limit', why: 'a declared body over the limit is refused before a byte is read or goes upstream', build: (r) => createBodyLimit(r) },
+  { name: 'body-limit', why: 'a declared body over the limit is refused before a byte is read or goes upstream', notForwardAuth: 'the edge sends no body to a check; its own limit applies', build: (r) => createBodyLimit(r) },
   {
     name: 'openapi',
     why: "last: after auth, so the spec's shape is told only to callers allowed on the route, and after body-limit, so the JSON body it reads whole is bounded (and within the process-wide server.maxBufferedBodies); forwarded as the same bytes",
     build: (r, p) => createOpenApiValidation(r, p.deps.openapi, p.bodies, p.deps.log),
+    notForwardAuth: 'it reads the body, which the edge keeps',
   },
 ];
 
 /** 3. Terminal: what answers a request that passed its steps. */
 const TERMINAL: readonly Stage<never>[] = [
-  { name: 'auth-endpoints', why: "the gateway's own /auth/* pages on every routed host, behind the route's IP allowlist only" },
+  { name: 'auth-endpoints', why: "the gateway's own /auth/* pages and the assertion keys (/.well-known/crm-gateway/jwks.json) on every routed host, behind the route's IP allowlist only" },
+  { name: 'forward-auth', why: "an edge proxy's check (forwardAuth.host + path): the checked route's steps run on the original request, nothing is forwarded" },
   { name: 'webhook', why: 'auth: whatsapp routes: the body is read, its signature verified and queued; never the plain proxy' },
   { name: 'proxy', why: 'header hygiene, forward (keep-alive, streaming, timeouts, websockets), response hygiene' },
 ];
@@ -207,7 +216,9 @@ function compileRoute(route: RouteConfig, deps: GatewayDeps, tickets: WsTickets 
     steps: pick((s) => !s.upgradesOnly),
     upgradeSteps: pick(() => true),
     ownPageSteps: pick((s) => s.ownPages === true),
+    forwardAuthSteps: pick((s) => !s.upgradesOnly && s.notForwardAuth === undefined),
     handler: webhookHandler(route, deps, bodies),
+    assertion: routeAssertion(route, deps.assertions),
   };
 }
 
@@ -292,7 +303,10 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
   const bodies = new BodyBuffers(cfg.server.maxBufferedBodies, cfg.server.bodyReadTimeout);
   const routes = cfg.routes.map((r) => compileRoute(r, deps, wsTickets, bodies));
   const router = createRouter(routes.map((r) => ({ ...r.config, compiled: r })));
-  const connection = CONNECTION.flatMap((s) => (s.build ? [s.build({ cfg, log, match: (host, path) => router(host, path)?.compiled, containment: deps.containment })] : []));
+  // The forward-auth endpoint is matched before the routes: its host need not be a routed one.
+  const forwardAuth = cfg.forwardAuth ? createForwardAuth(cfg, cfg.forwardAuth, deps, (host, path) => router(host, path)?.compiled) : undefined;
+  const match = (host: string, path: string): CompiledRoute | undefined => forwardAuth?.endpointFor(host, path) ?? router(host, path)?.compiled;
+  const connection = CONNECTION.flatMap((s) => (s.build ? [s.build({ cfg, log, match, containment: deps.containment })] : []));
   const upgradeChecks = UPGRADE.flatMap((s) => (s.build ? [s.build()] : []));
   // Without an auth service the gateway's own pages refuse (fail closed).
   const authEndpoints = deps.auth
@@ -332,8 +346,17 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
     if (draining) res.shouldKeepAlive = false;
     try {
       const route = runConnection(ctx);
+      if (forwardAuth?.isEndpoint(route)) {
+        forwardAuth.handle(ctx, res, refuse);
+        return;
+      }
       // 3. Terminal, chosen by path: the gateway's own pages take the allowlist alone.
-      if (AUTH_PATHS.has(ctx.path ?? '')) {
+      if (ctx.path === JWKS_PATH) {
+        await runSteps(ctx, route.ownPageSteps);
+        answerJwks(ctx, res, deps.assertions);
+        return;
+      }
+      if (AUTH_PATHS.has(ctx.path ?? '') || authEndpoints?.owns(ctx.path ?? '')) {
         await runSteps(ctx, route.ownPageSteps);
         if (!authEndpoints) throw new GatewayError('AUTH_UNAVAILABLE', 'login is not enabled (API_SECRET_KEY is not set)');
         authEndpoints.handle(ctx, res, refuse);
@@ -362,6 +385,8 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
       if (draining) throw new GatewayError('SHUTTING_DOWN', 'upgrade during shutdown');
       const route = runConnection(ctx);
       for (const check of upgradeChecks) check(ctx);
+      // The gateway's own document: never handed to an upstream, not even as a handshake.
+      if (ctx.path === JWKS_PATH) throw new GatewayError('UPGRADE_NOT_ALLOWED', `upgrade on ${JWKS_PATH}`);
       if ((await runSteps(ctx, route.upgradeSteps)) !== undefined) throw new GatewayError('UPGRADE_NOT_ALLOWED', 'a step answered an upgrade');
       ctx.reply.forwarded(101);
       const ws = new WsSession(socket);

@@ -4,6 +4,7 @@ import type { RequestTarget } from './routing/request-target.js';
 import type { CompiledRoute } from './routes.js';
 import type { Reply } from './reply.js';
 import type { ProtocolBearer } from './auth/ws-bearer.js';
+import type { Factor } from './auth/sessions/types.js';
 
 /** Who the request is, once authentication has run. */
 export interface Principal {
@@ -14,6 +15,10 @@ export interface Principal {
   tokenId?: string | undefined;
   /** When the credentials expire (ms since epoch): websockets are closed then. */
   expiresAt?: number | undefined;
+  /** The staff session (src/auth/sessions) a session token belongs to: its `sid` claim. */
+  sessionId?: string | undefined;
+  /** The factors proved at sign-in (the token's `amr` claim). */
+  factors?: Factor[] | undefined;
 }
 
 /** What the gateway did with a request, for the access log. */
@@ -58,4 +63,9 @@ export interface RequestContext {
   upstreamTimedOut?: boolean;
   /** Milliseconds from forwarding to the upstream's response head: the upstream's own time, not the client's. */
   upstreamMs?: number;
+  /**
+   * Set when this is an edge proxy's forward-auth check (src/auth/forward-auth/): target, path,
+   * route and address then describe the original request the edge asked about.
+   */
+  forwardAuth?: { readonly edge: string; readonly method: string };
 }

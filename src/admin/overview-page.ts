@@ -7,6 +7,7 @@ import type { LocalTime } from './local-time.js';
 import type { BackupStatus, CertificateStatus, ChainStatus, Status } from './status.js';
 import { esc, horizontalBars, stackedColumns, type Column } from './overview-charts.js';
 import type { Block } from '../containment/model.js';
+import { staffSessionsSection, type StaffSessionsView } from './sessions-view.js';
 
 export const RANGES: readonly OverviewRange[] = ['24h', '7d', '30d'];
 const RANGE_NAMES: Record<OverviewRange, string> = { '24h': 'last 24 hours', '7d': 'last 7 days', '30d': 'last 30 days' };
@@ -50,6 +51,8 @@ export interface OverviewPageInput {
   readonly viewer: string;
   /** Blocks in force now (`crm-gateway block`, automatic containment); absent: not wired. */
   readonly blocks?: readonly Block[] | undefined;
+  /** Staff sessions (src/auth/sessions), with revoke forms for a signed-in admin. */
+  readonly staffSessions?: StaffSessionsView | undefined;
 }
 
 /** A value safe to paste into a POSIX shell. */
@@ -217,6 +220,7 @@ export function renderOverviewPage(p: OverviewPageInput): string {
     topTable('paths', 'path', top.paths, (c) => [pathFlag(c.value)], s.range) +
     `</div><h2>Alerts</h2>${alerts}` +
     `<h2>Blocks in force <span data-total-blocks="${p.blocks?.length ?? 0}">(${p.blocks?.length ?? 0})</span></h2>${blocks}` +
+    `<h2>Staff sessions <span data-total-sessions="${p.staffSessions?.sessions.length ?? 0}">(${p.staffSessions?.sessions.length ?? 0})</span></h2>${staffSessionsSection(p.staffSessions, t)}` +
     `<p class="sub">Served by the gateway's admin listener from its access and security logs; times in ${esc(t.zone)}; every command above runs beside the gateway (LOG_DIR).</p></body></html>`
   );
 }

@@ -23,10 +23,11 @@ import { ChainStatusCache, backupStatus, certificateStatus } from './status.js';
 import { blockFields } from '../containment/model.js';
 import type { BlockSet } from '../containment/blocks.js';
 import { accountBlocked } from '../containment/enforce.js';
+import { SESSIONS_REVOKE_PATH, revokeFromOverview } from './sessions-view.js';
 
 export const OVERVIEW_PATH = '/security';
 export const OVERVIEW_JSON_PATH = '/security.json';
-const PATHS = new Set([OVERVIEW_PATH, OVERVIEW_JSON_PATH, LOGIN_PATH, LOGOUT_PATH]);
+const PATHS = new Set([OVERVIEW_PATH, OVERVIEW_JSON_PATH, LOGIN_PATH, LOGOUT_PATH, SESSIONS_REVOKE_PATH]);
 
 export interface OverviewDeps {
   readonly log: Logger;
@@ -100,7 +101,7 @@ export function createOverviewHandler(cfg: GatewayConfig, deps: OverviewDeps): (
 
   async function overview(ctx: RequestContext, res: ServerResponse, path: string): Promise<void> {
     const method = ctx.req.method ?? 'GET';
-    if (method !== 'GET' && method !== 'HEAD') throw new GatewayError('METHOD_NOT_ALLOWED', `${method} ${path}`, { allow: 'GET, HEAD' });
+    if (method !== 'GET' && method !== 'HEAD' && path !== SESSIONS_REVOKE_PATH) throw new GatewayError('METHOD_NOT_ALLOWED', `${method} ${path}`, { allow: 'GET, HEAD' });
     const rangeParam = new URL(ctx.req.url ?? '/', 'http://admin').searchParams.get('range');
     if (rangeParam !== null && !(RANGES as readonly string[]).includes(rangeParam)) throw new GatewayError('BAD_REQUEST', `range ${rangeParam.slice(0, 20)}`);
     const range = (rangeParam ?? '24h') as OverviewRange;
@@ -122,13 +123,18 @@ export function createOverviewHandler(cfg: GatewayConfig, deps: OverviewDeps): (
       denied(ctx, path, 'not an admin', who.subject);
       throw new GatewayError('ROLE_FORBIDDEN', `${who.subject} has no admin role`);
     }
+    if (path === SESSIONS_REVOKE_PATH) {
+      if (!who.session || !deps.auth) throw new GatewayError('AUTH_REQUIRED', 'revoking a session takes the overview sign-in');
+      return revokeFromOverview(ctx, res, { subject: who.subject, csrf: who.session.csrf }, deps.auth, log);
+    }
     if (!deps.overview) throw new GatewayError('INTERNAL', 'the security overview is not wired to the audit log');
     const snapshot = deps.overview.snapshot(range);
+    const staffSessions = deps.auth ? await deps.auth.sessions.registry.list() : undefined;
     const [upstreams, chainStatus, backup] = await Promise.all([upstreamHealth(cfg), chain.get(), backupStatus(cfg.backup)]);
     const certificate = certificateStatus(cfg.tls.certFile);
     log.security('admin.overview_viewed', { requestId: ctx.id, user: who.subject, clientIp: ctx.address?.client.address, path, range, via: who.session ? 'sign-in' : 'bearer' });
     if (path === OVERVIEW_JSON_PATH) {
-      const body = JSON.stringify({ ...snapshot, timeZone: time.zone, status: { upstreams, certificate, auditChain: chainStatus, backup }, blocks: (deps.blocks?.active() ?? []).map(blockFields) });
+      const body = JSON.stringify({ ...snapshot, timeZone: time.zone, status: { upstreams, certificate, auditChain: chainStatus, backup }, blocks: (deps.blocks?.active() ?? []).map(blockFields), sessions: staffSessions });
       ctx.reply.answer(res, 200, { body: { contentType: 'application/json; charset=utf-8', body } });
       return;
     }
@@ -141,6 +147,7 @@ export function createOverviewHandler(cfg: GatewayConfig, deps: OverviewDeps): (
       time,
       viewer: who.subject,
       blocks: deps.blocks?.active(),
+      staffSessions: staffSessions ? { sessions: staffSessions, csrf: who.session?.csrf } : undefined,
       session: who.session ? { subject: who.subject, csrf: who.session.csrf, logoutPath: LOGOUT_PATH } : undefined,
     });
     ctx.reply.answer(res, 200, { body: { contentType: 'text/html; charset=utf-8', body: html }, page: { csp: OVERVIEW_CSP, ...PAGE_HEADERS } });

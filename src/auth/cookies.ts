@@ -8,6 +8,12 @@ import { stringifySetCookie } from 'cookie';
 export const ACCESS_COOKIE = '__Host-crmgw_at';
 export const REFRESH_COOKIE = '__Host-crmgw_rt';
 export const CSRF_COOKIE = '__Host-crmgw_csrf';
+/** An identity-provider sign-in in progress: its `state` (src/auth/oidc/endpoints.ts). */
+export const OIDC_STATE_COOKIE = '__Host-crmgw_oidc';
+/** The SSO hand-off's state (src/auth/sso/handoff.ts): only the browser that began it may finish it. */
+export const SSO_STATE_COOKIE = '__Host-crmgw_sso';
+/** A sign-in between its first and second factor (src/auth/mfa/pending.ts). */
+export const MFA_COOKIE = '__Host-crmgw_mfa';
 /**
  * The security overview's sign-in (src/admin/session.ts): plain HTTP on loopback, so not
  * `__Host-`. Cookies are not scoped by port, so a browser sends them to a route on the same
@@ -15,7 +21,7 @@ export const CSRF_COOKIE = '__Host-crmgw_csrf';
  */
 export const ADMIN_SESSION_COOKIE = 'crmgw_admin';
 export const ADMIN_CSRF_COOKIE = 'crmgw_admin_csrf';
-export const GATEWAY_COOKIES = [ACCESS_COOKIE, REFRESH_COOKIE, CSRF_COOKIE, ADMIN_SESSION_COOKIE, ADMIN_CSRF_COOKIE] as const;
+export const GATEWAY_COOKIES = [ACCESS_COOKIE, REFRESH_COOKIE, CSRF_COOKIE, OIDC_STATE_COOKIE, ADMIN_SESSION_COOKIE, ADMIN_CSRF_COOKIE, SSO_STATE_COOKIE, MFA_COOKIE] as const;
 
 export function setCookie(name: string, value: string, maxAgeMs: number, sameSite: 'lax' | 'strict' = 'lax'): string {
   return stringifySetCookie({ name, value, httpOnly: true, secure: true, sameSite, path: '/', maxAge: Math.max(0, Math.floor(maxAgeMs / 1000)) });

@@ -1,6 +1,7 @@
 import type { Principal } from '../context.js';
 import { WS_CLOSE, type CloseReason } from '../proxy/ws-session.js';
 import type { RevocationList } from './revocation.js';
+import { sessionRevocationKey } from './sessions/staff-sessions.js';
 
 /** What LiveSockets follows: revocations, and account state and changes (an AuthService). */
 export interface SocketAuthority {
@@ -60,17 +61,24 @@ export class LiveSockets {
   track(socket: LiveSocket, principal: Principal): void {
     const jti = principal.tokenId;
     if (!jti) return;
-    let set = this.byToken.get(jti);
-    if (!set) this.byToken.set(jti, (set = new Set()));
-    set.add(socket);
+    // A staff session's end is a revocation of its own (`sid:<id>`): its sockets close with it.
+    const keys = [jti, ...(principal.sessionId ? [sessionRevocationKey(principal.sessionId)] : [])];
+    for (const key of keys) {
+      let set = this.byToken.get(key);
+      if (!set) this.byToken.set(key, (set = new Set()));
+      set.add(socket);
+    }
     this.sockets.set(socket, { jti, subject: principal.subject });
     const timer = principal.expiresAt !== undefined ? setTimeout(() => socket.close(WS_CLOSE.expired), Math.max(0, principal.expiresAt - Date.now())) : undefined;
     timer?.unref();
     socket.onGone(() => {
       clearTimeout(timer);
-      set.delete(socket);
       this.sockets.delete(socket);
-      if (set.size === 0) this.byToken.delete(jti);
+      for (const key of keys) {
+        const set = this.byToken.get(key);
+        set?.delete(socket);
+        if (set?.size === 0) this.byToken.delete(key);
+      }
     });
   }
 

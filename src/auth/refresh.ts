@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { GatewayError } from '../errors.js';
 import type { Kv } from '../stores/kv.js';
+import type { Factor } from './sessions/types.js';
 
 interface RefreshRecord {
   family: string;
@@ -8,6 +9,10 @@ interface RefreshRecord {
   roles: string[];
   /** When the user logged in with the password (seconds, to the millisecond); absent in records made before it was kept. */
   authTime?: number;
+  /** The staff session this family is one host's part of (src/auth/sessions); its tokens carry it. */
+  sid?: string;
+  /** The factors proved at sign-in, carried into every renewed token. */
+  amr?: Factor[];
 }
 
 export interface RefreshResult {
@@ -87,11 +92,21 @@ export class RefreshTokens {
     private readonly reuseGraceMs: number = DEFAULT_REFRESH_REUSE_GRACE_MS,
   ) {}
 
-  /** Starts a new family (a login). */
-  async start(sub: string, roles: readonly string[]): Promise<RefreshResult & { token: string }> {
+  /**
+   * Starts a new family (a login, or a host joining a session through the SSO hand-off, which
+   * keeps the session's `authTime`, seconds, and passes its id and factors).
+   */
+  async start(sub: string, roles: readonly string[], session: { authTime?: number; sid?: string; amr?: readonly Factor[] } = {}): Promise<RefreshResult & { token: string }> {
     const family = randomBytes(12).toString('base64url');
     await this.kv.set(`rtfam:${family}`, 'active', this.ttlMs);
-    return this.mint({ family, sub, roles: [...roles], authTime: Date.now() / 1000 });
+    return this.mint({
+      family,
+      sub,
+      roles: [...roles],
+      authTime: session.authTime ?? Date.now() / 1000,
+      ...(session.sid ? { sid: session.sid } : {}),
+      ...(session.amr ? { amr: [...session.amr] } : {}),
+    });
   }
 
   /** Uses a refresh token: returns its successor, or throws AUTH_REVOKED / AUTH_INVALID. */
@@ -216,7 +231,7 @@ export class RefreshTokens {
   }
 
   /** Whose a token is (family and user), without using it; used tokens too. */
-  async recordOf(token: string): Promise<{ family: string; sub: string } | undefined> {
+  async recordOf(token: string): Promise<{ family: string; sub: string; sid?: string } | undefined> {
     const raw = await this.kv.get(`rt:${hash(token)}`);
     if (raw) return JSON.parse(raw) as RefreshRecord;
     const used = await this.kv.get(`rtused:${hash(token)}`);

@@ -8,6 +8,9 @@ import { ACCESS_COOKIE, REFRESH_COOKIE, clearCookie, parseCookies, setCookie, si
 import { LOGIN_PATH, withChallenge } from './challenge.js';
 import { readBearer } from './credentials.js';
 import { sessionVoided, type AuthService } from './service.js';
+import { isOidcSubject } from './oidc/rules.js';
+import { SSO_BEGIN_PATH } from './sso/paths.js';
+import type { SsoSetup } from './sso/setup.js';
 
 /** Only a browser navigating (GET/HEAD for HTML) is sent to the login page; APIs get 401. */
 function isNavigation(ctx: RequestContext): boolean {
@@ -15,9 +18,15 @@ function isNavigation(ctx: RequestContext): boolean {
   return ctx.kind === 'http' && (m === 'GET' || m === 'HEAD') && wantsHtml(ctx.req);
 }
 
-function loginRedirect(ctx: RequestContext): { answer: number } {
+/**
+ * To sign in: on the sign-in host (or without one login across hosts) its login page; on any
+ * other session host the SSO hand-off (src/auth/sso), which signs in there once for every host.
+ */
+function loginRedirect(ctx: RequestContext, sso: SsoSetup | undefined): { answer: number } {
   const back = `${ctx.path ?? '/'}${ctx.target?.query ? `?${ctx.target.query}` : ''}`;
-  ctx.reply.headers.location = `${LOGIN_PATH}?rd=${encodeURIComponent(back)}`;
+  const host = (ctx.target?.host ?? '').toLowerCase();
+  const viaSso = sso !== undefined && host !== sso.signInHost && sso.hosts.includes(host);
+  ctx.reply.headers.location = `${viaSso ? SSO_BEGIN_PATH : LOGIN_PATH}?rd=${encodeURIComponent(back)}`;
   return { answer: 302 };
 }
 
@@ -31,6 +40,7 @@ function loginRedirect(ctx: RequestContext): { answer: number } {
 export function createTokenAuthenticate(route: RouteConfig, auth: AuthService, log: Logger): Step {
   const acceptsBearer = route.auth === 'jwt' || route.auth === 'jwt-or-session';
   const acceptsSession = route.auth === 'session' || route.auth === 'jwt-or-session';
+  const sso = auth.sso;
 
   const authenticate: Step = async (ctx) => {
     const bearer = readBearer(ctx.req);
@@ -58,11 +68,11 @@ export function createTokenAuthenticate(route: RouteConfig, auth: AuthService, l
         // A stale or revoked session in a browser: record why, clear it, and offer the login.
         log.security('auth.session_rejected', { requestId: ctx.id, code: err.code, detail: err.detail, route: route.name, clientIp: ctx.address?.client.address });
         ctx.reply.cookie(clearCookie(ACCESS_COOKIE), clearCookie(REFRESH_COOKIE));
-        return loginRedirect(ctx);
+        return loginRedirect(ctx, sso);
       }
     }
 
-    if (acceptsSession && isNavigation(ctx)) return loginRedirect(ctx);
+    if (acceptsSession && isNavigation(ctx)) return loginRedirect(ctx, sso);
     throw new GatewayError('AUTH_REQUIRED', `no credentials on route ${route.name}`);
   };
 
@@ -76,7 +86,8 @@ export function createTokenAuthenticate(route: RouteConfig, auth: AuthService, l
   };
 }
 
-async function sessionPrincipal(ctx: RequestContext, auth: AuthService, log: Logger, access: string | undefined, refresh: string | undefined): Promise<void> {
+/** The session the cookies carry, as ctx.principal, renewing an expired access token; throws when it is not good. */
+export async function sessionPrincipal(ctx: RequestContext, auth: AuthService, log: Logger, access: string | undefined, refresh: string | undefined): Promise<void> {
   if (access) {
     try {
       const claims = await auth.tokens.verify(access);
@@ -106,7 +117,11 @@ async function sessionPrincipal(ctx: RequestContext, auth: AuthService, log: Log
       );
     });
   }
-  const user = await auth.store.getUser(next.record.sub);
+  // An identity provider's person has no local record: the roles mapped at sign-in hold until
+  // the staff session ends (which it must have: checked below through sid).
+  const oidcPerson = isOidcSubject(next.record.sub);
+  if (oidcPerson && next.record.sid === undefined) throw new GatewayError('AUTH_INVALID', `session of ${next.record.sub} without a staff session`);
+  const user = oidcPerson ? { name: next.record.sub, roles: next.record.roles, disabled: false, sessionsValidFrom: undefined } : await auth.store.getUser(next.record.sub);
   if (!user) throw new GatewayError('AUTH_INVALID', `session of unknown user ${next.record.sub}`);
   if (user.disabled) {
     await auth.refresh.revokeFamily(next.record.family);
@@ -116,8 +131,14 @@ async function sessionPrincipal(ctx: RequestContext, auth: AuthService, log: Log
     await auth.refresh.revokeFamily(next.record.family);
     throw new GatewayError('AUTH_REVOKED', `session of ${user.name} began before its password changed`);
   }
+  // A staff session that ended or expired renews on no host (read once per access lifetime).
+  const sid = next.record.sid;
+  if (sid !== undefined && !(await auth.sessions.live(sid))) {
+    await auth.refresh.revokeFamily(next.record.family);
+    throw new GatewayError('AUTH_REVOKED', `session ${sid} of ${user.name} has ended`);
+  }
   // Roles are read again at each renewal, so a role change reaches sessions within one access lifetime.
-  const issued = auth.tokens.issue({ sub: user.name, roles: user.roles, ttlMs: auth.config.sessionTtl, typ: 'session', family: next.record.family, authTime: next.record.authTime });
+  const issued = auth.tokens.issue({ sub: user.name, roles: user.roles, ttlMs: auth.config.sessionTtl, typ: 'session', family: next.record.family, authTime: next.record.authTime, sid, amr: next.record.amr });
   await auth.refresh.setAccess(next.record.family, issued.claims.jti, issued.claims.exp);
   ctx.reply.cookie(setCookie(ACCESS_COOKIE, issued.token, auth.config.sessionTtl));
   if (successorCookie) ctx.reply.cookie(successorCookie);

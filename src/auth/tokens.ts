@@ -5,6 +5,7 @@ import { boundedCache } from '../stores/bounded-cache.js';
 import { GatewayError } from '../errors.js';
 import { JWT_ALGORITHM, type KeyRing } from './keyring.js';
 import { missingClaim, type TokenClaims } from './claims.js';
+import type { Factor } from './sessions/types.js';
 
 export interface TokenPolicy {
   issuer: string;
@@ -70,7 +71,7 @@ export class TokenService {
   }
 
   /** Signs a token with the current key. */
-  issue(input: { sub: string; roles: readonly string[]; ttlMs: number; typ: TokenClaims['typ']; family?: string; authTime?: number }): { token: string; claims: TokenClaims } {
+  issue(input: { sub: string; roles: readonly string[]; ttlMs: number; typ: TokenClaims['typ']; family?: string; authTime?: number; sid?: string | undefined; amr?: readonly Factor[] | undefined }): { token: string; claims: TokenClaims } {
     if (input.ttlMs > this.policy.maxTokenTtl) throw new Error(`token lifetime ${input.ttlMs} ms is over the maximum ${this.policy.maxTokenTtl} ms`);
     const iat = Math.floor(this.now() / 1000);
     const claims: TokenClaims = {
@@ -84,6 +85,8 @@ export class TokenService {
       typ: input.typ,
       ...(input.family ? { fam: input.family } : {}),
       ...(input.authTime !== undefined ? { auth_time: input.authTime } : {}),
+      ...(input.sid ? { sid: input.sid } : {}),
+      ...(input.amr ? { amr: [...input.amr] } : {}),
     };
     const token = jwt.sign(claims, this.ring.current.key, { algorithm: JWT_ALGORITHM, keyid: this.ring.current.kid, header: { alg: JWT_ALGORITHM, typ: 'JWT', kid: this.ring.current.kid } });
     return { token, claims };

@@ -21,6 +21,14 @@ export const ENV_SETTINGS = [
   ['JWT_ISSUER', ['auth', 'issuer']],
   ['JWT_AUDIENCE', ['auth', 'audience']],
   ['JWT_MAX_TTL', ['auth', 'maxTokenTtl']],
+  ['GATEWAY_ASSERTION_KEY_FILE', ['assertion', 'keyFile']],
+  ['GATEWAY_ASSERTION_ISSUER', ['assertion', 'issuer']],
+  ['OIDC_ISSUER', ['auth', 'oidc', 'issuer']],
+  ['OIDC_CLIENT_ID', ['auth', 'oidc', 'clientId']],
+  ['OIDC_CLIENT_SECRET', ['auth', 'oidc', 'clientSecret']],
+  ['OIDC_CA_FILE', ['auth', 'oidc', 'caFile']],
+  ['OIDC_ALLOWED_EMAIL_DOMAINS', ['auth', 'oidc', 'allowedEmailDomains']],
+  ['OIDC_DEFAULT_ROLES', ['auth', 'oidc', 'defaultRoles']],
   ['WHATSAPP_APP_SECRET', ['secrets', 'whatsappAppSecret']],
   ['WHATSAPP_VERIFY_TOKEN', ['secrets', 'whatsappVerifyToken']],
   ['WHATSAPP_APP_SECRET_PREVIOUS', ['secrets', 'whatsappAppSecretPrevious']],
@@ -53,6 +61,7 @@ export const ENV_SETTINGS = [
   ['BACKUP_S3_PREFIX', ['backup', 's3', 'prefix']],
   ['AWS_ACCESS_KEY_ID', ['backup', 's3', 'accessKeyId']],
   ['AWS_SECRET_ACCESS_KEY', ['backup', 's3', 'secretAccessKey']],
+  ['FORWARD_AUTH_HOST', ['forwardAuth', 'host']],
 ] as const satisfies readonly (readonly [string, readonly string[]])[];
 
 export type Env = Readonly<Record<string, string | undefined>>;

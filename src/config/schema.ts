@@ -4,6 +4,7 @@ import { Cron } from 'croner';
 import { parseDuration, parseSize } from './units.js';
 import { IpSet } from '../net/ip.js';
 import { DEFAULT_LANGUAGE, LANGUAGES } from '../i18n/language.js';
+import { givenSetting, oidcSchema } from '../auth/oidc/config.js';
 
 /** Defaults, named once. */
 export const DEFAULTS = {
@@ -230,6 +231,11 @@ export const routeSchema = z
     /** Forward the client's gateway bearer token to the upstream (off: stripped after verification). */
     passCredentials: bool.default(false),
     /**
+     * Send the upstream a signed identity assertion (`X-Gateway-Assertion`, src/auth/assertion/).
+     * Unset: on for `jwt`, `session` and `jwt-or-session` routes.
+     */
+    identityAssertion: bool.optional(),
+    /**
      * Requests checked against the upstream's OpenAPI 3.0/3.1 description (src/openapi/): a file
      * or an http(s) URL (FastAPI's `/openapi.json`), read at startup and on SIGHUP. `report`
      * logs what `enforce` would refuse, for rolling it out.
@@ -240,11 +246,18 @@ export const routeSchema = z
         mode: z.enum(['enforce', 'report']).default('enforce'),
       })
       .optional(),
+    /**
+     * `required`: only principals that proved a second factor (TOTP, a recovery code, a passkey)
+     * pass authorization; password-only sessions are sent to sign in again with it, bearer tokens
+     * refused (MFA_REQUIRED: client credentials prove no second factor). See src/auth/mfa/.
+     */
+    mfa: z.literal('required').optional(),
   })
   .superRefine((r, ctx) => {
     if (!r.host && !r.path) ctx.addIssue({ code: 'custom', message: 'a route needs a host, a path, or both' });
     if (r.stripPrefix && !r.path) ctx.addIssue({ code: 'custom', path: ['stripPrefix'], message: 'stripPrefix needs a path' });
     if (r.auth === 'none' && r.roles.length > 0) ctx.addIssue({ code: 'custom', path: ['roles'], message: 'roles need an auth mode other than none' });
+    if (r.identityAssertion === true && (r.auth === 'none' || r.auth === 'whatsapp')) ctx.addIssue({ code: 'custom', path: ['identityAssertion'], message: 'an identity assertion needs a jwt, session or jwt-or-session route (it asserts who signed in)' });
     if (r.rateLimit?.by === 'user' && r.auth === 'none') ctx.addIssue({ code: 'custom', path: ['rateLimit', 'by'], message: 'by: user needs an authenticated route' });
     // The webhook reads and verifies its own body; a second reader would race it.
     if (r.openapi && r.auth === 'whatsapp') ctx.addIssue({ code: 'custom', path: ['openapi'], message: 'openapi validation does not apply to auth: whatsapp routes' });
@@ -341,6 +354,39 @@ export const gatewaySchema = z.strictObject({
       /** A refresh token presented again this soon after its first use is the same browser racing itself. */
       refreshReuseGrace: duration.prefault('10s').pipe(z.number().max(60_000, 'at most 60s')),
       clockSkew: duration.prefault('30s'),
+      /**
+       * One login for every session host (issue 14): the sign-in host holds the session and hands
+       * each other host its own cookies through a one-time code. Default host: the first
+       * `session`/`jwt-or-session` route's host (no new DNS name or certificate).
+       */
+      sso: z
+        .strictObject({
+          /** Off: each host signs in on its own, as before issue 14. */
+          enabled: z.boolean().default(true),
+          host: z.string().min(1).transform((h) => h.toLowerCase()).optional(),
+        })
+        .prefault({}),
+      /** Second factors (src/auth/mfa/): users with any of these roles get no session without one (enrolment is forced). */
+      mfa: z
+        .strictObject({
+          requiredRoles: list.prefault(['admin']),
+        })
+        .prefault({}),
+      /**
+       * Passkeys (WebAuthn). `signIn`: a passkey alone signs in (it is two factors itself: the
+       * device and its PIN or biometric, user verification required), offered on the login page.
+       * `rpId`: default the parent domain of the sign-in host (`example.com` for `crm.example.com`;
+       * the sign-in host itself when its parent is a top-level name, as `localhost`).
+       */
+      passkeys: z
+        .strictObject({
+          signIn: bool.default(false),
+          rpId: hostname.optional(),
+          rpName: z.string().min(1).max(64).default('crm-gateway'),
+        })
+        .prefault({}),
+      /** Sign-in with an external OpenID Provider (src/auth/oidc/config.ts); absent: off. */
+      oidc: oidcSchema.optional(),
     })
     .prefault({}),
   secrets: z
@@ -356,6 +402,15 @@ export const gatewaySchema = z.strictObject({
       whatsappQueueKey: z.string().regex(/^[0-9a-fA-F]{64}$/, 'use 32 bytes hex (64 characters): openssl rand -hex 32').optional(),
       /** The queue key before a rotation: still opens queued payloads (never seals) until they drain. */
       whatsappQueueKeyPrevious: z.string().regex(/^[0-9a-fA-F]{64}$/, 'use 32 bytes hex (64 characters): the WHATSAPP_QUEUE_KEY before the rotation').optional(),
+    })
+    .prefault({}),
+  /** The signed identity assertion upstreams verify (src/auth/assertion/; README "Verifying who is calling"). */
+  assertion: z
+    .strictObject({
+      /** The ES256 key file, shared by every instance; unset: `assertion-keys.json` in DATA_DIR, created at first start. */
+      keyFile: z.string().min(1).optional(),
+      /** The assertions' `iss`; unset: `https://<domain>` (with PUBLIC_HTTPS_PORT when not 443). */
+      issuer: z.url({ protocol: /^https?$/, message: 'use an http(s) URL, e.g. https://example.com' }).optional(),
     })
     .prefault({}),
   /** The WhatsApp webhook's delivery to the CRM API (routes with `auth: whatsapp`). */
@@ -531,6 +586,19 @@ export const gatewaySchema = z.strictObject({
       });
     })
     .prefault({}),
+  /**
+   * Forward-auth mode (src/auth/forward-auth/): an endpoint at `host` + `path` that an edge proxy
+   * (nginx auth_request, Traefik ForwardAuth, Caddy forward_auth) asks about each request it
+   * serves. Its X-Forwarded-* / X-Original-* headers are believed only from `edges` (default:
+   * TRUSTED_PROXIES); any other peer is refused.
+   */
+  forwardAuth: z
+    .strictObject({
+      host: hostname,
+      path: z.string().regex(/^\/auth\/[a-z0-9/_-]+$/, 'a path under /auth/').default('/auth/verify'),
+      edges: cidrList.prefault([]),
+    })
+    .optional(),
   /** The gateway's own pages (sign-in, sign-out, errors). */
   ui: z
     .strictObject({
@@ -556,6 +624,21 @@ export const gatewaySchema = z.strictObject({
 }).superRefine((c, ctx) => {
   // Embedded stores count per process: N workers without Redis would multiply every limit by N.
   if (c.server.workers > 1 && !c.stores.redisUrl) ctx.addIssue({ code: 'custom', path: ['server', 'workers'], message: 'more than one worker needs REDIS_URL (shared limits and state)' });
+  // Fail closed: with no edge named, no forwarded header could ever be believed.
+  if (c.forwardAuth && c.forwardAuth.edges.length === 0 && c.trustedProxies.length === 0) {
+    ctx.addIssue({ code: 'custom', path: ['forwardAuth', 'host'], message: 'forward-auth needs the edge proxies\' addresses: forwardAuth.edges or TRUSTED_PROXIES' });
+  }
+  // The sign-in host hands out sessions: it must be a host whose routes hold them.
+  const ssoHost = c.auth.sso.host;
+  if (ssoHost && !c.routes.some((r) => r.host?.toLowerCase() === ssoHost && (r.auth === 'session' || r.auth === 'jwt-or-session'))) {
+    ctx.addIssue({ code: 'custom', path: ['auth', 'sso', 'host'], message: `${ssoHost} is not the host of a session or jwt-or-session route` });
+  }
+  // Sign-in with a provider ends on a session host's callback (src/auth/oidc/endpoints.ts).
+  const sessionHosts = c.routes.filter((r) => r.host && (r.auth === 'session' || r.auth === 'jwt-or-session')).map((r) => r.host);
+  if (c.auth.oidc && sessionHosts.length === 0) ctx.addIssue({ code: 'custom', path: ['auth', 'oidc', ...givenSetting(c.auth.oidc)], message: 'sign-in with an identity provider needs a route with a host and auth: session (or jwt-or-session)' });
+  if (c.auth.oidc?.redirectUri && URL.canParse(c.auth.oidc.redirectUri) && sessionHosts.length > 0 && !sessionHosts.includes(new URL(c.auth.oidc.redirectUri).hostname)) {
+    ctx.addIssue({ code: 'custom', path: ['auth', 'oidc', 'redirectUri'], message: `must be on a session route's host (${sessionHosts.join(', ')})` });
+  }
   if (c.stores.redisSentinels?.length && !c.stores.redisUrl) ctx.addIssue({ code: 'custom', path: ['stores', 'redisSentinels'], message: 'Sentinel needs REDIS_URL too (it gives TLS, password and database)' });
   // A route whose whole body could never fit in the budget would refuse every such body with 503.
   c.routes.forEach((r, i) => {

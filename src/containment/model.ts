@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { parseDuration } from '../config/units.js';
 import { NAME_PATTERN } from '../auth/store/types.js';
+import { OIDC_SUBJECT_PATTERN } from '../auth/oidc/rules.js';
 import { canonicalIpv6, normalizeIp } from '../net/ip.js';
 
 /** What a block applies to. */
@@ -92,7 +93,8 @@ export function canonicalTarget(kind: BlockKind, raw: string, opts: { force?: bo
       return canonicalCidr(text, opts.force === true);
     case 'user':
     case 'client':
-      if (!NAME_PATTERN.test(text)) throw new BlockInputError(`not a ${kind} name: ${JSON.stringify(raw)} (letters, digits, . _ @ -, at most 64)`);
+      // A person an identity provider signed in is `oidc:<tag>:<sub>` (src/auth/oidc/rules.ts).
+      if (!NAME_PATTERN.test(text) && !(kind === 'user' && OIDC_SUBJECT_PATTERN.test(text))) throw new BlockInputError(`not a ${kind} name: ${JSON.stringify(raw)} (letters, digits, . _ @ -, at most 64)`);
       return text;
     case 'route':
       // The route names the config accepts (src/config/schema.ts).

@@ -42,7 +42,7 @@ process.once('exit', () => appendFileSync(out, Object.keys(cache).map((f) => pat
 `;
 
 /** What no gateway without REDIS_URL, DATABASE_URL, BACKUP_ENABLED and a missing certificate loads. */
-const NEVER = [/\/node_modules\/ioredis\//, /\/node_modules\/pg\//, /\/node_modules\/pg-pool\//, /\/node_modules\/@aws-sdk\//, /\/node_modules\/selfsigned\//, /\/dist\/backup\//, /\/dist\/doctor\//, /\/dist\/secrets\//];
+const NEVER = [/\/node_modules\/ioredis\//, /\/node_modules\/pg\//, /\/node_modules\/pg-pool\//, /\/node_modules\/@aws-sdk\//, /\/node_modules\/selfsigned\//, /\/dist\/backup\//, /\/dist\/doctor\//, /\/dist\/secrets\//, /\/node_modules\/openid-client\//, /\/node_modules\/oidc-provider\//, /\/node_modules\/@simplewebauthn\//, /\/node_modules\/qrcode\//, /\/node_modules\/otpauth\//];
 
 function tempDir(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'crm-gw-footprint-'));
@@ -126,6 +126,15 @@ function assertNotLoaded(urls: readonly string[], patterns: readonly RegExp[]): 
 
 test('footprint: node dist/main.js without REDIS_URL, DATABASE_URL or BACKUP_ENABLED loads no ioredis, pg, backup code, AWS SDK or selfsigned', { skip: NOT_BUILT }, async (t) => {
   assertNotLoaded(await loadedModules(t, [MAIN]), NEVER);
+});
+
+test('footprint: openid-client is loaded only with auth.oidc set (OIDC_ISSUER, …)', { skip: NOT_BUILT }, async (t) => {
+  const config = join(tempDir(t), 'gateway.yaml');
+  writeFileSync(config, 'routes:\n  - name: api\n    host: api.${GATEWAY_DOMAIN}\n    upstream: http://127.0.0.1:9\n    auth: jwt-or-session\n');
+  const urls = await loadedModules(t, [MAIN], { GATEWAY_CONFIG: config, OIDC_ISSUER: 'https://127.0.0.1:9/', OIDC_CLIENT_ID: 'gw', OIDC_CLIENT_SECRET: 'secret' });
+  // Then it is: discovery starts in the background (the recorder sees it, so the NEVER check above means something).
+  assert.ok(urls.some((u) => /\/node_modules\/openid-client\//.test(u)), 'openid-client loaded with auth.oidc');
+  assertNotLoaded(urls, [/\/node_modules\/oidc-provider\//]);
 });
 
 test('footprint: `crm-gateway start` loads the gateway alone, not the other commands (doctor, backup, secrets, audit)', { skip: NOT_BUILT }, async (t) => {

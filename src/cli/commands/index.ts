@@ -20,4 +20,5 @@ export const COMMANDS: ReadonlyMap<string, () => Promise<Command>> = new Map([
   ['access', async () => (await import('./access.js')).accessCommand],
   ['block', async () => (await import('./block.js')).blockCommand],
   ['unblock', async () => (await import('./block.js')).unblockCommand],
+  ['sessions', async () => (await import('./sessions.js')).sessionsCommand],
 ]);

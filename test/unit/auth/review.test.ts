@@ -8,6 +8,7 @@ import { RefreshTokens, type AccessRef } from '../../../src/auth/refresh.js';
 import { createAuthEndpoints } from '../../../src/auth/endpoints.js';
 import { dummyHash, hashPassword } from '../../../src/auth/password.js';
 import type { GatewayConfig } from '../../../src/config/schema.js';
+import { parseConfig } from '../../../src/config/load.js';
 import type { AuthService } from '../../../src/auth/service.js';
 
 test('refresh: revoking a family hands over every access token it was issued, not only the current one', async () => {
@@ -42,7 +43,8 @@ test('login timing: the dummy hash for unknown users is ready before the first l
   await hashPassword('a password for timing');
   const scryptMs = performance.now() - t0;
 
-  const cfg = { routes: [], listen: { httpsPort: 8443 } } as unknown as GatewayConfig;
+  // A whole parsed config: the sign-in flows of issue 14 read their sections at build time.
+  const cfg: GatewayConfig = parseConfig('routes:\n  - { name: x, host: x.test, upstream: "http://127.0.0.1:9", auth: session }\n', {});
   createAuthEndpoints(cfg, {} as AuthService, createMemoryLogger(), { login: async () => undefined, token: async () => undefined });
   await new Promise((r) => setTimeout(r, scryptMs * 3 + 100));
 
