@@ -14,6 +14,7 @@ import { loginPage, sendPage } from '../auth/pages.js';
 import { sameOriginForm } from './origin.js';
 import { equalSecret } from '../auth/equal-secret.js';
 import type { AdminSession, AdminSessions } from './session.js';
+import { overviewSecondFactor } from '../auth/mfa/overview.js';
 
 export const LOGIN_PATH = '/security/login';
 export const LOGOUT_PATH = '/security/logout';
@@ -52,7 +53,7 @@ export function createAdminSignIn(deps: SignInDeps) {
     const form = sessions.formToken();
     ctx.reply.cookie(form.cookie);
     if (error) ctx.reply.fail(error.err);
-    const shown = loginPage(ctx.reply.language(ctx.req), { action: LOGIN_PATH, intro: 'signIn.overviewIntro', csrf: form.token, rd, error: error?.err, user: error?.user });
+    const shown = loginPage(ctx.reply.language(ctx.req), { action: LOGIN_PATH, intro: 'signIn.overviewIntro', csrf: form.token, rd, error: error?.err, user: error?.user, code: true });
     sendPage(ctx, res, status, shown, [], error?.err.headers);
   };
 
@@ -105,6 +106,12 @@ export function createAdminSignIn(deps: SignInDeps) {
       again(403, new GatewayError('ROLE_FORBIDDEN', `${user.name} has no admin role`));
       return;
     }
+    // The second factor (src/auth/mfa/overview.ts): a TOTP or recovery code in the same form.
+    const second = await overviewSecondFactor(auth, log, ctx, user, form.get('code') ?? '');
+    if ('refused' in second) {
+      again(second.refused.status, second.refused);
+      return;
+    }
     // No fixation: a session the browser already carried (planted, or the previous user's) ends here.
     const previous = await sessions.find(ctx.req);
     if (previous) await sessions.end(previous);
@@ -112,7 +119,7 @@ export function createAdminSignIn(deps: SignInDeps) {
     await auth.store.updateUser(user.name, { lastLoginAt: new Date() });
     ctx.reply.cookie(...started.cookies);
     ctx.principal = { subject: user.name, roles: user.roles, method: 'session' };
-    log.security('auth.login_succeeded', { requestId: ctx.id, user: user.name, roles: user.roles, clientIp: ctx.address?.client.address, surface: 'admin' });
+    log.security('auth.login_succeeded', { requestId: ctx.id, user: user.name, roles: user.roles, clientIp: ctx.address?.client.address, surface: 'admin', factors: ['password', ...(second.factor ? [second.factor] : [])] });
     ctx.reply.redirect(res, 303, rd);
   }
 

@@ -8,10 +8,11 @@ export const DEFAULT_REVIEW_DAYS = 90;
 const DAY_MS = 86_400_000;
 
 /**
- * Sign-in factors a user can have. The gateway has only the password today; a second factor
- * adds its name here, and admins without one stop being flagged once they enrol.
+ * Sign-in factors a user can have: the password, and the second factors of src/auth/mfa/ (TOTP,
+ * passkeys; recovery codes come with either and are not listed). Admins with one are not flagged.
  */
-export type Factor = 'password';
+export type Factor = 'password' | 'totp' | 'passkey';
+const FACTORS_AVAILABLE: readonly Factor[] = ['password', 'totp', 'passkey'];
 
 export type Flag = 'unused' | 'admin_without_second_factor' | 'never_used';
 
@@ -71,6 +72,8 @@ export interface AccessInputs {
   readonly logDir: string;
   readonly now: Date;
   readonly days: number;
+  /** A user's second factors (the factor store); absent: none known. */
+  readonly secondFactors?: (user: string) => Promise<readonly ('totp' | 'passkey')[]>;
 }
 
 const iso = (d: Date | undefined): string | null => (d ? d.toISOString() : null);
@@ -90,9 +93,11 @@ function usageFlag(disabled: boolean, lastActive: Date | undefined, createdAt: D
 /** The quarterly access review: who can get in, how, and who has not for `days`. */
 export async function buildAccessReport(i: AccessInputs): Promise<AccessReport> {
   const cutoff = new Date(i.now.getTime() - i.days * DAY_MS);
+  const second = new Map<string, readonly ('totp' | 'passkey')[]>();
+  for (const u of i.users) second.set(u.name, (await i.secondFactors?.(u.name)) ?? []);
   const users: UserAccess[] = i.users
     .map((u) => {
-      const factors: Factor[] = ['password'];
+      const factors: Factor[] = ['password', ...(second.get(u.name) ?? [])];
       const lastSeen = i.activity.lastSeen.get(u.name);
       const flags = usageFlag(u.disabled, latest(u.lastLoginAt, lastSeen), u.createdAt, cutoff);
       if (!u.disabled && u.roles.includes(ADMIN_ROLE) && factors.length < 2) flags.push('admin_without_second_factor');
@@ -130,7 +135,7 @@ export async function buildAccessReport(i: AccessInputs): Promise<AccessReport> 
     days: i.days,
     store: i.store,
     logs: { dir: i.logDir, from: i.activity.firstDay ?? null, files: i.activity.filesRead, unreadable: i.activity.unreadableFiles },
-    factorsAvailable: ['password'],
+    factorsAvailable: FACTORS_AVAILABLE,
     users,
     clients,
     liveTokens: live,
@@ -153,7 +158,7 @@ export function formatAccessReport(r: AccessReport): string {
     `crm-gateway access review, ${when(r.generatedAt)} (period ${r.days} days; ${r.store === 'postgres' ? 'PostgreSQL' : 'embedded file'} store)`,
     `activity from the logs in ${r.logs.dir}: ${r.logs.from ? `since ${r.logs.from} (${r.logs.files} files)` : 'no log files: last use is known only from the sign-in the store records'}`,
     ...(r.logs.from && r.logs.from > periodStart(r) ? [`note: the logs start after the period does (${periodStart(r)}): use before ${r.logs.from} is not seen (LOG_RETENTION_DAYS)`] : []),
-    `sign-in factors: only a password exists today; no account has a second factor`,
+    `sign-in factors: password, then a second factor: ${r.users.filter((u) => u.factors.length > 1).length} of ${r.users.length} users have TOTP or a passkey`,
     '',
     `users (${r.users.length}):`,
     ...(r.users.length > 0

@@ -9,7 +9,8 @@ import { errorMessage, retryText, t, type MessageKey } from '../i18n/messages.js
 const STYLE =
   'body{font:16px/1.5 system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}main{max-width:22rem;margin:12vh auto;background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002}' +
   'h1{font-size:1.3rem;margin:0 0 1rem}label{display:block;margin:.8rem 0 .2rem;font-size:.9rem}input{width:100%;box-sizing:border-box;padding:.55rem;border:1px solid #767689;border-radius:4px;font:inherit}' +
-  'button{margin-top:1.2rem;width:100%;padding:.6rem;border:0;border-radius:4px;background:#2454d6;color:#fff;font:inherit;cursor:pointer}.err{background:#fde8e8;color:#8a1c1c;padding:.5rem .7rem;border-radius:4px;font-size:.9rem}small{color:#667}';
+  'button{margin-top:1.2rem;width:100%;padding:.6rem;border:0;border-radius:4px;background:#2454d6;color:#fff;font:inherit;cursor:pointer}.err{background:#fde8e8;color:#8a1c1c;padding:.5rem .7rem;border-radius:4px;font-size:.9rem}small{color:#667}' +
+  'a.sso{display:block;margin-top:1rem;padding:.55rem;border:1px solid #2454d6;border-radius:4px;text-align:center;color:#2454d6;text-decoration:none}';
 const STYLE_HASH = `'sha256-${createHash('sha256').update(STYLE).digest('base64')}'`;
 
 /**
@@ -66,6 +67,12 @@ export interface LoginPageOptions {
   readonly action?: string | undefined;
   /** A line under the heading saying which accounts may sign in here. */
   readonly intro?: MessageKey | undefined;
+  /** Sign-in with an identity provider (auth.oidc) under the form: its name on the button, or '' for a neutral label. */
+  readonly provider?: string | undefined;
+  /** A link to sign in with a passkey alone (auth.passkeys.signIn; src/auth/mfa/). */
+  readonly passkey?: boolean | undefined;
+  /** A second-factor field in the same form (the security overview's sign-in; src/auth/mfa/overview.ts). */
+  readonly code?: boolean | undefined;
 }
 
 export function loginPage(lang: Language, opts: LoginPageOptions): Page {
@@ -76,8 +83,17 @@ export function loginPage(lang: Language, opts: LoginPageOptions): Page {
       `<form method="post" action="${escapeHtml(opts.action ?? '/auth/login')}"><input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}"><input type="hidden" name="rd" value="${escapeHtml(opts.rd)}">` +
       `<label for="username">${escapeHtml(t(lang, 'signIn.user'))}</label><input id="username" name="username" autocomplete="username" required maxlength="64" value="${escapeHtml(opts.user ?? '')}" autofocus>` +
       `<label for="password">${escapeHtml(t(lang, 'signIn.password'))}</label><input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024">` +
-      `<button type="submit">${escapeHtml(t(lang, 'signIn.submit'))}</button></form><p><small>crm-gateway</small></p>`,
+      `${opts.code ? `<label for="code">${escapeHtml(t(lang, 'signIn.codeOptional'))}</label><input id="code" name="code" autocomplete="one-time-code" maxlength="32">` : ''}` +
+      `<button type="submit">${escapeHtml(t(lang, 'signIn.submit'))}</button></form>${providerButton(lang, opts)}` +
+      `${opts.passkey ? `<p><a id="passkey-sign-in" href="/auth/mfa/passkey?rd=${encodeURIComponent(opts.rd)}">${escapeHtml(t(lang, 'signIn.passkey'))}</a></p>` : ''}<p><small>crm-gateway</small></p>`,
   );
+}
+
+/** A link, not a form: a form's redirect to the provider would fall under form-action 'self'. */
+function providerButton(lang: Language, opts: LoginPageOptions): string {
+  if (opts.provider === undefined) return '';
+  const label = opts.provider ? t(lang, 'signIn.withNamedProvider', { provider: opts.provider }) : t(lang, 'signIn.withProvider');
+  return `<p><a class="sso" href="/auth/oidc/start?rd=${escapeHtml(encodeURIComponent(opts.rd))}">${escapeHtml(label)}</a></p>`;
 }
 
 export function logoutPage(lang: Language, opts: { csrf: string }): Page {
@@ -102,3 +118,6 @@ export function sendPage(ctx: RequestContext, res: ServerResponse, status: numbe
     page: { csp: csp(formOrigins), frameOptions: 'DENY', referrerPolicy: 'same-origin' },
   });
 }
+
+/** The shared layout and its style's CSP hash, for page builders in other files (src/auth/mfa/pages.ts). */
+export { page as pageLayout, STYLE_HASH };

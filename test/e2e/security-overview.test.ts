@@ -72,7 +72,7 @@ before(async () => {
   const cert = await testCertificate();
   ca = readFileSync(cert.cert, 'utf8');
   deadUpstream = `http://127.0.0.1:${await freePort()}`;
-  const config = testConfig(routes(deadUpstream), upstream.url, cert, { API_SECRET_KEY: randomSecret(), DATA_DIR: dataDir, LOG_DIR: audit.dir }, `admin: { timeZone: ${ZONE} }`);
+  const config = testConfig(routes(deadUpstream), upstream.url, cert, { API_SECRET_KEY: randomSecret(), DATA_DIR: dataDir, LOG_DIR: audit.dir }, `admin: { timeZone: ${ZONE} }\nauth: { mfa: { requiredRoles: [] } }`);
   const made = await createAuthService(config, { log: audit.log, redis: undefined, postgres: undefined });
   assert.ok(made);
   auth = made;

@@ -79,7 +79,7 @@ async function scenario(env: Record<string, string>, logDir: string): Promise<{ 
 function checkReport(r: AccessReport, text: string, store: 'file' | 'postgres'): void {
   assert.equal(r.store, store);
   assert.equal(r.days, 90);
-  assert.deepEqual(r.factorsAvailable, ['password']);
+  assert.deepEqual(r.factorsAvailable, ['password', 'totp', 'passkey']);
   const users = Object.fromEntries(r.users.map((u) => [u.name, u]));
   assert.deepEqual(Object.keys(users), ['gone', 'new-staff', 'old-staff', 'root', 'session-staff']);
   assert.deepEqual(users.root?.flags, ['admin_without_second_factor']);
@@ -103,7 +103,7 @@ function checkReport(r: AccessReport, text: string, store: 'file' | 'postgres'):
   assert.ok(r.liveTokens[0]?.lastUse, 'its last request, from the access log');
   assert.equal(r.summary.flagged, 3, 'root, old-staff, legacy');
 
-  assert.match(text, /only a password exists today; no account has a second factor/);
+  assert.match(text, /sign-in factors: password, then a second factor: 0 of \d+ users have TOTP or a passkey/);
   assert.match(text, /^ {2}root {2}roles admin,staff {2}enabled {2}factors password .*\[ADMIN WITHOUT SECOND FACTOR\]$/m);
   assert.match(text, /^ {2}old-staff .*\[UNUSED 90d\]$/m);
   assert.match(text, /^ {2}legacy .*last use never {2}live tokens 0 {2}\[UNUSED 90d\]$/m);

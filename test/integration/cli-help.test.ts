@@ -106,5 +106,5 @@ test('an unknown command and an unknown subcommand exit 2 with the error prefix'
   assert.match(cmd.stderr, /^crm-gateway: error: unknown command bogus\nusage: crm-gateway <command>/);
   const sub = await runCli(['users', 'bogus'], env);
   assert.equal(sub.code, 2);
-  assert.equal(sub.stderr, 'crm-gateway: error: unknown users command bogus (add, list, disable, enable, set-password, set-roles) (see crm-gateway users --help)\n');
+  assert.equal(sub.stderr, 'crm-gateway: error: unknown users command bogus (add, list, disable, enable, set-password, set-roles, show, reset-factors) (see crm-gateway users --help)\n');
 });

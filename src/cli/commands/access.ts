@@ -40,6 +40,10 @@ flags accounts and clients unused for --days and admins without a second factor 
         logDir: cfg.log.dir,
         now,
         days,
+        secondFactors: async (user) => {
+          const f = await auth.factors.get(user);
+          return [...(f.totp ? (['totp'] as const) : []), ...(f.passkeys.length > 0 ? (['passkey'] as const) : [])];
+        },
       });
       log.security('admin.access_reviewed', { days, users: report.summary.users, clients: report.summary.clients, liveTokens: report.summary.liveTokens, flagged: report.summary.flagged });
       process.stdout.write(flag(inv, 'json') ? `${JSON.stringify(report, null, 2)}\n` : formatAccessReport(report));

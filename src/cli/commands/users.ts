@@ -33,11 +33,17 @@ const SUBCOMMANDS = {
   enable: { synopsis: 'users enable NAME', description: 'allow sign-in again (sessions ended by disable stay ended)', options: NO_OPTIONS },
   'set-password': { synopsis: 'users set-password NAME', description: 'a new password from a prompt or stdin; sessions begun before end', options: NO_OPTIONS },
   'set-roles': { synopsis: 'users set-roles NAME a,b', description: 'replace the roles (sessions pick them up at their next renewal)', options: { roles: { type: 'string' } } },
+  show: { synopsis: 'users show NAME [--json]', description: 'one user: roles, state, last sign-in and second factors (never a secret or code)', options: { json: { type: 'boolean' } } },
+  'reset-factors': {
+    synopsis: 'users reset-factors NAME',
+    description: 'forget the TOTP secret, recovery codes and passkeys (a lost device); sessions begun before end, and the next sign-in enrols again where a factor is required',
+    options: NO_OPTIONS,
+  },
 } as const;
 
 export const usersCommand: Command = {
   name: 'users',
-  usage: `users <add|list|disable|enable|set-password|set-roles>   manage login users (password from a prompt or stdin)`,
+  usage: `users <add|list|disable|enable|set-password|set-roles|show|reset-factors>   manage login users (password from a prompt or stdin) and their second factors`,
   subcommands: SUBCOMMANDS,
   async run(inv) {
     const sub = inv.sub ?? '';
@@ -94,6 +100,39 @@ export const usersCommand: Command = {
           if (!(await auth.store.updateUser(name, { roles }))) throw new CliError(`no user ${name}`);
           log.security('admin.user_roles_set', { user: name, roles });
           process.stderr.write(`roles of ${name}: ${roles.join(', ')} (sessions pick them up at their next renewal)\n`);
+          return 0;
+        }
+        case 'show': {
+          const name = userName(rawName, sub);
+          const u = await auth.store.getUser(name);
+          if (!u) throw new CliError(`no user ${name}`);
+          const f = await auth.factors.get(name);
+          const factors = {
+            totp: f.totp ? { enrolledAt: f.totp.enrolledAt.toISOString() } : null,
+            recoveryCodesLeft: f.recoveryHashes.length,
+            passkeys: f.passkeys.map((p) => ({ id: `${p.id.slice(0, 12)}…`, createdAt: p.createdAt.toISOString(), lastUsedAt: p.lastUsedAt?.toISOString() ?? null })),
+          };
+          log.security('admin.user_shown', { user: name });
+          if (inv.values.json === true) {
+            const shown = { name: u.name, roles: u.roles, disabled: u.disabled, createdAt: u.createdAt, lastLoginAt: u.lastLoginAt, sessionsValidFrom: u.sessionsValidFrom };
+            process.stdout.write(`${JSON.stringify({ ...shown, factors }, null, 2)}\n`);
+          } else {
+            process.stdout.write(
+              `${u.name}\troles ${u.roles.join(',') || '-'}\t${u.disabled ? 'disabled' : 'enabled'}\tlast login ${u.lastLoginAt?.toISOString() ?? 'never'}\n` +
+                `  totp: ${factors.totp ? `enrolled ${factors.totp.enrolledAt}` : 'none'}\n  recovery codes left: ${factors.recoveryCodesLeft}\n` +
+                `  passkeys: ${factors.passkeys.length === 0 ? 'none' : factors.passkeys.map((p) => `${p.id} (added ${p.createdAt}, last used ${p.lastUsedAt ?? 'never'})`).join(', ')}\n`,
+            );
+          }
+          return 0;
+        }
+        case 'reset-factors': {
+          const name = userName(rawName, sub);
+          if (!(await auth.store.getUser(name))) throw new CliError(`no user ${name}`);
+          const had = await auth.factors.reset(name);
+          // A reset follows a lost or stolen device: sessions it may have opened end with it.
+          await auth.store.updateUser(name, { sessionsValidFrom: new Date() });
+          log.security('auth.factors_reset', { user: name, totp: had.totp, recoveryCodes: had.recoveryCodes, passkeys: had.passkeys, sessionsEnded: true });
+          process.stderr.write(`second factors of ${name} reset (totp ${had.totp ? 'removed' : 'none'}, ${had.recoveryCodes} recovery codes, ${had.passkeys} passkeys); sessions begun before now are ended\n`);
           return 0;
         }
         default:

@@ -1,0 +1,28 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { SecretSealer } from '../../../../src/auth/mfa/sealed-secret.js';
+
+const KEY = randomBytes(32).toString('hex');
+
+test('sealed TOTP secrets: AES-256-GCM, fresh IV, bound to the user, tamper-evident', () => {
+  const sealer = new SecretSealer(KEY);
+  const a = sealer.seal('JBSWY3DPEHPK3PXP', 'alice');
+  const b = sealer.seal('JBSWY3DPEHPK3PXP', 'alice');
+  assert.notEqual(a, b, 'a fresh IV per seal');
+  assert.ok(!a.includes('JBSWY3DPEHPK3PXP'));
+  assert.deepEqual(sealer.open(a, 'alice'), { plain: 'JBSWY3DPEHPK3PXP', fresh: true });
+  assert.equal(sealer.open(a, 'bob'), undefined, "copied onto another user's row: does not open");
+  const [v, iv, body, tag] = a.split('.') as [string, string, string, string];
+  const flipped = Buffer.from(body, 'base64url');
+  flipped[0] = (flipped[0] ?? 0) ^ 1;
+  assert.equal(sealer.open([v, iv, flipped.toString('base64url'), tag].join('.'), 'alice'), undefined, 'one bit changed');
+  assert.equal(sealer.open('v2.x.y.z', 'alice'), undefined);
+  assert.equal(new SecretSealer(randomBytes(32).toString('hex')).open(a, 'alice'), undefined, 'another API_SECRET_KEY');
+});
+
+test('after a key rotation the previous key still opens (not fresh: the caller reseals)', () => {
+  const next = randomBytes(32).toString('hex');
+  const sealed = new SecretSealer(KEY).seal('SECRET', 'alice');
+  assert.deepEqual(new SecretSealer(next, [KEY]).open(sealed, 'alice'), { plain: 'SECRET', fresh: false });
+});
