@@ -50,6 +50,8 @@ export const TEST_NEEDS = [
   python('python3-fastapi', 'fastapi'), // test/integration/real-crm-api.test.ts: the real FastAPI app...
   python('python3-uvicorn', 'uvicorn'), // ...under uvicorn (which pulls in python3-wsproto for --ws wsproto)
   python('python3-multipart', 'multipart'), // FastAPI's File/Form (multipart upload) import it
+  python('python3-jwt', 'jwt'), // test/integration/identity-assertion.test.ts: the app checks the gateway's assertion with PyJWT...
+  python('python3-cryptography', 'cryptography'), // ...whose ES256 needs it (only a Recommends of python3-jwt)
 ];
 
 /** `npm run bench`: the comparison rows and the load tool; bench/run.mjs skips a row whose tool is absent. */

@@ -7,6 +7,7 @@ import type { AuthService } from './auth/service.js';
 import type { WhatsappWebhooks } from './webhook/service.js';
 import type { OpenApiSpecs } from './openapi/registry.js';
 import type { Containment } from './containment/service.js';
+import type { IdentityAssertions } from './auth/assertion/service.js';
 
 /**
  * Process-wide services handed to the pipeline. Stores are optional: without REDIS_URL /
@@ -31,4 +32,6 @@ export interface GatewayDeps {
   readonly openapi?: OpenApiSpecs | undefined;
   /** Built by startGateway when a route has `auth: whatsapp`. */
   readonly whatsapp?: WhatsappWebhooks | undefined;
+  /** The signed identity assertion's keys and signer (src/auth/assertion/), loaded by main.ts whenever auth is on and a route carries one. */
+  readonly assertions?: IdentityAssertions | undefined;
 }

@@ -16,6 +16,7 @@ import { createAuthService } from './auth/service.js';
 import { createAdminAuth } from './auth/admin-auth.js';
 import { OpenApiSpecError } from './openapi/errors.js';
 import { createContainment } from './containment/service.js';
+import { wantsAssertion } from './auth/assertion/routes.js';
 
 /**
  * Wires only: load config → validate → bind the ports → lock and open the audit log → build app
@@ -60,6 +61,9 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
   // Side by side: each waits (boundedly) for its Redis subscription to be live.
   const [auth, containment] = await Promise.all([createAuthService(config, { log, redis, postgres }), createContainment(config, { log, redis })]);
   if (!auth) log.app('warn', 'API_SECRET_KEY not set: routes that need authentication refuse every request');
+  // The identity assertion's keys: read (or created once) from the shared key file. Loaded only
+  // when something is authenticated and a route carries an assertion.
+  const assertions = auth && config.routes.some(wantsAssertion) ? (await import('./auth/assertion/service.js')).IdentityAssertions.open(config, log) : undefined;
   // Automatic containment reads the alerts as the audit logger writes them.
   if (containment.auto) audit.observe({ security: (r) => containment.auto?.security(r) });
   // The handlers go in before the listeners open: "gateway listening" tells a supervisor the
@@ -76,6 +80,7 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
       .shutdown()
       .then(() => backups?.stop())
       .then(() => auth?.close())
+      .then(() => assertions?.close())
       .then(() => containment.close())
       // Every buffered log line reaches the disk before the process exits.
       .then(() => audit.close())
@@ -87,7 +92,7 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-  running = bound.serve({ log, redis, postgres, auth, openapi, containment, adminAuth: auth ? createAdminAuth(auth) : undefined, securityOverview: audit.overview });
+  running = bound.serve({ log, redis, postgres, auth, openapi, containment, assertions, adminAuth: auth ? createAdminAuth(auth) : undefined, securityOverview: audit.overview });
   member?.follow(running.httpsServer);
   if (pending) stop(pending);
   return running;

@@ -20,6 +20,10 @@ export interface CompiledRoute {
   readonly upgradeSteps: readonly Step[];
   /** The steps that also guard the gateway's own /auth/* pages on this route (the IP allowlist). */
   readonly ownPageSteps: readonly Step[];
+  /** The steps a forward-auth check runs for this route (src/auth/forward-auth/): all but those flagged `notForwardAuth`. */
+  readonly forwardAuthSteps: readonly Step[];
   /** When set, answers instead of the proxy. */
   readonly handler?: TerminalHandler | undefined;
+  /** The signed identity assertion for the upstream (src/auth/assertion/routes.ts), on routes that carry one. */
+  readonly assertion?: ((ctx: RequestContext) => string | undefined) | undefined;
 }

@@ -8,11 +8,14 @@ import { readiness } from './readiness.js';
 import { metrics } from '../metrics.js';
 import { createOverviewHandler, type OverviewDeps } from './overview.js';
 import { createHostCheck } from './origin.js';
+import { JWKS_CACHE_CONTROL, JWKS_CONTENT_TYPE, JWKS_PATH } from '../auth/assertion/routes.js';
 
 export interface AdminDeps extends OverviewDeps {
   readonly postgres?: pg.Pool | undefined;
   /** The public HTTPS listener accepts connections (readiness); assumed true when not given. */
   readonly listening?: (() => boolean) | undefined;
+  /** The identity assertion's public keys, served at JWKS_PATH for upstreams on the admin network. */
+  readonly assertions?: { jwks(): string } | undefined;
 }
 
 /**
@@ -47,6 +50,13 @@ export function createAdminHandler(cfg: GatewayConfig, isDraining: () => boolean
     // 127.0.0.1 must not read /readyz (every upstream's address) or /metrics either.
     if (!hostAllowed(req)) return refuse(new GatewayError('HOST_INVALID', `Host ${String(req.headers.host).slice(0, 100)} on the admin listener`));
     if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(new GatewayError('METHOD_NOT_ALLOWED', `${req.method} ${path} on the admin listener`, { allow: 'GET, HEAD' }));
+    const assertions = deps?.assertions;
+    if (path === JWKS_PATH && assertions) {
+      const text = assertions.jwks();
+      res.writeHead(200, { 'content-type': JWKS_CONTENT_TYPE, 'cache-control': JWKS_CACHE_CONTROL, 'x-content-type-options': 'nosniff', 'content-length': Buffer.byteLength(text) });
+      res.end(req.method === 'HEAD' ? undefined : text);
+      return;
+    }
     if (path === '/healthz') return send(200, { status: 'ok', pid: process.pid, uptimeSeconds: Math.round(process.uptime()) });
     if (path === '/readyz') {
       readiness(cfg, { draining: isDraining, listening: deps?.listening ?? (() => true), redis: deps?.redis, postgres: deps?.postgres, log: deps?.log }).then(

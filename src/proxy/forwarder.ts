@@ -118,7 +118,7 @@ export function createForwarder(hsts: string | undefined, opts: ForwarderOptions
       if (res.destroyed) return;
       const t = targetOf(route);
       const req = ctx.req;
-      const headers = buildUpstreamHeaders(ctx, route.config, false);
+      const headers = buildUpstreamHeaders(ctx, route.config, false, route.assertion?.(ctx));
       if (!route.config.preserveHost) headers.host = route.target.host;
       // Node already answered the client's `Expect: 100-continue` (and undici refuses to send one).
       delete headers.expect;
@@ -136,7 +136,7 @@ export function createForwarder(hsts: string | undefined, opts: ForwarderOptions
       const req = ctx.req;
       const view = publicView(ctx, route);
       req.url = requestTarget(ctx, route);
-      req.headers = buildUpstreamHeaders(ctx, route.config, true);
+      req.headers = buildUpstreamHeaders(ctx, route.config, true, route.assertion?.(ctx));
       delete req.headers.expect;
       upgrades.set(req, { ctx, route, view, upgraded });
       socket.on('error', () => socket.destroy());

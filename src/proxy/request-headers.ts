@@ -4,6 +4,7 @@ import type { RouteConfig } from '../config/schema.js';
 import { withoutGatewayCookies } from '../auth/cookies.js';
 import { withoutPort } from '../net/client-ip.js';
 import { normalizeIp } from '../net/ip.js';
+import { ASSERTION_HEADER } from '../auth/assertion/routes.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus legacy ones; never forwarded. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
@@ -32,9 +33,11 @@ function canonical(name: string): string {
  * The headers an upstream receives. Client-sent forwarding and identity headers go first
  * (forwarding ones are kept only from trusted proxies), then hop-by-hop ones and whatever the
  * client's Connection names, then the gateway sets its own. Only headers known to be safe to
- * pass reach the upstream's view of who is calling.
+ * pass reach the upstream's view of who is calling. `assertion` is the signed identity
+ * assertion (X-Gateway-Assertion, matched by IDENTITY when a client sends one): set last, so
+ * no route header edit replaces it.
  */
-export function buildUpstreamHeaders(ctx: RequestContext, route: RouteConfig, upgrade: boolean): IncomingHttpHeaders {
+export function buildUpstreamHeaders(ctx: RequestContext, route: RouteConfig, upgrade: boolean, assertion?: string): IncomingHttpHeaders {
   const src = ctx.req.headers;
   const trusted = ctx.address?.peerTrusted === true;
   const named = new Set(
@@ -79,6 +82,7 @@ export function buildUpstreamHeaders(ctx: RequestContext, route: RouteConfig, up
     if (ctx.principal.tokenId) out['x-gateway-token-id'] = ctx.principal.tokenId;
   }
   for (const [name, value] of Object.entries(route.requestHeaders?.set ?? {})) out[name] = value;
+  if (assertion !== undefined) out[ASSERTION_HEADER] = assertion;
   if (upgrade) {
     out.connection = 'Upgrade';
     out.upgrade = String(src.upgrade ?? '');

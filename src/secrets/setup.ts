@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { DEFAULTS } from '../config/schema.js';
 import { parseDotenv, type DotenvDocument } from './dotenv.js';
 import { fileMode, PRIVATE_FILE_MODE, readDotenvFile, writeDotenvFile } from './files.js';
@@ -9,6 +9,7 @@ import { assessSecret } from './strength.js';
 import { formatPreviousKeys, rotateRing } from './keyring.js';
 import { backupKeyProblem, ensureBackupKey, type BackupKeyState } from './backup-key.js';
 import { ensureInternalCertificate, POSTGRES_CERT_FILE, POSTGRES_KEY_FILE, type InternalCertificateState } from './internal-cert.js';
+import { ASSERTION_KEY_FILE_NAME, ensureKeyFile } from '../auth/assertion/keys.js';
 
 export type SetupMode = 'development' | 'production';
 
@@ -41,6 +42,8 @@ export interface SetupResult {
   warnings: string[];
   backupKey: BackupKeyState;
   postgresCertificate: InternalCertificateState;
+  /** The identity assertion's ES256 key file (GATEWAY_ASSERTION_KEY_FILE, else in DATA_DIR): made here, else at the gateway's first start. */
+  assertionKey: { path: string; created: boolean; kid: string };
   /** Runtime folders made (logs 0750, data and backups 0700): compose bind-mounts them. */
   createdDirs: string[];
 }
@@ -156,5 +159,8 @@ export async function runSetup(opts: SetupOptions): Promise<SetupResult> {
   const createdDirs = ensureRuntimeDirs(opts.cwd, doc);
   const backupKey = ensureBackupKey(backupKeyPath);
   const postgresCertificate = await ensureInternalCertificate(pgCert, pgKey);
-  return { envFile, created: !existed, backup, changed, modeTightened, generated, kept, warnings, backupKey, postgresCertificate, createdDirs };
+  const assertionKeyPath = resolve(opts.cwd, doc.get('GATEWAY_ASSERTION_KEY_FILE') || join(doc.get('DATA_DIR') || 'data', ASSERTION_KEY_FILE_NAME));
+  const assertionKeys = ensureKeyFile(assertionKeyPath);
+  const assertionKey = { path: assertionKeyPath, created: assertionKeys.created, kid: assertionKeys.keys.at(-1)?.kid ?? '' };
+  return { envFile, created: !existed, backup, changed, modeTightened, generated, kept, warnings, backupKey, postgresCertificate, assertionKey, createdDirs };
 }

@@ -239,6 +239,7 @@ function serveGateway(cfg: GatewayConfig, deps: GatewayDeps, bound: Bound): Runn
       redis: deps.redis,
       postgres: deps.postgres,
       listening: () => httpsServer.listening,
+      assertions: deps.assertions,
     }),
   });
 

@@ -66,13 +66,13 @@ export function headersOf(req: AppRequest, name: string): string[] {
  * answers. A port taken between the probe and uvicorn's bind (uvicorn exits on EADDRINUSE) is
  * retried on another port.
  */
-export async function startRealCrmApi(opts: { mode?: UvicornMode; env?: Record<string, string> } = {}): Promise<RealCrmApi> {
+export async function startRealCrmApi(opts: { mode?: UvicornMode; env?: Record<string, string>; /** Another app module of apps/ (`assertion_api:app`). */ app?: string } = {}): Promise<RealCrmApi> {
   const mode = opts.mode ?? 'recipe';
   let lastError: Error | undefined;
   for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
     const port = await freePort();
     try {
-      return await launch(port, mode, opts.env ?? {});
+      return await launch(port, mode, opts.env ?? {}, opts.app ?? 'crm_api:app');
     } catch (err) {
       lastError = err as Error;
       if (!/address already in use|Errno 98/i.test(lastError.message)) throw lastError;
@@ -81,8 +81,8 @@ export async function startRealCrmApi(opts: { mode?: UvicornMode; env?: Record<s
   throw lastError ?? new Error('uvicorn did not start');
 }
 
-async function launch(port: number, mode: UvicornMode, env: Record<string, string>): Promise<RealCrmApi> {
-  const args = ['-m', 'uvicorn', 'crm_api:app', '--app-dir', APP_DIR, '--host', '127.0.0.1', '--port', String(port), '--ws', 'wsproto', '--no-use-colors', ...MODE_ARGS[mode]];
+async function launch(port: number, mode: UvicornMode, env: Record<string, string>, appName: string): Promise<RealCrmApi> {
+  const args = ['-m', 'uvicorn', appName, '--app-dir', APP_DIR, '--host', '127.0.0.1', '--port', String(port), '--ws', 'wsproto', '--no-use-colors', ...MODE_ARGS[mode]];
   // No bytecode next to the app: nothing to commit or clean up in the work tree.
   const child = spawn(PYTHON, args, { env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

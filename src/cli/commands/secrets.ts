@@ -16,6 +16,11 @@ const SUBCOMMANDS = {
     description: "rotate the JWT key ring (old tokens stay valid) and, from stdin, Meta's new app secret;\nprint the exact steps for the secrets that need a restart",
     options: { ...ENV_FILE, 'whatsapp-app-secret-from-stdin': { type: 'boolean' }, 'drop-whatsapp-previous': { type: 'boolean' }, 'skip-jwt': { type: 'boolean' }, 'no-grace': { type: 'boolean' } },
   },
+  'rotate-assertion': {
+    synopsis: 'secrets rotate-assertion [--no-grace] [--key-file F] [--env-file .env]',
+    description: 'a new ES256 key for identity assertions: published at once, signing after 60 s;\nthe old key stays in the JWKS until its assertions expire (--no-grace: dropped now)',
+    options: { ...ENV_FILE, 'no-grace': { type: 'boolean' }, 'key-file': { type: 'string' } },
+  },
   'rotate-jwt': { synopsis: 'secrets rotate-jwt [--no-grace] [--env-file .env]', description: 'only the JWT key ring (--no-grace: every earlier key stops verifying now)', options: { ...ENV_FILE, 'no-grace': { type: 'boolean' } } },
   generate: { synopsis: 'secrets generate NAME... [--env-file .env]', description: 'a fresh value for each named secret (backup first); see the steps from secrets rotate', options: ENV_FILE },
   status: { synopsis: 'secrets status [--env-file .env]', description: 'key ids and ages of the secrets in .env (never their values)', options: ENV_FILE },
@@ -52,7 +57,7 @@ function printRotation(r: ReturnType<typeof rotateSecrets>, cwd: string): void {
 
 export const secretsCommand: Command = {
   name: 'secrets',
-  usage: 'secrets rotate | secrets rotate-jwt | secrets generate NAME... | secrets status\n                         rotate and inspect the secrets in .env (secrets --help)',
+  usage: 'secrets rotate | secrets rotate-jwt | secrets rotate-assertion | secrets generate NAME... | secrets status\n                         rotate and inspect the secrets in .env (secrets --help)',
   subcommands: SUBCOMMANDS,
   async run(inv) {
     const { sub } = inv;
@@ -79,6 +84,17 @@ export const secretsCommand: Command = {
           });
           printRotation(r, cwd);
           if (sub === 'rotate') process.stdout.write(`\n${manualRotationSteps(envFile ?? '.env')}`);
+          return 0;
+        }
+        case 'rotate-assertion': {
+          const { rotateAssertionKey } = await import('../../auth/assertion/rotate-command.js');
+          const r = rotateAssertionKey({ cwd, envFile, env: processEnv(), keyFile: stringOption(inv, 'key-file'), grace: !v['no-grace'] });
+          if (r.warning) process.stderr.write(`WARNING: ${r.warning}\n`);
+          const lines = [`identity assertion key ${relative(cwd, r.file) || r.file}: new key ${r.newKid} signs from ${r.activeFrom.toISOString()}`];
+          for (const k of r.retiring) lines.push(`  ${k.kid} stays in the JWKS until ${k.retireAfter.toISOString()}`);
+          if (r.dropped > 0) lines.push(`  dropped ${r.dropped} key(s)${v['no-grace'] ? ' now (--no-grace): assertions they signed fail at once' : ' past their retire-after time'}`);
+          lines.push('running gateways reading this file pick it up within 30 s; no restart');
+          process.stdout.write(`${lines.join('\n')}\n`);
           return 0;
         }
         case 'generate': {

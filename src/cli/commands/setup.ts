@@ -36,6 +36,7 @@ export const setupCommand: Command = {
       if (r.kept.length > 0) out.push(`kept: ${r.kept.join(', ')}${rotate ? '' : ' (--rotate replaces them)'}`);
       out.push(`backup key: ${rel(r.backupKey.path)} (${r.backupKey.created ? 'created' : 'exists, kept'}, mode 600; keep an offline copy: backups cannot be read without it)`);
       if (r.createdDirs.length > 0) out.push(`folders made: ${r.createdDirs.map(rel).join(', ')}`);
+      out.push(`identity assertion key: ${rel(r.assertionKey.path)} (${r.assertionKey.created ? 'created' : 'exists, kept'}, mode 600, kid ${r.assertionKey.kid}; every gateway instance reads this file)`);
       out.push(`PostgreSQL certificate: ${rel(r.postgresCertificate.certFile)} (${r.postgresCertificate.created ? 'created' : 'exists'}, valid until ${r.postgresCertificate.validTo.toISOString().slice(0, 10)})`);
       if (ttl.warning && rotate) out.push(`note: ${ttl.warning}`);
       process.stdout.write(`${out.join('\n')}\n`);
