@@ -32,6 +32,8 @@ export function accessEntry(ctx: RequestContext): Record<string, unknown> {
     durationMs: Math.round((performance.now() - ctx.startedAt) * 100) / 100,
     // Forwarded plain requests: until the upstream's response head (the overview's latency percentiles).
     upstreamMs: ctx.upstreamMs === undefined ? undefined : Math.round(ctx.upstreamMs * 100) / 100,
+    // A forward-auth check: host, path and route are the original request's; nothing was forwarded.
+    forwardAuth: ctx.forwardAuth,
   };
 }
 

@@ -291,7 +291,7 @@ test('an HTTPS upstream signed by a CA the forwarder trusts is forwarded to, che
   const route = (name: string, preserveHost: boolean): CompiledRoute => {
     const config = testConfig(`  - { name: ${name}, host: api.test.local, upstream: "https://localhost:${port}/base", auth: none, preserveHost: ${preserveHost} }`, '', cert).routes[0];
     assert.ok(config);
-    return { name, config, target: new URL(config.upstream), steps: [], upgradeSteps: [], ownPageSteps: [] };
+    return { name, config, target: new URL(config.upstream), steps: [], upgradeSteps: [], ownPageSteps: [], forwardAuthSteps: [] };
   };
   const byName = route('by-name', false);
   const byPublicHost = route('public-host', true);
