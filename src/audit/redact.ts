@@ -13,7 +13,9 @@ import { decodeQueryName } from '../routing/query-name.js';
  *   (the caller's IdentifierHasher: the logger's; without one they do not appear at all);
  * - message content (`body`, `text`, `caption`) never appears.
  * The same rules apply to `name=value` pairs inside strings (query strings, cookie headers) and
- * bearer tokens or JWTs inside any string.
+ * bearer tokens or JWTs inside any string; there, OAuth's one-time parameters (`code`, `state`…,
+ * URL_CREDENTIAL_NAMES) are credentials too, and a URL carried in a parameter (`rd`) is scrubbed
+ * the same way.
  */
 export type FieldClass = 'token' | 'secret' | 'identifier' | 'content';
 
@@ -117,6 +119,24 @@ function redactClassified(cls: FieldClass, value: unknown, ids: IdentifierHasher
   }
 }
 
+/**
+ * OAuth / OpenID Connect parameters that carry a one-time credential in a URL (RFC 6749 4.1.2,
+ * OIDC Core 3.1.2.5, RFC 7636): the SSO hand-off's `code` (src/auth/sso/handoff.ts), the OIDC
+ * callback's `code` and `state`, an upstream application's own OAuth callback seen by
+ * forward-auth. One rule, and only for `name=value` pairs inside a string (a query string, a URL
+ * in a detail or a return URL), never for field names: `code` fields hold the gateway's own
+ * error codes (`{ error: { code: 'AUTH_INVALID' } }`, `request.denied` events) and stay readable.
+ * Chosen over "redact the query of /auth/* paths" because redaction sees fields, not which path a
+ * query belongs to, and the same parameters reach the log under other paths too (a forward-auth
+ * original URI, a login's `rd` that returns to `/auth/sso/start?…&state=…`). The price: a free
+ * text `code=X` is hashed as well; no message of the gateway is written that way.
+ */
+const URL_CREDENTIAL_NAMES = new Set(['code', 'state', 'session_state', 'id_token', 'access_token', 'refresh_token', 'code_verifier']);
+/** A return URL inside a return URL (`/auth/login?rd=/auth/sso/start?…&rd=…`) is two levels; a third for margin. */
+const MAX_URL_NESTING = 3;
+/** An escaped `=`: the value is (or holds) an escaped URL with a query of its own. */
+const ESCAPED_PAIR = /%3D/i;
+
 const PAIR = /(^|[?&;\s,])([^=&?;#\s,]+)=([^&;#\s]*)/g;
 const BEARER_IN_TEXT = /\b(Bearer|Basic)\s+([A-Za-z0-9._~+/=-]{8,})/gi;
 const JWT_IN_TEXT = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
@@ -148,19 +168,28 @@ function scrubJsonPairs(text: string, ids: IdentifierHasher | undefined): string
   });
 }
 
+/** `name=value` pairs of a query string or free text; `nesting`: how deep inside escaped URLs this text is. */
+function scrubPairs(text: string, ids: IdentifierHasher | undefined, nesting: number): string {
+  return text.replace(PAIR, (whole, lead: string, name: string, value: string) => {
+    if (value === '') return whole;
+    const decodedName = decodeQueryName(name);
+    const cls = classifyName(decodedName) ?? (URL_CREDENTIAL_NAMES.has(decodedName.toLowerCase()) ? 'token' : undefined);
+    if (cls) return `${lead}${name}=${String(redactClassified(cls, decodeQueryName(value), ids))}`;
+    // A URL carried escaped (`rd=%2Fauth%2Fsso%2Fstart%3Fstate%3D…`): its own pairs, re-escaped only when one changed.
+    if (nesting >= MAX_URL_NESTING || !ESCAPED_PAIR.test(value)) return whole;
+    const inner = decodeQueryName(value);
+    if (inner === value) return whole;
+    const scrubbed = scrubPairs(inner, ids, nesting + 1);
+    return scrubbed === inner ? whole : `${lead}${name}=${encodeURIComponent(scrubbed)}`;
+  });
+}
+
 /** Redacts credentials inside free text: `name=value` and JSON pairs, URL userinfo, bearer tokens, JWTs. */
 export function scrubText(text: string, ids?: IdentifierHasher): string {
   let out = text;
   if (out.includes('@') && out.includes('://')) out = scrubUserinfo(out);
   if (out.includes('":')) out = scrubJsonPairs(out, ids);
-  if (out.includes('=')) {
-    out = out.replace(PAIR, (whole, lead: string, name: string, value: string) => {
-      const cls = classifyName(decodeQueryName(name));
-      if (!cls || value === '') return whole;
-      const replaced = redactClassified(cls, decodeQueryName(value), ids);
-      return `${lead}${name}=${String(replaced)}`;
-    });
-  }
+  if (out.includes('=')) out = scrubPairs(out, ids, 0);
   // Cheap pre-checks first: most strings hold none of these.
   if ((out.includes('earer') || out.includes('asic') || out.includes('EARER') || out.includes('ASIC')) && /bearer|basic/i.test(out)) out = out.replace(BEARER_IN_TEXT, (_w, scheme: string, token: string) => `${scheme} ${shortTokenHash(token)}`);
   if (out.includes('eyJ')) out = out.replace(JWT_IN_TEXT, (jwt) => shortTokenHash(jwt));
