@@ -117,10 +117,15 @@ export async function sessionPrincipal(ctx: RequestContext, auth: AuthService, l
       );
     });
   }
+  // A family from before staff sessions (issue 14) has no sid: it would renew for ever, unseen by
+  // "your sessions", `sessions list` and revoke. It ends here; the person signs in once again.
+  if (next.record.sid === undefined) {
+    await auth.refresh.revokeFamily(next.record.family);
+    throw new GatewayError('AUTH_REVOKED', `session of ${next.record.sub} from before staff sessions (no sid): sign in again`);
+  }
   // An identity provider's person has no local record: the roles mapped at sign-in hold until
-  // the staff session ends (which it must have: checked below through sid).
+  // the staff session ends (checked below through sid).
   const oidcPerson = isOidcSubject(next.record.sub);
-  if (oidcPerson && next.record.sid === undefined) throw new GatewayError('AUTH_INVALID', `session of ${next.record.sub} without a staff session`);
   const user = oidcPerson ? { name: next.record.sub, roles: next.record.roles, disabled: false, sessionsValidFrom: undefined } : await auth.store.getUser(next.record.sub);
   if (!user) throw new GatewayError('AUTH_INVALID', `session of unknown user ${next.record.sub}`);
   if (user.disabled) {
@@ -133,7 +138,7 @@ export async function sessionPrincipal(ctx: RequestContext, auth: AuthService, l
   }
   // A staff session that ended or expired renews on no host (read once per access lifetime).
   const sid = next.record.sid;
-  if (sid !== undefined && !(await auth.sessions.live(sid))) {
+  if (!(await auth.sessions.live(sid))) {
     await auth.refresh.revokeFamily(next.record.family);
     throw new GatewayError('AUTH_REVOKED', `session ${sid} of ${user.name} has ended`);
   }

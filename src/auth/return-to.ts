@@ -39,6 +39,10 @@ export function safeReturnTo(rd: string | null | undefined, opts: { host: string
   if (port !== opts.port) return '/';
   if (!/^https:\/\/[^/?#]+(\/|$)/i.test(rd)) return '/';
   try {
+    // A path of `//evil` (or `///evil`) is harmless in this absolute URL, but not once a hop cuts
+    // the origin off to redirect on the same host (the SSO callback does): `//evil.example/x` is
+    // then another site. normalizePath refuses encoded slashes and backslashes, raw or encoded.
+    if (/^\/[/\\]/.test(url.pathname)) return '/';
     normalizePath(url.pathname);
   } catch {
     return '/';

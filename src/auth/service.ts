@@ -154,6 +154,9 @@ export async function createAuthService(cfg: GatewayConfig, stores: AuthStores):
     async principalFor(claims, method) {
       if (await revocations.isRevoked(claims.jti)) throw new GatewayError('AUTH_REVOKED', `jti ${claims.jti} revoked`);
       if (isOidcSubject(claims.sub) && (claims.typ !== 'session' || claims.sid === undefined)) throw new GatewayError('AUTH_INVALID', `${claims.sub}: an identity provider's person is accepted only in a staff session`);
+      // A browser session from before staff sessions (issue 14) carries no sid: unseen by "your
+      // sessions", `sessions list` and revoke, it is refused (its family too, at renewal): one sign-in after upgrading.
+      if (claims.typ === 'session' && claims.sid === undefined) throw new GatewayError('AUTH_REVOKED', `session of ${claims.sub} from before staff sessions (no sid): sign in again`);
       let state: SubjectState;
       try {
         state = await accounts.get(claims.sub);

@@ -7,6 +7,7 @@ import { ACCESS_COOKIE, OIDC_STATE_COOKIE } from '../../src/auth/cookies.js';
 import { startAuthGateway, type AuthTestGateway } from '../helpers/auth-gateway.js';
 import { freePort } from '../helpers/ports.js';
 import { startTestProvider, type TestProvider } from '../helpers/oidc-provider.js';
+import { totpCode } from '../../src/auth/mfa/totp.js';
 
 // Issue 14, item 3 in a real browser: the login page's provider button → the provider's own
 // login and consent pages (oidc-provider's development interactions) → back at the gateway,
@@ -23,7 +24,10 @@ before(async () => {
   const port = await freePort();
   origin = `https://nocodb.localhost:${port}`;
   provider = await startTestProvider({
-    accounts: { 'ana.garcia': { email: 'ana.garcia@example.com', email_verified: true, groups: ['crm-staff'], name: 'Ana García' } },
+    accounts: {
+      'ana.garcia': { email: 'ana.garcia@example.com', email_verified: true, groups: ['crm-staff'], name: 'Ana García' },
+      'root.admin': { email: 'root.admin@example.com', email_verified: true, groups: ['crm-staff', 'crm-root'], name: 'Root Admin' },
+    },
     redirectUris: [`${origin}/auth/oidc/callback`],
   });
   gw = await startAuthGateway({
@@ -47,7 +51,7 @@ before(async () => {
     caFile: ${provider.caFile}
     scopes: [openid, email, groups]
     allowedEmailDomains: [example.com]
-    roleMapping: [{ claim: groups, value: crm-staff, roles: [staff] }]
+    roleMapping: [{ claim: groups, value: crm-staff, roles: [staff] }, { claim: groups, value: crm-root, roles: [admin] }]
     buttonLabel: Example Workspace
 `,
   });
@@ -127,6 +131,37 @@ test('one login across hosts: a person starting on metabase signs in at the prov
   await page.goto(`${origin}/tables`);
   assert.equal(new URL(page.url()).pathname, '/tables', 'nocodb: already signed in');
   console.log(`# OIDC sign-in round trip in Chromium across hosts (metabase → sign-in host → provider → metabase): ${ms.toFixed(0)} ms`);
+});
+
+// Regression (review of issue 14): an admin (the role needs a second factor) coming back from the
+// provider must reach the gateway's enrolment with its pending cookie, which is set on the callback,
+// an answer to a cross-site navigation, and sent on the redirect that follows; then land signed in.
+test('an admin-mapped person enrols TOTP right after the provider, in Chromium, and lands signed in', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const context = await browser.newContext({ locale: 'en-GB' });
+  t.after(() => context.close());
+  await context.route(/fonts\.googleapis\.com/, (route) => route.abort());
+  const page = await context.newPage();
+  const seenBefore = gw.upstream.seen.length;
+  await page.goto(`${origin}/tables/admin?x=1`);
+  await Promise.all([page.waitForURL((u) => u.origin === provider.issuer), page.getByRole('link', { name: 'Sign in with Example Workspace' }).click()]);
+  await page.fill('input[name=login]', 'root.admin');
+  await page.fill('input[name=password]', 'anything');
+  await Promise.all([page.waitForURL((u) => u.origin === provider.issuer && u.pathname.startsWith('/interaction/')), page.click('button[type=submit]')]);
+  await Promise.all([page.waitForURL((u) => u.origin === origin && !u.pathname.startsWith('/auth/oidc/')), page.click('button[type=submit]')]);
+  assert.equal(new URL(page.url()).pathname, '/auth/mfa/totp/enrol', `the enrolment page, with the pending sign-in: ${page.url()}`);
+  assert.ok(!(await context.cookies(origin)).some((c) => c.name === ACCESS_COOKIE), 'no session before the second factor');
+  const secret = (await page.locator('#totp-secret').getAttribute('data-secret')) ?? '';
+  assert.match(secret, /^[A-Z2-7]{32}$/);
+  await page.fill('#code', totpCode(secret));
+  await Promise.all([page.waitForNavigation(), page.click('form[action$="/totp/enrol"] button[type=submit]')]);
+  assert.equal(await page.locator('#recovery-codes code').count(), 10, 'the recovery codes, once');
+  await Promise.all([page.waitForURL(`${origin}/tables/admin?x=1`), page.click('#continue')]);
+  const echo = JSON.parse((await page.locator('body pre').first().textContent()) ?? '') as { headers: Record<string, string> };
+  assert.match(echo.headers['x-gateway-user'] ?? '', /^oidc:[0-9a-f]{8}:root\.admin$/);
+  assert.equal(gw.upstream.seen.length, seenBefore + 1, 'the upstream saw only the page after sign-in');
+  const ok = gw.log.securityEvents.filter((e) => e.event === 'auth.login_succeeded' && String(e.user).endsWith(':root.admin')).at(-1);
+  assert.deepEqual(ok?.factors, ['oidc', 'totp']);
+  assert.deepEqual([...(ok?.roles as string[])].sort(), ['admin', 'staff']);
 });
 
 test('the login page with the provider button: its style passes the CSP, axe-core finds nothing, in Spanish and English', { timeout: TEST_TIMEOUT_MS }, async (t) => {

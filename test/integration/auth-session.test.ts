@@ -537,3 +537,40 @@ test('a new login in the same browser ends the session its cookies carried: a co
   assert.equal(code(withRefresh), 'AUTH_REVOKED');
   assert.equal((await c.send({ path: '/mine' })).status, 200, 'the new session works');
 });
+
+// Review of issue 14: tokens from before staff sessions carry no `sid`; they would renew for ever,
+// unseen by "your sessions", `sessions list` and revoke. Refused: one sign-in after upgrading.
+test('a session token or a refresh family from before staff sessions (no sid) is refused (AUTH_REVOKED), the family revoked, nothing forwarded', async () => {
+  const user = uniq('pre14');
+  await addUser(gw.auth, user, PASSWORD, ['staff']);
+  const now = Math.floor(Date.now() / 1000);
+  // A still-valid session token as the gateway issued them before issue 14: no sid, no amr.
+  const old = gw.auth.tokens.issue({ sub: user, roles: ['staff'], ttlMs: 60_000, typ: 'session', authTime: now }).token;
+  assert.equal((await gw.auth.tokens.verify(old)).sid, undefined);
+  const c = nocodb();
+  const refused = await nothingUpstream(() => c.send({ path: '/old-access', headers: { cookie: `${ACCESS_COOKIE}=${old}` } }));
+  assert.equal(refused.status, 401);
+  assert.equal(code(refused), 'AUTH_REVOKED');
+  const event = gw.log.securityEvents.find((e) => e.event === 'request.denied' && String(e.detail).includes(user));
+  assert.equal(event?.code, 'AUTH_REVOKED', JSON.stringify(gw.log.securityEvents.slice(-3)));
+  assert.match(String(event?.detail), /no sid/);
+  // A browser is sent to sign in again.
+  const navigating = await nothingUpstream(() => c.send({ path: '/old-access', html: true, headers: { cookie: `${ACCESS_COOKIE}=${old}` } }));
+  assert.equal(navigating.status, 302);
+  assert.match(String(navigating.headers.location), /^\/auth\/login\?/);
+
+  // A refresh family from then: no renewal, and the family is revoked.
+  const family = await gw.auth.refresh.start(user, ['staff'], { authTime: now });
+  const renew = await nothingUpstream(() => c.send({ path: '/old-refresh', headers: { cookie: `${REFRESH_COOKIE}=${family.token}` } }));
+  assert.equal(renew.status, 401);
+  assert.equal(code(renew), 'AUTH_REVOKED');
+  assert.equal(renew.headers['set-cookie']?.some((l) => l.startsWith(`${ACCESS_COOKIE}=ey`)) ?? false, false, 'no new access cookie');
+  await assert.rejects(gw.auth.refresh.rotate(family.token), /revoked|reuse|unknown/i, 'the family is gone');
+  assert.ok(!gw.log.securityEvents.some((e) => e.event === 'auth.session_renewed' && e.user === user));
+
+  // Signing in once gives a session with a sid, listed and working.
+  const fresh = nocodb();
+  await fresh.login(user, PASSWORD);
+  assert.match(String((await gw.auth.tokens.verify(fresh.jar.get(ACCESS_COOKIE) as string)).sid), /^[0-9a-f]{32}$/);
+  assert.equal((await fresh.send({ path: '/after-upgrade' })).status, 200);
+});

@@ -105,7 +105,7 @@ test('signed in on the sign-in host, a second host gets its own session through 
   const name = await user();
   await loggedIn(b, name);
   const sAccess = claimsOf(b.on(S).jar.get(ACCESS_COOKIE) as string);
-  assert.match(String(sAccess.sid), /^[A-Za-z0-9_-]{22}$/, 'the session token names its staff session');
+  assert.match(String(sAccess.sid), /^[0-9a-f]{32}$/, 'the session token names its staff session');
   assert.deepEqual(sAccess.amr, ['password']);
 
   const t0 = performance.now();
@@ -331,6 +331,41 @@ test('open redirects through the hand-off are refused: rd to a foreign host, to 
   }
   // from= a foreign host.
   await refused(b, `${origin(T)}/auth/sso/begin?from=evil.example&rd=%2F`, 400, 'BAD_REQUEST');
+});
+
+/** Every redirect of a chain: never a protocol-relative Location (`//host`, `/\\host`), always one of our hosts. */
+function ownLocations(hops: { url: string; res: TestResponse }[]): void {
+  for (const h of hops) {
+    const location = h.res.headers.location;
+    if (location === undefined) continue;
+    assert.ok(!/^[/\\][/\\]/.test(String(location)), `${h.url} → Location ${String(location)}`);
+    assert.ok(new URL(String(location), h.url).hostname.endsWith('.test.local'), `${h.url} → Location ${String(location)}`);
+  }
+}
+
+// Regression (review of issue 14): an https rd on our own host with a path of `//evil.example/…`
+// passed the return-URL check, and the callback cut the origin off: `Location: //evil.example/phish`.
+test('open redirects through a path that starts with two slashes (//, ///, /%2F%2F, /\\): the hand-off and a sign-in end on our host', async () => {
+  const name = await user();
+  const b = new Browser();
+  await loggedIn(b, name);
+  for (const path of ['//evil.example/phish', '///evil.example/phish', '/%2F%2Fevil.example/phish', '/\\evil.example/phish', '/%5Cevil.example/phish']) {
+    const hops = await b.navigate(`${origin(T)}/auth/sso/begin?rd=${encodeURIComponent(`${origin(T)}${path}`)}`);
+    ownLocations(hops);
+    assert.equal(hops.at(-1)?.url, `${origin(T)}/`, `${path}: back to T's root`);
+    assert.equal(hops.at(-1)?.res.status, 200);
+  }
+  // A password sign-in on T with rd on S whose path is //evil: through S's hand-off, back on our hosts.
+  for (const path of ['//evil.example/x', '///evil.example/x', '/%2F%2Fevil.example/x']) {
+    const fresh = new Browser();
+    const form = await fresh.on(T).openLogin();
+    const posted = await fresh.on(T).postLogin({ csrf: form.csrf, rd: `${origin(S)}${path}`, username: name, password: PASSWORD });
+    assert.equal(posted.status, 303, posted.body.slice(0, 200));
+    const hops = [{ url: `${origin(T)}/auth/login`, res: posted }, ...(await fresh.navigate(new URL(String(posted.headers.location), origin(T)).href))];
+    ownLocations(hops);
+    assert.equal(new URL(hops.at(-1)?.url ?? '').pathname, '/', `${path}: a root of ours`);
+    assert.equal(hops.at(-1)?.res.status, 200);
+  }
 });
 
 test('malformed and unknown codes, and a code for a session ended meanwhile, are refused', async () => {

@@ -6,6 +6,8 @@ import { startAuthGateway, waitFor, type AuthTestGateway } from '../helpers/auth
 import { SessionClient } from '../helpers/session-client.js';
 import type { TestResponse } from '../helpers/harness.js';
 import { jwtClaims, signInAtProvider, startTestProvider, type TestProvider } from '../helpers/oidc-provider.js';
+import { runCli } from '../helpers/cli.js';
+import { totpCode } from '../../src/auth/mfa/totp.js';
 
 // Issue 14, item 3: sign-in with an external OpenID Provider, against a real one (oidc-provider
 // 9, a certified OP) on HTTPS loopback with the harness's test CA. Browsers are stood in for by
@@ -189,6 +191,63 @@ test("a role that needs a second factor (admin) still asks for the gateway's own
   assert.match(done.headers.location ?? '', /^\/auth\/mfa\//, 'sent to the second factor');
   assert.equal(c.jar.get(ACCESS_COOKIE), undefined, 'no session before the second factor');
   assert.ok(!gw.log.securityEvents.some((e) => e.event === 'auth.login_succeeded' && String(e.user).endsWith(':erin')));
+});
+
+/** The page's hidden csrf field. */
+const csrfOf = (body: string): string => /name="csrf" value="([^"]+)"/.exec(body)?.[1] ?? '';
+const postForm = (c: SessionClient, path: string, fields: Record<string, string>): Promise<TestResponse> =>
+  c.send({ method: 'POST', path, html: true, headers: { 'content-type': 'application/x-www-form-urlencoded', origin: `https://${HOST}` }, body: new URLSearchParams(fields).toString() });
+
+// Regression (review of issue 14): the second factor's last step looked the person up as a local
+// account, so an admin-mapped OIDC person got AUTH_DISABLED after enrolling, and never a session.
+test('an admin-mapped OIDC person enrols TOTP after the provider and lands signed in with the mapped roles; next time the code alone; reset-factors takes the oidc: subject', async () => {
+  const c = browser();
+  const seen = gw.upstream.seen.length;
+  const done = await c.send({ path: callbackPath(await signInAtProvider(provider, await start(c, '/admin/x?q=1'), 'erin')), html: true });
+  assert.equal(done.status, 303, done.body.slice(0, 300));
+  assert.equal(done.headers.location, '/auth/mfa/totp/enrol');
+  const enrol = await c.send({ path: '/auth/mfa/totp/enrol', html: true });
+  assert.equal(enrol.status, 200, enrol.body.slice(0, 300));
+  const secret = /data-secret="([A-Z2-7]+)"/.exec(enrol.body)?.[1] ?? '';
+  assert.match(secret, /^[A-Z2-7]{32}$/);
+  const codes = await postForm(c, '/auth/mfa/totp/enrol', { csrf: csrfOf(enrol.body), code: totpCode(secret) });
+  assert.equal(codes.status, 200, codes.body.slice(0, 300));
+  assert.equal([...codes.body.matchAll(/<code>[^<]+<\/code>/g)].length >= 10, true, 'the recovery codes are shown');
+  const signedIn = await postForm(c, '/auth/mfa/done', { csrf: csrfOf(codes.body) });
+  assert.equal(signedIn.status, 303, `${signedIn.status} ${signedIn.body.slice(0, 300)}`);
+  assert.equal(signedIn.headers.location, '/admin/x?q=1');
+  assert.ok(c.jar.get(ACCESS_COOKIE), 'a session');
+  const user = String(gw.log.securityEvents.find((e) => e.event === 'auth.mfa_enrolled' && String(e.user).endsWith(':erin'))?.user);
+  assert.match(user, /^oidc:[0-9a-f]{8}:erin$/);
+  const ok = gw.log.securityEvents.filter((e) => e.event === 'auth.login_succeeded' && e.user === user).at(-1);
+  assert.deepEqual(ok?.factors, ['oidc', 'totp']);
+  assert.deepEqual([...(ok?.roles as string[])].sort(), ['admin', 'staff'], 'the roles mapped at the callback, not a local record');
+  assert.equal(gw.upstream.seen.length, seen, 'nothing reached the upstream during the sign-in');
+  const page = await c.send({ path: '/admin/x?q=1', html: true });
+  assert.equal(page.status, 200, page.body.slice(0, 300));
+  assert.equal(gw.upstream.seen.at(-1)?.headers['x-gateway-user'], user);
+
+  // The next sign-in: the provider, then the code (the step after the one enrolment spent).
+  const again = browser();
+  const next = await again.send({ path: callbackPath(await signInAtProvider(provider, await start(again, '/y'), 'erin')), html: true });
+  assert.equal(next.headers.location, '/auth/mfa');
+  const challenge = await again.send({ path: '/auth/mfa', html: true });
+  const stepped = await postForm(again, '/auth/mfa/totp', { csrf: csrfOf(challenge.body), code: totpCode(secret, Date.now() + 30_000) });
+  assert.equal(stepped.status, 303, `${stepped.status} ${stepped.body.slice(0, 300)}`);
+  assert.equal(stepped.headers.location, '/y');
+  assert.ok(again.jar.get(ACCESS_COOKIE));
+
+  // reset-factors takes the oidc: subject, and ends its sessions in the registry too.
+  assert.ok((await gw.auth.sessions.registry.list({ subject: user })).length >= 2);
+  const reset = await runCli(['users', 'reset-factors', user], { API_SECRET_KEY: gw.secret, DATA_DIR: gw.dataDir });
+  assert.equal(reset.code, 0, reset.stderr);
+  assert.equal(reset.events.find((e) => e.event === 'auth.factors_reset')?.user, user);
+  assert.deepEqual(await gw.auth.sessions.registry.list({ subject: user }), [], 'gone from sessions list');
+  assert.equal((await gw.auth.factors.get(user)).totp, undefined);
+  assert.ok(
+    await waitFor(async () => (await again.send({ path: '/y', html: true })).status === 302, 5_000),
+    'the session opened with the old factor is refused',
+  );
 });
 
 test('a replayed state (the same callback twice) is refused: OIDC_STATE_INVALID', async () => {

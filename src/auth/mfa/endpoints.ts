@@ -8,6 +8,8 @@ import { LOGIN_PATH } from '../challenge.js';
 import type { AuthEndpointKit, AuthHandler, SignInGate } from '../paths.js';
 import type { Factor, SignedIn } from '../sessions/types.js';
 import { sessionHosts } from '../site-clear.js';
+import { accountBlocked } from '../../containment/enforce.js';
+import { isOidcSubject } from '../oidc/rules.js';
 import { hasSecondFactor } from '../store/factors.js';
 import type { Principal } from '../../context.js';
 import type { Page } from '../pages.js';
@@ -87,11 +89,20 @@ export function createMfaEndpoints(kit: AuthEndpointKit): AuthHandler {
   /** Ends the pending sign-in (once) and hands the person, with the factor just proved, to CompleteSignIn. */
   async function succeed(ctx: RequestContext, id: string, state: PendingSignIn, who: SignedIn, factor: Factor): Promise<void> {
     if (!(await pending.finish(ctx, id))) throw new GatewayError('MFA_EXPIRED', 'pending sign-in already completed');
-    const user = await auth.store.getUser(who.subject);
-    if (!user || user.disabled) throw new GatewayError('AUTH_DISABLED', `${who.subject} is disabled or gone since the first factor`);
+    const blocked = accountBlocked(kit.blocks, who.subject);
+    if (blocked) throw blocked;
+    // A local account is read again (disabled, or its roles changed, since the first factor). A
+    // provider's person has no local record: the roles mapped at the callback minutes ago stand,
+    // as they do for the session they are about to get (src/auth/service.ts readState).
+    let roles = who.roles;
+    if (!isOidcSubject(who.subject)) {
+      const user = await auth.store.getUser(who.subject);
+      if (!user || user.disabled) throw new GatewayError('AUTH_DISABLED', `${who.subject} is disabled or gone since the first factor`);
+      roles = user.roles;
+    }
     await auth.lockout.succeeded(mfaAttempt(ctx, who.subject));
     log.security('auth.mfa_succeeded', { requestId: ctx.id, user: who.subject, factor, clientIp: ctx.address?.client.address });
-    await kit.complete(ctx, { ...who, roles: [...user.roles], factors: [...who.factors.filter((f) => f !== factor), factor] }, state.rd);
+    await kit.complete(ctx, { ...who, roles: [...roles], factors: [...who.factors.filter((f) => f !== factor), factor] }, state.rd);
   }
 
   async function form(ctx: RequestContext, what: string): Promise<URLSearchParams> {

@@ -7,7 +7,8 @@ import type { SignedIn } from '../sessions/types.js';
 
 /**
  * The browser's half of a sign-in between its first and second factor: MFA_COOKIE, `__Host-` (so
- * no sibling host can plant one), SameSite=Strict (no other site's page or link carries it), HttpOnly.
+ * no sibling host can plant one), SameSite=Strict (no other site's page or link carries it; Lax
+ * after an identity provider, see start), HttpOnly.
  */
 export { MFA_COOKIE };
 /** Long enough to open an authenticator app or enrol one; a password proved longer ago is asked again. */
@@ -37,7 +38,14 @@ export class PendingSignIns {
   async start(ctx: RequestContext, state: PendingSignIn): Promise<string> {
     const id = randomBytes(32).toString('base64url');
     await this.kv.set(key(id), JSON.stringify(state), PENDING_TTL_MS);
-    ctx.reply.cookie(setCookie(MFA_COOKIE, id, PENDING_TTL_MS, 'strict'));
+    // After an identity provider the cookie is set on the callback, an answer in a navigation that
+    // came from the provider's site: Chromium withholds a Strict cookie on the redirect that
+    // follows (to the enrolment or code page), and the sign-in dead-ends at the login page
+    // (test/e2e/oidc-signin.test.ts). Lax is sent on that top-level GET and still never on another
+    // site's POST or subresource; every step that acts is a POST with the CSRF token of its own
+    // cookie and a same-host Origin, and the value is 256 random bits on a `__Host-` HttpOnly
+    // cookie for 5 minutes. A password or passkey first factor is same-site: Strict stays there.
+    ctx.reply.cookie(setCookie(MFA_COOKIE, id, PENDING_TTL_MS, state.who?.method === 'oidc' ? 'lax' : 'strict'));
     return id;
   }
 

@@ -40,8 +40,12 @@ export interface SessionRegistry {
   remove(id: string): Promise<StaffSession | undefined>;
 }
 
-export const SESSION_ID = /^[A-Za-z0-9_-]{22}$/;
-const newId = (): string => randomBytes(16).toString('base64url');
+/**
+ * 128 random bits in hex: never starts with `-`, so `sessions revoke <id>` cannot read one as
+ * an option (base64url ids did, one in 64), and it is copied whole by a double click.
+ */
+export const SESSION_ID = /^[0-9a-f]{32}$/;
+const newId = (): string => randomBytes(16).toString('hex');
 
 function build(input: NewSession, now: number): StaffSession {
   return {

@@ -75,10 +75,15 @@ export function createSsoEndpoints(kit: AuthEndpointKit, sso: SsoSetup, helpers:
   };
   /** An absolute URL for a checked return: a path is on this host. */
   const absolute = (ctx: RequestContext, rd: string): string => (rd.startsWith('/') ? `${kit.origin(kit.thisHost(ctx))}${rd}` : rd);
-  /** A checked return as the browser is sent there from this host: a path when it is on this host. */
+  /**
+   * A checked return as the browser is sent there from this host: a path when it is on this host.
+   * Never `//…` or `/\…`: cut from its origin, that path would be a protocol-relative URL to
+   * another site (safeReturnTo refuses such paths too; this holds whatever reaches it).
+   */
   const local = (ctx: RequestContext, rd: string): string => {
     const mine = kit.origin(kit.thisHost(ctx));
-    return rd === mine ? '/' : rd.startsWith(`${mine}/`) ? rd.slice(mine.length) : rd;
+    const path = rd === mine ? '/' : rd.startsWith(`${mine}/`) ? rd.slice(mine.length) : rd;
+    return /^[/\\][/\\]/.test(path) ? '/' : path;
   };
   const go = (ctx: RequestContext, res: Parameters<AuthHandler>[1], location: string, extra: Record<string, string> = {}): void => ctx.reply.redirect(res, 302, location, { ...headers, ...extra });
 

@@ -1,4 +1,6 @@
+import { userInfo } from 'node:os';
 import { hashPassword, passwordProblem } from '../../auth/password.js';
+import { OIDC_SUBJECT_PATTERN } from '../../auth/oidc/rules.js';
 import { NAME_PATTERN, ROLE_PATTERN } from '../../auth/store/types.js';
 import { stringOption } from '../args.js';
 import type { Command } from '../command.js';
@@ -126,12 +128,17 @@ export const usersCommand: Command = {
           return 0;
         }
         case 'reset-factors': {
-          const name = userName(rawName, sub);
-          if (!(await auth.store.getUser(name))) throw new CliError(`no user ${name}`);
+          // Someone an identity provider signs in (oidc:<tag>:<sub>, see `sessions list`) has factors
+          // here but no local record: their sessions end through the registry alone.
+          const oidc = rawName !== undefined && OIDC_SUBJECT_PATTERN.test(rawName);
+          const name = oidc ? (rawName as string) : userName(rawName, sub);
+          if (!oidc && !(await auth.store.getUser(name))) throw new CliError(`no user ${name}`);
           const had = await auth.factors.reset(name);
-          // A reset follows a lost or stolen device: sessions it may have opened end with it.
-          await auth.store.updateUser(name, { sessionsValidFrom: new Date() });
-          log.security('auth.factors_reset', { user: name, totp: had.totp, recoveryCodes: had.recoveryCodes, passkeys: had.passkeys, sessionsEnded: true });
+          // A reset follows a lost or stolen device: sessions it may have opened end with it, in the
+          // registry too (gone from `sessions list`, refused by every instance at once).
+          if (!oidc) await auth.store.updateUser(name, { sessionsValidFrom: new Date() });
+          const ended = await auth.sessions.endAll(name, { actor: `cli:${userInfo().username}`, reason: 'factors_reset' });
+          log.security('auth.factors_reset', { user: name, totp: had.totp, recoveryCodes: had.recoveryCodes, passkeys: had.passkeys, sessionsEnded: true, registrySessionsEnded: ended });
           process.stderr.write(`second factors of ${name} reset (totp ${had.totp ? 'removed' : 'none'}, ${had.recoveryCodes} recovery codes, ${had.passkeys} passkeys); sessions begun before now are ended\n`);
           return 0;
         }

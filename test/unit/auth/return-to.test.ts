@@ -144,3 +144,17 @@ test('every result of the whole corpus lands on a gateway host and port', () => 
   const all = [...PROTOCOL_RELATIVE, ...WHITESPACE_SMUGGLED, ...ABSOLUTE_ELSEWHERE, ...SCHEMES, ...SCHEMELESS, ...LOOK_ALIKES, '/..//evil.com', '/%2F%2Fevil.com'];
   for (const rd of all) assertSafe(rd, safeReturnTo(rd, OPTS));
 });
+
+// Regression (review of issue 14): an absolute URL on our own host whose path starts with `//`
+// passed, and a hop that cut its origin off (the SSO callback) answered `Location: //evil.example/x`.
+test('an https URL on a gateway host whose path starts with two slashes (or an encoded slash or backslash) becomes /', () => {
+  for (const path of ['//evil.example/phish', '///evil.example/phish', '//evil.example', '/%2F%2Fevil.example/x', '/%2f/evil.example', '/%5Cevil.example', '/\\evil.example', '/\\/evil.example']) {
+    for (const host of ['api.test.local:8443', 'nocodb.test.local:8443']) {
+      const rd = `https://${host}${path}`;
+      const out = safeReturnTo(rd, OPTS);
+      assert.equal(out, '/', `${rd} → ${out}`);
+    }
+  }
+  // A path on our host with a single slash still passes.
+  assert.equal(safeReturnTo('https://nocodb.test.local:8443/evil.example/x', OPTS), 'https://nocodb.test.local:8443/evil.example/x');
+});
