@@ -15,7 +15,7 @@ import { answerChallenge } from './handshake.js';
 import { verifySignature, type MatchedSecret } from './signature.js';
 import { readNotification, refuseStale, REPLAY_WINDOW_MS, type NotificationFacts } from './payload.js';
 import { encodeDelivery, type Delivery } from './envelope.js';
-import { Sealer } from './sealed.js';
+import { Sealer } from '../stores/sealed.js';
 import { WebhookStore } from './store.js';
 import { DeliveryWorker } from './worker.js';
 import { countOutcome, watchQueue, type WebhookOutcome } from './metrics.js';

@@ -3,7 +3,7 @@ import type http from 'node:http';
 import type { Logger } from '../log/logger.js';
 import { decodeDelivery, type Delivery } from './envelope.js';
 import { deliver, type DeliveryResult } from './deliver.js';
-import type { Sealer } from './sealed.js';
+import type { Sealer } from '../stores/sealed.js';
 import type { QueueEntry, WebhookStore } from './store.js';
 import { countOutcome } from './metrics.js';
 

@@ -4,7 +4,7 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { WebhookStore } from '../../../src/webhook/store.js';
-import { Sealer } from '../../../src/webhook/sealed.js';
+import { Sealer } from '../../../src/stores/sealed.js';
 import { encodeDelivery, type Delivery } from '../../../src/webhook/envelope.js';
 import { DeliveryWorker } from '../../../src/webhook/worker.js';
 import { createMemoryLogger, type Logger } from '../../../src/log/logger.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { Sealer } from '../../../src/webhook/sealed.js';
+import { Sealer } from '../../../src/stores/sealed.js';
 import { decodeDelivery, encodeDelivery } from '../../../src/webhook/envelope.js';
 
 const KEY = randomBytes(32).toString('hex');
