@@ -60,6 +60,8 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
   // Side by side: each waits (boundedly) for its Redis subscription to be live.
   const [auth, containment] = await Promise.all([createAuthService(config, { log, redis, postgres }), createContainment(config, { log, redis })]);
   if (!auth) log.app('warn', 'API_SECRET_KEY not set: routes that need authentication refuse every request');
+  // ACME (tls.acme), loaded only when configured: every process runs it; a Redis lock lets one order at a time.
+  const acme = config.tls.acme ? await (await import('./tls/acme/service.js')).createAcme(config, { log, raise: audit.raise, redis }) : undefined;
   // Automatic containment reads the alerts as the audit logger writes them.
   if (containment.auto) audit.observe({ security: (r) => containment.auto?.security(r) });
   // The handlers go in before the listeners open: "gateway listening" tells a supervisor the
@@ -74,6 +76,7 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
     log.app('info', 'shutting down', { signal });
     running
       .shutdown()
+      .then(() => acme?.stop())
       .then(() => backups?.stop())
       .then(() => auth?.close())
       .then(() => containment.close())
@@ -87,7 +90,8 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-  running = bound.serve({ log, redis, postgres, auth, openapi, containment, adminAuth: auth ? createAdminAuth(auth) : undefined, securityOverview: audit.overview });
+  running = bound.serve({ log, redis, postgres, auth, openapi, containment, adminAuth: auth ? createAdminAuth(auth) : undefined, securityOverview: audit.overview, acmeHttp01: acme?.http01 });
+  acme?.start(running);
   member?.follow(running.httpsServer);
   if (pending) stop(pending);
   return running;
