@@ -485,7 +485,9 @@ function edgeConf(text) {
     [/^\s*listen \[::\]:80;\s*$/m, ''],
     [/^(\s*)listen 443 ssl( http2)?;\s*$/m, '$1listen 127.0.0.1:__HTTPS_PORT__ ssl$2;'],
     [/^\s*listen \[::\]:443 ssl( http2)?;\s*$/m, ''],
-    [/^(\s*)server 127\.0\.0\.1:8443;\s*$/m, '$1server 127.0.0.1:__GATEWAY_PORT__;'],
+    [/^(\s*)server 127\.0\.0\.1:8443;\s*$/gm, '$1server 127.0.0.1:__GATEWAY_PORT__;'],
+    // The per-host pools name example.com hosts; the bench asks for api.bench.local.
+    [/\.example\.com(\s)/g, '.bench.local$1'],
   ];
   let out = text;
   for (const [re, to] of swaps) {

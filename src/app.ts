@@ -257,6 +257,8 @@ export interface Gateway {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
+/** Where an ACME CA fetches HTTP-01 answers (RFC 8555 §8.3). */
+const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
 
 export function hstsValue(cfg: GatewayConfig): string | undefined {
   if (cfg.tls.hstsMaxAge <= 0) return undefined;
@@ -443,7 +445,7 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
  * are redirected, so the listener is not an open redirect for any Host a client sends. Its
  * access lines and events are those of the HTTPS listener, marked `listener: http`.
  */
-export function createPlainHttpHandler(cfg: GatewayConfig, httpsPort: () => number, log: Logger): (req: IncomingMessage, res: ServerResponse) => void {
+export function createPlainHttpHandler(cfg: GatewayConfig, httpsPort: () => number, log: Logger, acmeHttp01?: GatewayDeps['acmeHttp01']): (req: IncomingMessage, res: ServerResponse) => void {
   const hosts = new Set(cfg.routes.flatMap((r) => (r.host ? [r.host] : [])));
   const anyHostRoute = cfg.routes.some((r) => r.host === undefined);
   const served = (host: string): boolean =>
@@ -458,6 +460,11 @@ export function createPlainHttpHandler(cfg: GatewayConfig, httpsPort: () => numb
       ctx.target = target;
       const path = normalizePath(target.rawPath, { allowEncodedSlashes: true });
       ctx.path = path;
+      // ACME HTTP-01 (RFC 8555 §8.3): the CA fetches this over plain HTTP and must not be redirected; the one exempt path.
+      if (acmeHttp01 && path.startsWith(ACME_CHALLENGE_PREFIX)) {
+        void acmeHttp01(ctx, res, path.slice(ACME_CHALLENGE_PREFIX.length)).finally(() => record(ctx));
+        return;
+      }
       if (!served(target.host)) throw new GatewayError('ROUTE_NOT_FOUND', `redirect for unknown host ${target.host}`);
       const port = cfg.listen.publicHttpsPort ?? httpsPort();
       const authority = port === 443 ? target.host : `${target.host}:${port}`;

@@ -1,4 +1,5 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestContext } from './context.js';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Logger } from './log/logger.js';
@@ -30,6 +31,11 @@ export interface GatewayDeps {
   readonly containment?: Containment | undefined;
   /** The compiled OpenAPI specs of routes with `openapi:` (src/openapi/registry.ts); a route whose spec is missing refuses to build. */
   readonly openapi?: OpenApiSpecs | undefined;
+  /**
+   * With ACME (tls.acme, http-01): answers `/.well-known/acme-challenge/<token>` on the plain-HTTP
+   * listener (src/tls/acme/http01.ts); it writes the reply itself, refusals included.
+   */
+  readonly acmeHttp01?: ((ctx: RequestContext, res: ServerResponse, token: string) => Promise<void>) | undefined;
   /** Built by startGateway when a route has `auth: whatsapp`. */
   readonly whatsapp?: WhatsappWebhooks | undefined;
   /** The signed identity assertion's keys and signer (src/auth/assertion/), loaded by main.ts whenever auth is on and a route carries one. */

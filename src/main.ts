@@ -64,6 +64,8 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
   // The identity assertion's keys: read (or created once) from the shared key file. Loaded only
   // when something is authenticated and a route carries an assertion.
   const assertions = auth && config.routes.some(wantsAssertion) ? (await import('./auth/assertion/service.js')).IdentityAssertions.open(config, log) : undefined;
+  // ACME (tls.acme), loaded only when configured: every process runs it; a Redis lock lets one order at a time.
+  const acme = config.tls.acme ? await (await import('./tls/acme/service.js')).createAcme(config, { log, raise: audit.raise, redis }) : undefined;
   // Automatic containment reads the alerts as the audit logger writes them.
   if (containment.auto) audit.observe({ security: (r) => containment.auto?.security(r) });
   // The handlers go in before the listeners open: "gateway listening" tells a supervisor the
@@ -78,6 +80,7 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
     log.app('info', 'shutting down', { signal });
     running
       .shutdown()
+      .then(() => acme?.stop())
       .then(() => backups?.stop())
       .then(() => auth?.close())
       .then(() => assertions?.close())
@@ -92,7 +95,8 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-  running = bound.serve({ log, redis, postgres, auth, openapi, containment, assertions, adminAuth: auth ? createAdminAuth(auth) : undefined, securityOverview: audit.overview });
+  running = bound.serve({ log, redis, postgres, auth, openapi, containment, assertions, adminAuth: auth ? createAdminAuth(auth) : undefined, securityOverview: audit.overview, acmeHttp01: acme?.http01 });
+  acme?.start(running);
   member?.follow(running.httpsServer);
   if (pending) stop(pending);
   return running;

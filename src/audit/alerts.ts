@@ -39,7 +39,8 @@ export type AlertType =
   | 'log_unwritable'
   | 'log_backlog_full'
   | 'log_recovered'
-  | 'events_db_unavailable';
+  | 'events_db_unavailable'
+  | 'acme_failed';
 
 /** Raises an alert: one security event, and the other channels (console, webhook). */
 export type RaiseAlert = (type: AlertType, subject: string, message: string, fields?: Record<string, unknown>) => void;

@@ -28,7 +28,8 @@ function isLoopback(address: string): boolean {
  * reload: a renewal must not bring in what startup would have refused.
  */
 export function certificateFindings(cfg: GatewayConfig, cert: CertificateFacts): PolicyFinding[] {
-  if (cert === undefined) return [{ id: 'certificate-missing', message: `no TLS certificate at ${cfg.tls.certFile}` }];
+  // With ACME the gateway obtains it itself once started (src/tls/acme/): a fresh machine has none yet.
+  if (cert === undefined) return cfg.tls.acme ? [] : [{ id: 'certificate-missing', message: `no TLS certificate at ${cfg.tls.certFile}` }];
   const out: PolicyFinding[] = [];
   if (cert.selfSigned) out.push({ id: 'certificate-self-signed', message: `the TLS certificate ${cfg.tls.certFile} is self-signed` });
   // Same id as self-signed (doctor and the docs know it): a CA only this machine trusts is no better for clients.

@@ -5,6 +5,7 @@ import { parseDuration, parseSize } from './units.js';
 import { IpSet } from '../net/ip.js';
 import { DEFAULT_LANGUAGE, LANGUAGES } from '../i18n/language.js';
 import { givenSetting, oidcSchema } from '../auth/oidc/config.js';
+import { upstreamTlsProblems } from '../tls/upstream-tls.js';
 
 /** Defaults, named once. */
 export const DEFAULTS = {
@@ -252,6 +253,23 @@ export const routeSchema = z
      * refused (MFA_REQUIRED: client credentials prove no second factor). See src/auth/mfa/.
      */
     mfa: z.literal('required').optional(),
+    /**
+     * An https upstream checked against a CA of its own (file), under `serverName` (default: the
+     * upstream URL's host, never the public Host sent), with a client certificate when the
+     * upstream asks for one (`cert` + `key`). Files are read and checked here (src/tls/upstream-tls.ts).
+     */
+    upstreamTls: z
+      .strictObject({
+        ca: z.string().min(1).optional(),
+        serverName: hostname.optional(),
+        cert: z.string().min(1).optional(),
+        key: z.string().min(1).optional(),
+      })
+      .superRefine((t, ctx) => {
+        if (!!t.cert !== !!t.key) ctx.addIssue({ code: 'custom', path: [t.cert ? 'key' : 'cert'], message: 'a client certificate needs both cert and key' });
+        for (const p of upstreamTlsProblems(t)) ctx.addIssue({ code: 'custom', path: [p.path], message: p.message });
+      })
+      .optional(),
   })
   .superRefine((r, ctx) => {
     if (!r.host && !r.path) ctx.addIssue({ code: 'custom', message: 'a route needs a host, a path, or both' });
@@ -259,6 +277,7 @@ export const routeSchema = z
     if (r.auth === 'none' && r.roles.length > 0) ctx.addIssue({ code: 'custom', path: ['roles'], message: 'roles need an auth mode other than none' });
     if (r.identityAssertion === true && (r.auth === 'none' || r.auth === 'whatsapp')) ctx.addIssue({ code: 'custom', path: ['identityAssertion'], message: 'an identity assertion needs a jwt, session or jwt-or-session route (it asserts who signed in)' });
     if (r.rateLimit?.by === 'user' && r.auth === 'none') ctx.addIssue({ code: 'custom', path: ['rateLimit', 'by'], message: 'by: user needs an authenticated route' });
+    if (r.upstreamTls && !/^https:\/\//i.test(r.upstream)) ctx.addIssue({ code: 'custom', path: ['upstreamTls'], message: 'upstreamTls needs an https:// upstream' });
     // The webhook reads and verifies its own body; a second reader would race it.
     if (r.openapi && r.auth === 'whatsapp') ctx.addIssue({ code: 'custom', path: ['openapi'], message: 'openapi validation does not apply to auth: whatsapp routes' });
     // The gateway matches `{param}` against `a%2Fb` as one segment; uvicorn decodes %2F first and
@@ -317,6 +336,27 @@ export const gatewaySchema = z.strictObject({
       hstsIncludeSubDomains: bool.default(true),
       hstsPreload: bool.default(false),
       watch: bool.default(true),
+      /**
+       * ACME (RFC 8555): the certificate for every routed host is obtained and renewed from
+       * `directoryUrl` and written to certFile/keyFile (src/tls/acme/). Unset: files by hand.
+       */
+      acme: z
+        .strictObject({
+          directoryUrl: z.string().refine((u) => /^https:\/\//i.test(u) && URL.canParse(u), 'an https:// URL (RFC 8555 §6.1: ACME runs over HTTPS)').optional(),
+          email: z.string().regex(/^[^\s@<>]+@[^\s@<>]+$/, 'an e-mail address').optional(),
+          /** Extra CA (PEM) trusted for the directory only, for a private ACME server. */
+          caFile: z.string().min(1).optional(),
+          challenge: z.enum(['http-01', 'tls-alpn-01']).optional(),
+        })
+        // Each setting without the directory is named on its own path, so the message names its variable.
+        .superRefine((a, ctx) => {
+          if (a.directoryUrl) return;
+          for (const key of ['email', 'caFile', 'challenge'] as const) {
+            if (a[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'has no effect without ACME_DIRECTORY_URL (tls.acme.directoryUrl)' });
+          }
+        })
+        .transform((a) => (a.directoryUrl ? { directoryUrl: a.directoryUrl, email: a.email, caFile: a.caFile, challenge: a.challenge ?? ('http-01' as const) } : undefined))
+        .optional(),
     })
     .prefault({}),
   forceHttps: bool.default(true),
@@ -426,6 +466,14 @@ export const gatewaySchema = z.strictObject({
        * in Redis's memory, which `appendfsync everysec` puts on disk within about 1 s.
        */
       waitAof: z.boolean().default(false),
+      /**
+       * Meta's client certificate on webhook deliveries (src/tls/client-certs.ts): asked for
+       * only on the webhook routes' hosts, which must be hosts of their own. `required`: a
+       * delivery without one is refused; `optional`: one is checked when sent. Unset: off.
+       */
+      mtls: z.enum(['required', 'optional']).optional(),
+      /** Meta's outbound CA (PEM, operator-provided): the only trust anchor for client certificates. */
+      mtlsCaFile: z.string().min(1).optional(),
     })
     .prefault({}),
   stores: z
@@ -640,6 +688,22 @@ export const gatewaySchema = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['auth', 'oidc', 'redirectUri'], message: `must be on a session route's host (${sessionHosts.join(', ')})` });
   }
   if (c.stores.redisSentinels?.length && !c.stores.redisUrl) ctx.addIssue({ code: 'custom', path: ['stores', 'redisSentinels'], message: 'Sentinel needs REDIS_URL too (it gives TLS, password and database)' });
+  // HTTP-01 is answered by the redirect listener; with FORCE_HTTPS=false that listener serves the routes instead.
+  if (c.tls.acme?.challenge === 'http-01' && !c.forceHttps) ctx.addIssue({ code: 'custom', path: ['tls', 'acme', 'challenge'], message: 'ACME http-01 is answered on the plain-HTTP redirect listener, which FORCE_HTTPS=false turns off; set FORCE_HTTPS=true or ACME_CHALLENGE=tls-alpn-01' });
+  // Each problem sits on the setting that was given, so it names the variable that set it.
+  if (c.whatsapp.mtls && !c.whatsapp.mtlsCaFile) ctx.addIssue({ code: 'custom', path: ['whatsapp', 'mtls'], message: 'WHATSAPP_MTLS needs WHATSAPP_MTLS_CA_FILE (Meta\'s outbound CA certificate)' });
+  if (c.whatsapp.mtlsCaFile && !c.whatsapp.mtls) ctx.addIssue({ code: 'custom', path: ['whatsapp', 'mtlsCaFile'], message: 'WHATSAPP_MTLS_CA_FILE is set but WHATSAPP_MTLS is not (required or optional)' });
+  // A client certificate is asked for per TLS server name; on a host other routes share, every
+  // browser and API client of those routes would be asked too.
+  if (c.whatsapp.mtls) {
+    c.routes.forEach((r, i) => {
+      if (r.auth !== 'whatsapp') return;
+      if (!r.host) ctx.addIssue({ code: 'custom', path: ['routes', i, 'host'], message: 'WHATSAPP_MTLS needs the webhook route on a host of its own (e.g. host: whatsapp.${GATEWAY_DOMAIN})' });
+      else if (c.routes.some((o) => o.auth !== 'whatsapp' && o.host === r.host)) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'host'], message: `WHATSAPP_MTLS needs the webhook route on a host of its own: other routes answer on ${r.host}, and their clients would be asked for a certificate` });
+      }
+    });
+  }
   // A route whose whole body could never fit in the budget would refuse every such body with 503.
   c.routes.forEach((r, i) => {
     if ((r.openapi || r.auth === 'whatsapp') && r.maxBody > c.server.maxBufferedBodies) {
@@ -654,3 +718,4 @@ export type CorsConfig = NonNullable<RouteConfig['cors']>;
 export type AlertsConfig = GatewayConfig['alerts'];
 export type LogConfig = GatewayConfig['log'];
 export type ContainmentConfig = GatewayConfig['containment'];
+export type AcmeConfig = NonNullable<GatewayConfig['tls']['acme']>;

@@ -3,7 +3,8 @@ import { MAPPED_FINDINGS, policyFindings } from './checks/policy.js';
 import { configCheck, environmentCheck, envFileCheck } from './checks/env-file.js';
 import { jwtKeyRingCheck, secretsAgeCheck, secretsSharedCheck, secretStrengthCheck } from './checks/secrets.js';
 import { backupKeyCheck, gitignoreCheck } from './checks/files.js';
-import { certificateCheck, certificateKeyModeCheck, hstsCheck, httpsRedirectCheck, tlsMinVersionCheck } from './checks/tls.js';
+import { certificateCheck, certificateKeyModeCheck, hstsCheck, httpsRedirectCheck, tlsMinVersionCheck, whatsappMtlsCheck } from './checks/tls.js';
+import { acmeCheck } from './checks/acme.js';
 import { corsCheck, trustedProxiesCheck } from './checks/network.js';
 import { postgresTlsCheck, redisPasswordCheck } from './checks/stores.js';
 import { redisPersistenceCheck } from './checks/persistence.js';
@@ -33,9 +34,11 @@ export const STATIC_CHECKS: readonly Check[] = [
   gitignoreCheck,
   certificateCheck,
   certificateKeyModeCheck,
+  acmeCheck,
   tlsMinVersionCheck,
   hstsCheck,
   httpsRedirectCheck,
+  whatsappMtlsCheck,
   corsCheck,
   trustedProxiesCheck,
   redisPasswordCheck,

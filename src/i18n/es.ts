@@ -147,6 +147,8 @@ export const es: Catalogue = {
   'error.WEBHOOK_SIGNATURE_INVALID': 'La firma del webhook falta o no coincide.',
   'error.WEBHOOK_VERIFY_FAILED': 'Se rechazó la solicitud de verificación del webhook.',
   'error.WEBHOOK_UNAVAILABLE': 'Ahora mismo el webhook no puede guardar mensajes.',
+  'error.WEBHOOK_CLIENT_CERT_REQUIRED': 'Este webhook exige un certificado de cliente.',
+  'error.WEBHOOK_CLIENT_CERT_INVALID': 'El certificado de cliente no se acepta para este webhook.',
   'error.API_PATH_UNKNOWN': 'Esta dirección no forma parte de la aplicación.',
   'error.API_METHOD_NOT_ALLOWED': 'Esta acción no está permitida en esta dirección.',
   'error.API_PARAMETER_INVALID': 'Un parámetro de la solicitud no es válido.',

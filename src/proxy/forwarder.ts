@@ -11,6 +11,8 @@ import { UpstreamOrigin, type PublicView } from './upstream-urls.js';
 import { stripPrefix } from '../routing/router.js';
 import { installExactUrlJoin, joinUpstreamPath } from './url-join.js';
 import { UpstreamPools, type Upstream } from './upstream-pools.js';
+import { websocketAgent } from './agents.js';
+import type { Agent } from 'node:https';
 import { Exchange } from './exchange.js';
 import { upstreamError } from './upstream-error.js';
 
@@ -42,6 +44,8 @@ interface RouteTarget {
   readonly origin: UpstreamOrigin;
   /** The upstream URL's path, joined before every request path (http-proxy's `prependPath`). */
   readonly basePath: string;
+  /** Websocket handshakes to an https upstream: the route's TLS settings; false for http. */
+  readonly wsAgent: Agent | false;
 }
 
 /** The path and query the upstream is asked for: the normalized path (the route's prefix cut when it says so), the raw query. */
@@ -81,7 +85,8 @@ export function createForwarder(hsts: string | undefined, opts: ForwarderOptions
     let t = targets.get(route);
     if (!t) {
       const basePath = route.target.pathname;
-      targets.set(route, (t = { upstream: pools.for(route.target), origin: new UpstreamOrigin(route.target), basePath }));
+      const tls = route.config.upstreamTls;
+      targets.set(route, (t = { upstream: pools.for(route.target, tls), origin: new UpstreamOrigin(route.target), basePath, wsAgent: websocketAgent(route.target, tls, opts.upstreamTls) }));
     }
     return t;
   };
@@ -140,7 +145,7 @@ export function createForwarder(hsts: string | undefined, opts: ForwarderOptions
       delete req.headers.expect;
       upgrades.set(req, { ctx, route, view, upgraded });
       socket.on('error', () => socket.destroy());
-      proxy.ws(req, socket, head, { target: route.target.href, changeOrigin: !route.config.preserveHost, agent: false }, (err) => fail(upstreamError(err, ctx)));
+      proxy.ws(req, socket, head, { target: route.target.href, changeOrigin: !route.config.preserveHost, agent: targetOf(route).wsAgent }, (err) => fail(upstreamError(err, ctx)));
     },
 
     close() {

@@ -1,6 +1,7 @@
 import type { ConnectionOptions } from 'node:tls';
 import { Pool, buildConnector } from 'undici';
 import { normalizeIp } from '../net/ip.js';
+import { upstreamTls, type UpstreamTlsConfig } from '../tls/upstream-tls.js';
 
 /** Idle upstream connections are dropped before the usual 5 s keep-alive of upstream servers. */
 const IDLE_CONNECTION_MS = 4_000;
@@ -20,22 +21,25 @@ export interface Upstream {
 }
 
 /**
- * One undici Pool per upstream origin, owned by the forwarder that made it. Timeouts are the
- * forwarder's (the route's, on a precise timer), so undici's own are off; HTTPS upstreams are
- * verified (`rejectUnauthorized`, whatever NODE_TLS_REJECT_UNAUTHORIZED says), the name
- * checked being the Host sent, as Node's https.Agent did.
+ * One undici Pool per upstream origin and TLS setting, owned by the forwarder that made it.
+ * Timeouts are the forwarder's (the route's, on a precise timer), so undici's own are off;
+ * HTTPS upstreams are verified (`rejectUnauthorized`, whatever NODE_TLS_REJECT_UNAUTHORIZED
+ * says) with the route's `upstreamTls` (CA, client certificate), the name checked being its
+ * `serverName` or the upstream URL's host (see upstreamTls), never the Host header sent.
  */
 export class UpstreamPools {
   private readonly pools = new Map<string, Upstream>();
 
-  /** `tls`: extra options for HTTPS upstreams (a private CA, in tests). */
+  /** `tls`: extra options for every HTTPS upstream (a private CA, in tests); a route's `upstreamTls` adds to them. */
   constructor(private readonly tls: ConnectionOptions = {}) {}
 
-  for(target: URL): Upstream {
-    let upstream = this.pools.get(target.origin);
+  for(target: URL, routeTls?: UpstreamTlsConfig): Upstream {
+    const tls = target.protocol === 'https:' ? upstreamTls(target, routeTls, this.tls) : undefined;
+    const poolKey = tls ? `${target.origin} ${tls.key}` : target.origin;
+    let upstream = this.pools.get(poolKey);
     if (!upstream) {
       const addresses = new Set<string>();
-      const connectTo = buildConnector({ ...this.tls, rejectUnauthorized: true });
+      const connectTo = buildConnector(tls ? tls.options : { ...this.tls, rejectUnauthorized: true });
       const pool = new Pool(target.origin, {
         connections: MAX_CONNECTIONS_PER_UPSTREAM,
         pipelining: 1,
@@ -43,7 +47,8 @@ export class UpstreamPools {
         headersTimeout: 0,
         bodyTimeout: 0,
         connect: (opts, callback) => {
-          connectTo(opts, (err, socket) => {
+          // undici would send (and check) the request's Host as the server name; the options' name stands.
+          connectTo({ ...opts, servername: undefined }, (err, socket) => {
             const address = normalizeIp(socket?.remoteAddress)?.address;
             if (address && !addresses.has(address)) {
               if (addresses.size >= MAX_ADDRESSES) addresses.clear();
@@ -55,7 +60,7 @@ export class UpstreamPools {
         },
       });
       upstream = { pool, addresses };
-      this.pools.set(target.origin, upstream);
+      this.pools.set(poolKey, upstream);
     }
     return upstream;
   }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -8,6 +9,7 @@ import { loadCertificatePair, type CertificateInfo, type CertificatePair } from 
 import { createCertificateReloader, type CertificateReloader, type CertificateVeto } from '../tls/reloader.js';
 import { certificateFindings } from '../config/policy.js';
 import { tlsPolicy } from '../tls/options.js';
+import { clientCertHosts, createClientCertRequest, loadClientCa, type ClientCertRequest } from '../tls/client-certs.js';
 import { createAdminHandler } from '../admin/server.js';
 import { countConnections } from '../audit/metrics.js';
 import { createWhatsappWebhooks } from '../webhook/service.js';
@@ -99,7 +101,10 @@ export interface BoundGateway {
  * EADDRINUSE before it has written a line that would fork the chains (issue 12, item 8).
  */
 export async function bindGateway(cfg: GatewayConfig, opts: StartOptions = {}): Promise<BoundGateway> {
-  const pair = loadCertificatePair(cfg.tls.certFile, cfg.tls.keyFile);
+  // With ACME and no certificate yet (a fresh machine), a placeholder serves until the first order completes.
+  const pair = cfg.tls.acme && !existsSync(cfg.tls.certFile) ? await (await import('../tls/acme/placeholder.js')).placeholderPair((await import('../tls/acme/hosts.js')).acmeHosts(cfg).names) : loadCertificatePair(cfg.tls.certFile, cfg.tls.keyFile);
+  // WHATSAPP_MTLS: a client certificate asked for on the webhook hosts only (src/tls/client-certs.ts).
+  const clientCerts = cfg.whatsapp.mtls && cfg.whatsapp.mtlsCaFile ? createClientCertRequest(clientCertHosts(cfg), loadClientCa(cfg.whatsapp.mtlsCaFile), pair.cert, pair.key) : undefined;
   const httpsServer = https.createServer({
     ...serverOptions(cfg),
     ...tlsPolicy(),
@@ -109,6 +114,7 @@ export async function bindGateway(cfg: GatewayConfig, opts: StartOptions = {}): 
     cert: pair.cert,
     key: pair.key,
     ...(opts.ticketKeys ? { ticketKeys: opts.ticketKeys } : {}),
+    ...(clientCerts ? { SNICallback: clientCerts.SNICallback } : {}),
   });
   const httpServer = http.createServer(serverOptions(cfg));
   const adminServer = http.createServer();
@@ -154,7 +160,7 @@ export async function bindGateway(cfg: GatewayConfig, opts: StartOptions = {}): 
     serve(deps) {
       if (served) throw new Error('bindGateway: serve() called twice');
       served = true;
-      return serveGateway(cfg, deps, { httpsServer, httpServer, adminServer, ports, held, sockets, pair });
+      return serveGateway(cfg, deps, { httpsServer, httpServer, adminServer, ports, held, sockets, pair, clientCerts });
     },
   };
 }
@@ -201,6 +207,7 @@ interface Bound {
   readonly held: readonly [Held, Held, Held];
   readonly sockets: Set<Socket>;
   readonly pair: CertificatePair;
+  readonly clientCerts: ClientCertRequest | undefined;
 }
 
 function serveGateway(cfg: GatewayConfig, deps: GatewayDeps, bound: Bound): RunningGateway {
@@ -224,7 +231,7 @@ function serveGateway(cfg: GatewayConfig, deps: GatewayDeps, bound: Bound): Runn
 
   httpServer.on('clientError', (err, socket) => gateway.handleClientError(err, socket));
   heldHttp.serve({
-    request: cfg.forceHttps ? createPlainHttpHandler(cfg, () => ports.https, deps.log) : gateway.handleRequest,
+    request: cfg.forceHttps ? createPlainHttpHandler(cfg, () => ports.https, deps.log, deps.acmeHttp01) : gateway.handleRequest,
     upgrade: cfg.forceHttps ? (_req, socket) => socket.destroy() : (req, socket, head) => gateway.handleUpgrade(req, socket, head),
   });
 
@@ -243,11 +250,12 @@ function serveGateway(cfg: GatewayConfig, deps: GatewayDeps, bound: Bound): Runn
     }),
   });
 
-  const certificates = createCertificateReloader([httpsServer], cfg.tls.certFile, cfg.tls.keyFile, pair.info as CertificateInfo, log, { watch: cfg.tls.watch, veto: reloadVeto(cfg) });
+  const certificates = createCertificateReloader([httpsServer], cfg.tls.certFile, cfg.tls.keyFile, pair.info as CertificateInfo, log, { watch: cfg.tls.watch, veto: reloadVeto(cfg), onReload: bound.clientCerts ? (p) => bound.clientCerts?.update(p.cert, p.key) : undefined });
   // OpenAPI specs reload on the same signal; a spec that fails keeps the previous one (src/openapi/registry.ts).
   const stopSpecReload = deps.openapi?.reloadOnSighup();
 
   whatsapp?.start();
+  if (bound.clientCerts) log.app('info', 'webhook client certificates asked for', { mode: cfg.whatsapp.mtls, hosts: [...clientCertHosts(cfg)], ca: cfg.whatsapp.mtlsCaFile });
   log.app('info', 'gateway listening', { https: ports.https, http: ports.http, admin: `${cfg.listen.adminAddress}:${ports.admin}`, env: cfg.env, routes: cfg.routes.map((r) => r.name) });
 
   let stopping: Promise<void> | undefined;

@@ -1,7 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Server } from 'node:https';
-import { loadCertificatePair, type CertificateInfo } from './certificates.js';
+import { loadCertificatePair, type CertificateInfo, type CertificatePair } from './certificates.js';
 import { tlsPolicy } from './options.js';
 import { reportCertificate } from './metrics.js';
 import type { Logger } from '../log/logger.js';
@@ -30,7 +30,7 @@ export function createCertificateReloader(
   keyFile: string,
   initial: CertificateInfo,
   log: Logger,
-  opts: { watch: boolean; veto?: CertificateVeto | undefined },
+  opts: { watch: boolean; veto?: CertificateVeto | undefined; /** Told of each pair taken (contexts built beside the servers'). */ onReload?: ((pair: CertificatePair) => void) | undefined },
 ): CertificateReloader {
   let current = initial;
   let timer: NodeJS.Timeout | undefined;
@@ -43,6 +43,7 @@ export function createCertificateReloader(
       const refused = opts.veto?.(pair.info);
       if (refused) throw new Error(refused);
       for (const s of servers) s.setSecureContext({ ...tlsPolicy(), cert: pair.cert, key: pair.key });
+      opts.onReload?.(pair);
       current = pair.info;
       log.security('tls.certificate_reloaded', { reason, subject: pair.info.subject, validTo: pair.info.validTo.toISOString(), fingerprint256: pair.info.fingerprint256 });
       return true;

@@ -15,6 +15,17 @@ export function countOutcome(route: string, outcome: WebhookOutcome): void {
   outcomes.inc({ route, outcome });
 }
 
+const clientCerts = new Counter({
+  name: 'crmgw_whatsapp_client_cert_total',
+  help: 'WhatsApp webhook requests by client certificate result (WHATSAPP_MTLS): accepted, absent (optional mode), rejected.',
+  labelNames: ['route', 'result'] as const,
+  registers: [metrics],
+});
+
+export function countClientCert(route: string, result: 'accepted' | 'absent' | 'rejected'): void {
+  clientCerts.inc({ route, result });
+}
+
 /** A route's queue, read when /metrics is scraped. */
 export interface QueueGauge {
   readonly route: string;

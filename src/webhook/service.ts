@@ -9,6 +9,7 @@ import type { TerminalHandler } from '../routes.js';
 import type { Step } from '../step.js';
 import { createWebhookRoute, type WebhookRoute } from './handler.js';
 import { whatsappSettings, type WhatsappSettings } from './settings.js';
+import { checkClientCert } from './client-cert.js';
 
 /**
  * The WhatsApp webhook of one process: a handler per `auth: whatsapp` route, and one delivery
@@ -41,6 +42,8 @@ export class WhatsappWebhooks {
       // An upgrade would go to the plain websocket proxy, past the handler that checks the
       // signature: never, whatever the route's `websocket` says.
       if (ctx.kind === 'upgrade') throw new GatewayError('UPGRADE_NOT_ALLOWED', `route ${route.name} is a WhatsApp webhook`);
+      // Meta's client certificate (WHATSAPP_MTLS), before any byte of the body is read.
+      if (this.settings.mtls) checkClientCert(ctx, route, this.settings.mtls, this.deps.log);
       ctx.principal = { subject: 'whatsapp-webhook', roles: [], method: 'whatsapp' };
     };
   }
@@ -49,7 +52,7 @@ export class WhatsappWebhooks {
   handlerFor(route: RouteConfig, bodies: BodyBuffers): TerminalHandler {
     let r = this.routes.get(route.name);
     if (!r) {
-      r = createWebhookRoute(route, this.settings, this.deps, this.agents.for(new URL(route.upstream)));
+      r = createWebhookRoute(route, this.settings, this.deps, this.agents.for(new URL(route.upstream), route.upstreamTls));
       this.routes.set(route.name, r);
       if (this.started) r.start();
     }

@@ -1,4 +1,5 @@
 import type { GatewayConfig } from '../config/schema.js';
+import { loadClientCa, type ClientCa, type ClientCertMode } from '../tls/client-certs.js';
 
 /** Everything the webhook needs from the config, read once at startup. */
 export interface WhatsappSettings {
@@ -17,6 +18,8 @@ export interface WhatsappSettings {
   readonly maxQueued: number;
   /** Acknowledge only after WAITAOF 1 0 confirms the local fsync (Redis 7.2+). */
   readonly waitAof: boolean;
+  /** Meta's client certificate (WHATSAPP_MTLS) and its CA, read at startup: checked on every request; undefined: off. */
+  readonly mtls: { readonly mode: ClientCertMode; readonly ca: ClientCa } | undefined;
 }
 
 export function whatsappSettings(cfg: GatewayConfig): WhatsappSettings {
@@ -31,5 +34,6 @@ export function whatsappSettings(cfg: GatewayConfig): WhatsappSettings {
     retryMaxMs: cfg.whatsapp.retryMax,
     maxQueued: cfg.whatsapp.maxQueued,
     waitAof: cfg.whatsapp.waitAof,
+    mtls: cfg.whatsapp.mtls && cfg.whatsapp.mtlsCaFile ? { mode: cfg.whatsapp.mtls, ca: loadClientCa(cfg.whatsapp.mtlsCaFile) } : undefined,
   };
 }

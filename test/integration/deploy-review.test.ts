@@ -84,10 +84,14 @@ describe('docker-compose.yml', () => {
 
 describe('nginx/crm-gateway.conf', () => {
   test("nginx drops idle gateway connections before the gateway does (no 502 from reusing a socket the gateway is closing)", () => {
-    const upstream = /upstream crm_gateway \{([^}]*)\}/.exec(NGINX)?.[1] ?? '';
-    const m = /^\s*keepalive_timeout\s+(\d+)s;/m.exec(upstream);
-    assert.ok(m, 'keepalive_timeout set in the upstream block (nginx defaults to 60 s)');
+    // Every pool that keeps connections (one per public host) sets the timeout.
+    const pools = [...NGINX.matchAll(/upstream (crm_gateway_\w+) \{([^}]*)\}/g)].filter((m) => /keepalive\s+\d+;/.test(m[2] ?? ''));
+    assert.ok(pools.length >= 3, 'a keep-alive pool per public host');
     const gatewayIdleMs = parseDuration(DEFAULTS.keepAliveTimeout) ?? 0;
-    assert.ok(Number(m[1]) * 1000 < gatewayIdleMs, `nginx keeps idle upstream sockets ${m[1]} s, the gateway closes them after ${gatewayIdleMs} ms`);
+    for (const [, name, body] of pools) {
+      const m = /^\s*keepalive_timeout\s+(\d+)s;/m.exec(body ?? '');
+      assert.ok(m, `keepalive_timeout set in ${name} (nginx defaults to 60 s)`);
+      assert.ok(Number(m[1]) * 1000 < gatewayIdleMs, `${name} keeps idle upstream sockets ${m[1]} s, the gateway closes them after ${gatewayIdleMs} ms`);
+    }
   });
 });

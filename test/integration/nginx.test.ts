@@ -72,6 +72,10 @@ describe('nginx in front of the real gateway', () => {
     path: /public
     upstream: UPSTREAM
     auth: none
+  - name: nocodb-public
+    host: nocodb.test.local
+    upstream: UPSTREAM
+    auth: none
 `,
       { TRUSTED_PROXIES: '127.0.0.1/32' },
     );
@@ -85,7 +89,8 @@ describe('nginx in front of the real gateway', () => {
       .replace(/^\s*listen \[::\]:\d+.*$/gm, '')
       .replace('listen 80;', `listen 127.0.0.1:${httpPort};`)
       .replace('listen 443 ssl http2;', `listen 127.0.0.1:${httpsPort} ssl http2;`)
-      .replace('server 127.0.0.1:8443;', `server 127.0.0.1:${gw.port};`)
+      .replaceAll('server 127.0.0.1:8443;', `server 127.0.0.1:${gw.port};`)
+      .replace(/\.example\.com(\s)/g, '.test.local$1')
       .replace('worker_processes auto;', 'worker_processes 1;');
     writeFileSync(join(prefix, 'edge.conf'), conf);
     assert.equal(nginxTest(prefix, join(prefix, 'edge.conf')).status, 0);
@@ -111,5 +116,19 @@ describe('nginx in front of the real gateway', () => {
     assert.ok(!String(seen?.headers['x-forwarded-for']).includes('6.6.6.6'), 'the forged address never passes');
     assert.match(String(seen?.headers['x-request-id']), /^[0-9a-f]{32}$/, "nginx's $request_id, believed from a trusted proxy");
     assert.equal(res.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains', 'HSTS once, from the gateway');
+  });
+
+  test('two hosts in turn over nginx’s kept-alive connections: each host its own pool, never a 421', async () => {
+    // One shared pool handed an api.test.local connection (SNI api.test.local) to a
+    // nocodb.test.local request, and the gateway refused the mismatch with 421.
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const host = i % 2 === 0 ? 'api.test.local' : 'nocodb.test.local';
+      const res = await httpsRequest(edgePort, ca, { path: i % 2 === 0 ? '/public/turn' : '/turn', host });
+      statuses.push(res.status);
+    }
+    assert.deepEqual(statuses, Array(30).fill(200));
+    const hosts = gw.upstream.seen.slice(-30).map((s) => s.headers.host);
+    assert.equal(hosts.filter((h) => h === 'nocodb.test.local').length, 15);
   });
 });

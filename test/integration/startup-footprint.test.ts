@@ -42,7 +42,7 @@ process.once('exit', () => appendFileSync(out, Object.keys(cache).map((f) => pat
 `;
 
 /** What no gateway without REDIS_URL, DATABASE_URL, BACKUP_ENABLED and a missing certificate loads. */
-const NEVER = [/\/node_modules\/ioredis\//, /\/node_modules\/pg\//, /\/node_modules\/pg-pool\//, /\/node_modules\/@aws-sdk\//, /\/node_modules\/selfsigned\//, /\/dist\/backup\//, /\/dist\/doctor\//, /\/dist\/secrets\//, /\/node_modules\/openid-client\//, /\/node_modules\/oidc-provider\//, /\/node_modules\/@simplewebauthn\//, /\/node_modules\/qrcode\//, /\/node_modules\/otpauth\//];
+const NEVER = [/\/node_modules\/ioredis\//, /\/node_modules\/pg\//, /\/node_modules\/pg-pool\//, /\/node_modules\/@aws-sdk\//, /\/node_modules\/selfsigned\//, /\/dist\/backup\//, /\/dist\/doctor\//, /\/dist\/secrets\//, /\/dist\/tls\/acme\//, /\/node_modules\/acme-client\//, /\/node_modules\/openid-client\//, /\/node_modules\/oidc-provider\//, /\/node_modules\/@simplewebauthn\//, /\/node_modules\/qrcode\//, /\/node_modules\/otpauth\//];
 
 function tempDir(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'crm-gw-footprint-'));
@@ -124,7 +124,7 @@ function assertNotLoaded(urls: readonly string[], patterns: readonly RegExp[]): 
   }
 }
 
-test('footprint: node dist/main.js without REDIS_URL, DATABASE_URL or BACKUP_ENABLED loads no ioredis, pg, backup code, AWS SDK or selfsigned', { skip: NOT_BUILT }, async (t) => {
+test('footprint: node dist/main.js without REDIS_URL, DATABASE_URL or BACKUP_ENABLED loads no ioredis, pg, backup code, AWS SDK, selfsigned, ACME or sign-in-provider code (openid-client, passkeys, TOTP, QR)', { skip: NOT_BUILT }, async (t) => {
   assertNotLoaded(await loadedModules(t, [MAIN]), NEVER);
 });
 

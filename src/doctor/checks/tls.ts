@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tlsPolicy } from '../../tls/options.js';
+import { clientCertHosts, loadClientCa } from '../../tls/client-certs.js';
 import { findingResults } from './policy.js';
 import { pass, prodFail, type Check, type CheckResult, type DoctorContext } from '../types.js';
 
@@ -86,4 +87,23 @@ export const httpsRedirectCheck: Check = (ctx) => {
   if (!ctx.config) return [];
   const out = findingResults(ctx, ['force-https-off'], 'https-redirect');
   return out.length > 0 ? out : [pass('https-redirect', 'plain HTTP answers 308 to HTTPS')];
+};
+
+/** Meta's webhook client certificates (WHATSAPP_MTLS): on or off, and a CA file the gateway can use. */
+export const whatsappMtlsCheck: Check = (ctx) => {
+  const cfg = ctx.config;
+  if (!cfg || !cfg.routes.some((r) => r.auth === 'whatsapp')) return [];
+  const mode = cfg.whatsapp.mtls;
+  if (!mode) return [pass('whatsapp-mtls', 'off (WHATSAPP_MTLS unset): webhook deliveries are checked by their signature alone')];
+  const file = cfg.whatsapp.mtlsCaFile ?? '';
+  let ca;
+  try {
+    ca = loadClientCa(ctx.at(file));
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return [{ id: 'whatsapp-mtls', status: 'FAIL', message: `WHATSAPP_MTLS=${mode} but the CA file is unusable: ${e.code ? `cannot read ${file} (${e.code})` : e.message}`, fix: "set WHATSAPP_MTLS_CA_FILE to Meta's outbound CA certificate (PEM), readable by the gateway" }];
+  }
+  const expired = ca.certs.filter((c) => new Date(c.validTo).getTime() < ctx.now.getTime());
+  if (expired.length > 0) return [{ id: 'whatsapp-mtls', status: 'FAIL', message: `the CA in ${file} expired (${expired.map((c) => c.validTo).join('; ')}): every delivery would be refused`, fix: "download Meta's current outbound CA certificate" }];
+  return [pass('whatsapp-mtls', `${mode} on ${[...clientCertHosts(cfg)].join(', ')}; CA ${ca.certs.map((c) => c.subject.replace(/\n/g, ', ')).join(' | ')}`)];
 };

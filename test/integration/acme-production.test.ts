@@ -1,0 +1,110 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startPebble } from '../helpers/pebble.js';
+import { servedCertificate } from '../helpers/acme-gateway.js';
+import { freePort } from '../helpers/ports.js';
+import { waitFor } from '../helpers/wait.js';
+import { runDoctor } from '../../src/doctor/run.js';
+import type { CheckResult } from '../../src/doctor/types.js';
+
+// Issue 15, "Done when": a production setup with ACME configured starts on a fresh machine (no
+// certificate file), obtains its certificate with no hand work, and doctor --production does not
+// fail it, before or after. The built gateway (dist/main.js), as operators run it.
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const MAIN = join(ROOT, 'dist/main.js');
+const NOT_BUILT = existsSync(join(ROOT, 'dist/tls/acme/service.js')) ? false : 'dist/ is missing or old: run `npm run build` first';
+
+/** The results doctor gives about the certificate and ACME (the other items judge files this test does not make). */
+function certificateResults(results: CheckResult[]): CheckResult[] {
+  return results.filter((r) => r.id === 'certificate' || r.id === 'certificate-key-mode' || r.id === 'acme' || r.id.startsWith('policy:'));
+}
+
+function metrics(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve(body));
+      })
+      .once('error', reject);
+  });
+}
+
+describe('ACME in production, on a fresh machine', { timeout: 60_000 }, () => {
+  test('starts without a certificate, obtains one, serves it; doctor --production passes before and after', { skip: NOT_BUILT }, async (t) => {
+    const pebble = await startPebble();
+    const dir = mkdtempSync(join(tmpdir(), 'crm-gw-acme-prod-'));
+    t.after(async () => {
+      await pebble.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    writeFileSync(join(dir, 'gateway.yaml'), 'routes:\n  - name: api\n    host: api.${GATEWAY_DOMAIN}\n    upstream: http://127.0.0.1:9\n    auth: jwt\n  - name: nocodb\n    host: nocodb.${GATEWAY_DOMAIN}\n    upstream: http://127.0.0.1:9\n    auth: jwt\n');
+    const [httpsPort, adminPort] = [await freePort(), await freePort()];
+    const env: Record<string, string> = {
+      GATEWAY_ENV: 'production',
+      GATEWAY_CONFIG: join(dir, 'gateway.yaml'),
+      GATEWAY_DOMAIN: 'acme.test',
+      LISTEN_ADDRESS: '127.0.0.1',
+      HTTPS_PORT: String(httpsPort),
+      HTTP_PORT: String(pebble.httpPort),
+      ADMIN_PORT: String(adminPort),
+      TLS_CERT_FILE: join(dir, 'data/tls/gateway.crt'),
+      TLS_KEY_FILE: join(dir, 'data/tls/gateway.key'),
+      DATA_DIR: join(dir, 'data'),
+      LOG_DIR: join(dir, 'logs'),
+      API_SECRET_KEY: 'ab'.repeat(32),
+      LOG_HASH_KEY: 'cd'.repeat(32),
+      CORS_ORIGINS: 'https://app.acme.test',
+      ACME_DIRECTORY_URL: pebble.directoryUrl,
+      ACME_CA_FILE: pebble.caFile,
+      ACME_EMAIL: 'ops@acme.test',
+    };
+
+    const before = certificateResults(await runDoctor({ cwd: dir, env, production: true }));
+    assert.deepEqual(before.filter((r) => r.status === 'FAIL'), [], JSON.stringify(before));
+    assert.match(before.find((r) => r.id === 'acme')?.message ?? '', /no certificate yet; the gateway orders one when it starts/);
+
+    const started = performance.now();
+    const child = spawn(process.execPath, [MAIN], { cwd: dir, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    t.after(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.stdout.on('data', () => undefined);
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    await waitFor(() => stderr.includes('gateway listening') || child.exitCode !== null, 'the gateway to listen', 15_000, 50);
+    assert.equal(child.exitCode, null, stderr);
+    const root = await pebble.issuingRoot();
+    await waitFor(async () => (await servedCertificate(httpsPort, 'api.acme.test', root).catch(() => ({ authorized: false }))).authorized, `the ACME certificate served\n${stderr}`, 30_000, 100);
+    const tookMs = performance.now() - started;
+    const served = await servedCertificate(httpsPort, 'nocodb.acme.test', root);
+    assert.equal(served.authorized, true, served.error);
+    assert.equal(statSync(env.TLS_KEY_FILE as string).mode & 0o777, 0o600);
+
+    const scrape = await metrics(adminPort);
+    const expiry = /^crmgw_tls_certificate_expiry_timestamp_seconds (\S+)$/m.exec(scrape)?.[1];
+    assert.equal(Number(expiry), Math.floor(Date.parse(served.x509.validTo) / 1000), 'the expiry metric follows the served certificate');
+    assert.match(scrape, /^crmgw_acme_last_success_timestamp_seconds \d/m);
+    assert.match(scrape, /^crmgw_acme_consecutive_failures 0$/m);
+    const promtool = spawnSync('promtool', ['check', 'metrics'], { input: scrape, encoding: 'utf8' });
+    assert.equal(`${promtool.stdout}${promtool.stderr}`, '', 'promtool has no complaint about the ACME metrics');
+
+    const after = certificateResults(await runDoctor({ cwd: dir, env, production: true }));
+    assert.deepEqual(after.filter((r) => r.status !== 'PASS'), [], JSON.stringify(after));
+    assert.match(after.find((r) => r.id === 'acme')?.message ?? '', /last success .*; certificate valid until .*; next check /);
+    console.log(`production start to ACME certificate served (built gateway, pebble): ${Math.round(tookMs)} ms`);
+
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, stderr);
+  });
+});
