@@ -106,6 +106,8 @@ export const en = {
   'error.WEBHOOK_UNAVAILABLE': 'The webhook cannot store messages right now.',
   'error.WEBHOOK_CLIENT_CERT_REQUIRED': 'This webhook requires a client certificate.',
   'error.WEBHOOK_CLIENT_CERT_INVALID': 'The client certificate is not accepted for this webhook.',
+  'error.ACME_CHALLENGE_UNKNOWN': 'No pending ACME challenge has this token.',
+  'error.ACME_CHALLENGE_UNAVAILABLE': 'ACME challenges cannot be looked up right now; retry shortly.',
   'error.API_PATH_UNKNOWN': 'This address is not part of the application.',
   'error.API_METHOD_NOT_ALLOWED': 'This action is not allowed at this address.',
   'error.API_PARAMETER_INVALID': 'A parameter of the request is not valid.',

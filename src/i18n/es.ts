@@ -106,6 +106,8 @@ export const es: Catalogue = {
   'error.WEBHOOK_UNAVAILABLE': 'Ahora mismo el webhook no puede guardar mensajes.',
   'error.WEBHOOK_CLIENT_CERT_REQUIRED': 'Este webhook exige un certificado de cliente.',
   'error.WEBHOOK_CLIENT_CERT_INVALID': 'El certificado de cliente no se acepta para este webhook.',
+  'error.ACME_CHALLENGE_UNKNOWN': 'Ningún desafío ACME pendiente tiene este token.',
+  'error.ACME_CHALLENGE_UNAVAILABLE': 'Los desafíos ACME no se pueden consultar ahora; vuelva a intentarlo en breve.',
   'error.API_PATH_UNKNOWN': 'Esta dirección no forma parte de la aplicación.',
   'error.API_METHOD_NOT_ALLOWED': 'Esta acción no está permitida en esta dirección.',
   'error.API_PARAMETER_INVALID': 'Un parámetro de la solicitud no es válido.',
