@@ -69,13 +69,15 @@ const wrongHost = ca.issue('other.example', { altNames: ['other.example'], usage
 const expiring = ca.issue('api.acme.test', { notBefore: new Date(Date.now() - 80 * DAY), notAfter: new Date(Date.now() + 5 * DAY), altNames: HOSTS, usage: 'serverAuth' });
 
 describe('ACME replaces what is on disk instead of refusing to start', { timeout: 90_000 }, () => {
-  test('production start: expired, wrong-host, self-signed certificates pass with ACME, the expired one is refused without', async () => {
+  test('production start: expired, wrong-host, self-signed certificates and a key that does not match pass with ACME, the expired one is refused without', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'crm-gw-acme-exp-'));
     try {
       const ports = { https: 0, http: 0, admin: 0 };
       const acme = { directoryUrl: 'https://acme.example/dir', caFile: ca.caFile };
       const selfSigned = { certFile: ca.caFile, keyFile: join(ca.dir, 'ca.key') };
-      for (const [pair, why] of [[expired, /expired on/], [wrongHost, /does not cover any of api\.acme\.test, nocodb\.acme\.test/], [selfSigned, /self-signed/]] as const) {
+      // A crash between ACME's two writes: the new key beside the old certificate.
+      const mismatched = { certFile: expiring.certFile, keyFile: wrongHost.keyFile };
+      for (const [pair, why] of [[expired, /expired on/], [wrongHost, /does not cover any of api\.acme\.test, nocodb\.acme\.test/], [selfSigned, /self-signed/], [mismatched, /does not load/]] as const) {
         const env = deployment(dir, ports, acme);
         install(env, pair);
         const log = createMemoryLogger();
