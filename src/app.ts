@@ -460,8 +460,8 @@ export function createPlainHttpHandler(cfg: GatewayConfig, httpsPort: () => numb
       ctx.target = target;
       const path = normalizePath(target.rawPath, { allowEncodedSlashes: true });
       ctx.path = path;
-      // ACME HTTP-01 (RFC 8555 §8.3): the CA fetches this over plain HTTP and must not be redirected; the one exempt path.
-      if (acmeHttp01 && path.startsWith(ACME_CHALLENGE_PREFIX)) {
+      // ACME HTTP-01 (RFC 8555 §8.3): the CA fetches this over plain HTTP and must not be redirected; the one exempt path, for the certificate's hosts only.
+      if (acmeHttp01?.covers(target.host) && path.startsWith(ACME_CHALLENGE_PREFIX)) {
         void acmeHttp01(ctx, res, path.slice(ACME_CHALLENGE_PREFIX.length)).finally(() => record(ctx));
         return;
       }

@@ -4,6 +4,7 @@ import { configPathFromEnv, type Env } from './config/env.js';
 import type { GatewayConfig } from './config/schema.js';
 import { insecureSettings, type PolicyFinding } from './config/policy.js';
 import { devCaPaths, ensureDevCertificate, loadCertificatePair, type CertificateInfo } from './tls/certificates.js';
+import { readClientCa } from './tls/client-certs.js';
 import type { Logger } from './log/logger.js';
 import { judgePersistence, probeRedisPersistence, supportsWaitAof } from './stores/persistence.js';
 import { sentinelOptions } from './stores/sentinel.js';
@@ -25,7 +26,20 @@ export class RefusedToStart extends Error {
   }
 }
 
-function describeCertificate(cfg: GatewayConfig): CertificateInfo | undefined {
+async function describeCertificate(cfg: GatewayConfig, log: Logger): Promise<CertificateInfo | undefined> {
+  if (cfg.tls.acme) {
+    // With ACME the gateway replaces an expired, self-signed or wrong-host certificate itself
+    // (src/tls/acme/): it starts on the placeholder and orders at once, so a gateway that was off
+    // longer than its certificate's life renews with no hand work. Only a certificate it serves is judged.
+    // Loaded only with ACME (startup-footprint test: nothing under tls/acme/ otherwise).
+    const onDisk = (await import('./tls/acme/on-disk.js')).readAcmeOnDisk(cfg);
+    if (!onDisk.unservable) return onDisk.pair?.info;
+    if (onDisk.pair || existsSync(cfg.tls.certFile)) {
+      process.stderr.write(`WARNING: ${onDisk.unservable}: not served; ACME orders a new certificate at start (a placeholder serves meanwhile)\n`);
+      log.app('warn', 'ACME: the certificate on disk is not served; a new one is ordered at start', { reason: onDisk.unservable, certFile: cfg.tls.certFile });
+    }
+    return undefined;
+  }
   if (!existsSync(cfg.tls.certFile) || !existsSync(cfg.tls.keyFile)) return undefined;
   return loadCertificatePair(cfg.tls.certFile, cfg.tls.keyFile).info;
 }
@@ -50,7 +64,10 @@ export async function prepare(
     log.app('warn', 'generated a development certificate; import its development CA into your browser to trust it', { certFile: config.tls.certFile, keyFile: config.tls.keyFile, caFile: devCaPaths(config.tls.certFile).cert });
     log.security('tls.certificate_generated', { certFile: config.tls.certFile });
   }
-  const certificate = describeCertificate(config);
+  // Before any port: the listener needs the CA file, and `config check` (which calls prepare) reports it the same way.
+  const clientCa = config.whatsapp.mtls ? readClientCa(config).problem : undefined;
+  if (clientCa) throw new RefusedToStart([{ id: 'whatsapp-mtls-ca', message: clientCa }], config.env === 'production' ? undefined : 'refusing to start');
+  const certificate = await describeCertificate(config, log);
   const findings = insecureSettings(config, certificate);
   if (config.env === 'production' && findings.length > 0) throw new RefusedToStart(findings);
   for (const f of findings) {

@@ -1,5 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { RequestContext } from './context.js';
+import type { IncomingMessage } from 'node:http';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Logger } from './log/logger.js';
@@ -9,6 +8,7 @@ import type { WhatsappWebhooks } from './webhook/service.js';
 import type { OpenApiSpecs } from './openapi/registry.js';
 import type { Containment } from './containment/service.js';
 import type { IdentityAssertions } from './auth/assertion/service.js';
+import type { Http01Responder } from './tls/acme/http01.js';
 
 /**
  * Process-wide services handed to the pipeline. Stores are optional: without REDIS_URL /
@@ -33,9 +33,9 @@ export interface GatewayDeps {
   readonly openapi?: OpenApiSpecs | undefined;
   /**
    * With ACME (tls.acme, http-01): answers `/.well-known/acme-challenge/<token>` on the plain-HTTP
-   * listener (src/tls/acme/http01.ts); it writes the reply itself, refusals included.
+   * listener (src/tls/acme/http01.ts) for the Hosts it covers; it writes the reply itself, refusals included.
    */
-  readonly acmeHttp01?: ((ctx: RequestContext, res: ServerResponse, token: string) => Promise<void>) | undefined;
+  readonly acmeHttp01?: Http01Responder | undefined;
   /** Built by startGateway when a route has `auth: whatsapp`. */
   readonly whatsapp?: WhatsappWebhooks | undefined;
   /** The signed identity assertion's keys and signer (src/auth/assertion/), loaded by main.ts whenever auth is on and a route carries one. */

@@ -2,7 +2,7 @@ import { buildContext, type DoctorOptions } from './context.js';
 import { MAPPED_FINDINGS, policyFindings } from './checks/policy.js';
 import { configCheck, environmentCheck, envFileCheck } from './checks/env-file.js';
 import { jwtKeyRingCheck, secretsAgeCheck, secretsSharedCheck, secretStrengthCheck } from './checks/secrets.js';
-import { backupKeyCheck, gitignoreCheck } from './checks/files.js';
+import { backupKeyCheck, gitignoreCheck, upstreamTlsKeyCheck } from './checks/files.js';
 import { certificateCheck, certificateKeyModeCheck, hstsCheck, httpsRedirectCheck, tlsMinVersionCheck, whatsappMtlsCheck } from './checks/tls.js';
 import { acmeCheck } from './checks/acme.js';
 import { corsCheck, trustedProxiesCheck } from './checks/network.js';
@@ -39,6 +39,7 @@ export const STATIC_CHECKS: readonly Check[] = [
   hstsCheck,
   httpsRedirectCheck,
   whatsappMtlsCheck,
+  upstreamTlsKeyCheck,
   corsCheck,
   trustedProxiesCheck,
   redisPasswordCheck,

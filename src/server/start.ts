@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -77,6 +76,17 @@ function reloadVeto(cfg: GatewayConfig): CertificateVeto | undefined {
   };
 }
 
+/**
+ * With ACME: the pair on disk when ACME would keep it (a CA's, valid now, covering the routed
+ * hosts), else an in-memory placeholder until the first order completes: a fresh machine, or
+ * one that was off longer than its certificate's life (src/tls/acme/on-disk.ts).
+ */
+async function acmeStartPair(cfg: GatewayConfig): Promise<CertificatePair> {
+  const onDisk = (await import('../tls/acme/on-disk.js')).readAcmeOnDisk(cfg);
+  if (onDisk.pair && !onDisk.unservable) return onDisk.pair;
+  return (await import('../tls/acme/placeholder.js')).placeholderPair((await import('../tls/acme/hosts.js')).acmeHosts(cfg).names);
+}
+
 /** Process wiring that is not config: set by a cluster worker. */
 export interface StartOptions {
   /** TLS session-ticket keys shared by every worker (48 bytes), so resumption works across them. */
@@ -101,8 +111,7 @@ export interface BoundGateway {
  * EADDRINUSE before it has written a line that would fork the chains (issue 12, item 8).
  */
 export async function bindGateway(cfg: GatewayConfig, opts: StartOptions = {}): Promise<BoundGateway> {
-  // With ACME and no certificate yet (a fresh machine), a placeholder serves until the first order completes.
-  const pair = cfg.tls.acme && !existsSync(cfg.tls.certFile) ? await (await import('../tls/acme/placeholder.js')).placeholderPair((await import('../tls/acme/hosts.js')).acmeHosts(cfg).names) : loadCertificatePair(cfg.tls.certFile, cfg.tls.keyFile);
+  const pair = cfg.tls.acme ? await acmeStartPair(cfg) : loadCertificatePair(cfg.tls.certFile, cfg.tls.keyFile);
   // WHATSAPP_MTLS: a client certificate asked for on the webhook hosts only (src/tls/client-certs.ts).
   const clientCerts = cfg.whatsapp.mtls && cfg.whatsapp.mtlsCaFile ? createClientCertRequest(clientCertHosts(cfg), loadClientCa(cfg.whatsapp.mtlsCaFile), pair.cert, pair.key) : undefined;
   const httpsServer = https.createServer({

@@ -1,4 +1,4 @@
-import { createSecureContext, type DetailedPeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import type { GatewayConfig } from '../config/schema.js';
 import { tlsPolicy } from './options.js';
@@ -11,9 +11,6 @@ import { readCertificates } from './upstream-tls.js';
 export const META_CLIENT_CERT_CN = 'client.webhooks.fbclientcerts.com';
 
 export type ClientCertMode = 'required' | 'optional';
-
-/** Intermediates a client may send between its certificate and the CA file's. */
-const MAX_CHAIN_DEPTH = 4;
 
 /** Meta's outbound CA as read at startup: the PEM for OpenSSL and the parsed certificates. */
 export interface ClientCa {
@@ -32,6 +29,23 @@ export function loadClientCa(file: string): ClientCa {
   const notCa = certs.findIndex((c) => !c.ca);
   if (notCa >= 0) throw new Error(`${file}: certificate ${notCa + 1} (${oneLine(certs[notCa]?.subject)}) is not a CA certificate`);
   return { file, pem, certs };
+}
+
+/**
+ * WHATSAPP_MTLS_CA_FILE read and checked, or the one message that says why it cannot be used:
+ * startup (src/bootstrap.ts), `config check` (through it) and doctor all print this one.
+ * `path` is where this process opens it (doctor resolves it against the deployment folder).
+ */
+export function readClientCa(cfg: GatewayConfig, path = cfg.whatsapp.mtlsCaFile ?? ''): { ca: ClientCa; problem?: undefined } | { ca?: undefined; problem: string } {
+  const file = cfg.whatsapp.mtlsCaFile ?? '';
+  try {
+    return { ca: loadClientCa(path) };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    // Named as configured, not as opened: doctor (which resolves against its folder) and the gateway then print the same line.
+    const why = e.code ? `cannot read ${file} (${e.code})` : path === file ? e.message : e.message.split(path).join(file);
+    return { problem: `WHATSAPP_MTLS=${cfg.whatsapp.mtls ?? ''} but the CA file is unusable: ${why}` };
+  }
 }
 
 /** The TLS server names a client certificate is asked for on: the hosts of the webhook routes. */
@@ -69,7 +83,7 @@ export interface ClientCertRequest {
  * (src/webhook/client-cert.ts) instead of a bare TLS alert. Any other name gets the server's
  * own context and no request: test/integration/webhook-mtls.test.ts checks both with openssl,
  * test/e2e/webhook-mtls-browser.test.ts with Chromium's NetLog. A resumed session skips this
- * callback; judgeClientCert checks the certificate such a session carries itself.
+ * callback; judgeClientCert then reads the verdict the session stored.
  * Should a Node release drop that handle method, the webhook host's handshake fails (closed),
  * and no other host changes.
  */
@@ -112,25 +126,33 @@ export type ClientCertVerdict = { ok: true; present: boolean; facts: ClientCertF
 
 /**
  * Judges the client certificate of a webhook request's TLS connection: it chains to Meta's CA
- * (OpenSSL's verdict with that CA as the only anchor, `socket.authorized`), its subject CN is
+ * (OpenSSL's verdict with that CA as the only anchor: `socket.authorized`, or on a resumed session
+ * the verdict the session stored), its subject CN is
  * exactly META_CLIENT_CERT_CN, and it is within its validity now (OpenSSL checked that at the
  * handshake; a keep-alive connection can outlive it, so it is checked again per request).
  */
-export function judgeClientCert(socket: TLSSocket | undefined, ca: ClientCa, now: Date = new Date()): ClientCertVerdict {
+export function judgeClientCert(socket: TLSSocket | undefined, now: Date = new Date()): ClientCertVerdict {
   const x509 = socket?.getPeerX509Certificate?.();
   if (!socket || !x509) return { ok: false, reason: 'missing', facts: {}, detail: 'no client certificate was presented' };
   const facts: ClientCertFacts = { subject: oneLine(x509.subject), issuer: oneLine(x509.issuer), fingerprint256: x509.fingerprint256, validTo: new Date(x509.validTo).toISOString() };
   const refuse = (reason: ClientCertRefusal, detail: string): ClientCertVerdict => ({ ok: false, reason, facts, detail });
-  // A resumed session skips the SNICallback (no certificate callback runs), so Node has not
-  // judged the certificate the session carries; its chain is checked here, against the same CA.
+  // A resumed session skips the SNICallback, so Node (whose `authorized` is read only when
+  // `_requestCert` was set in it) leaves `authorized` false with no error. The verdict is then
+  // OpenSSL's own, from the full handshake that made the session: it is stored in the session
+  // (SSL_SESSION verify_result, carried in the ticket or the cache) and restored on resumption,
+  // and `verifyError()` reads it (test/integration/webhook-mtls.test.ts checks it for a good
+  // chain through an intermediate and for a bad certificate, TLS 1.3 and 1.2). Re-verifying here
+  // instead fails: the server side of a session keeps the leaf but not the intermediates the
+  // client sent. Turning resumption off on the webhook host would cost Meta a full handshake per
+  // delivery and cannot be done per SNI context in Node (tickets are decided before the SNICallback).
   const resumed = !socket.authorized && (socket.authorizationError ?? null) === null && socket.isSessionReused();
-  if (resumed && !chainsTo(x509, presentedChain(socket), ca, now)) return refuse('untrusted', 'resumed session: does not chain to WHATSAPP_MTLS_CA_FILE');
-  if (!socket.authorized && !resumed) {
-    const why = String(socket.authorizationError ?? 'not verified');
+  const why = resumed ? storedVerdict(socket) : socket.authorized ? null : String(socket.authorizationError ?? 'not verified');
+  if (why !== null) {
+    const how = resumed ? 'resumed session: ' : '';
     // OpenSSL checks the dates as it checks the chain; its verdict names which one failed.
-    if (why === 'CERT_HAS_EXPIRED') return refuse('expired', `expired ${x509.validTo}`);
-    if (why === 'CERT_NOT_YET_VALID') return refuse('not_yet_valid', `valid from ${x509.validFrom}`);
-    return refuse('untrusted', `does not chain to WHATSAPP_MTLS_CA_FILE (${why})`);
+    if (why === 'CERT_HAS_EXPIRED') return refuse('expired', `${how}expired ${x509.validTo}`);
+    if (why === 'CERT_NOT_YET_VALID') return refuse('not_yet_valid', `${how}valid from ${x509.validFrom}`);
+    return refuse('untrusted', `${how}does not chain to WHATSAPP_MTLS_CA_FILE (${why})`);
   }
   const cns = x509.subject.split('\n').filter((l) => l.startsWith('CN=')).map((l) => l.slice(3));
   if (cns.length !== 1 || cns[0] !== META_CLIENT_CERT_CN) return refuse('wrong_subject', `subject CN ${JSON.stringify(cns.join(','))} is not ${META_CLIENT_CERT_CN}`);
@@ -139,42 +161,15 @@ export function judgeClientCert(socket: TLSSocket | undefined, ca: ClientCa, now
   return { ok: true, present: true, facts };
 }
 
-/** The certificates the client sent above its own (as the session keeps them). */
-function presentedChain(socket: TLSSocket): X509Certificate[] {
-  const out: X509Certificate[] = [];
-  let c = socket.getPeerCertificate(true) as DetailedPeerCertificate | undefined;
-  const seen = new Set<string>();
-  while (c?.issuerCertificate && c.issuerCertificate !== c && !seen.has(c.fingerprint256)) {
-    seen.add(c.fingerprint256);
-    c = c.issuerCertificate;
-    if (c.raw) out.push(new X509Certificate(c.raw));
-  }
-  return out;
-}
-
-/** Within its dates at `now`. */
-function current(c: X509Certificate, now: Date): boolean {
-  return new Date(c.validFrom).getTime() <= now.getTime() && now.getTime() <= new Date(c.validTo).getTime();
-}
-
-/** Signed by `issuer` (names and signature), and `issuer` may sign certificates. */
-function issuedBy(c: X509Certificate, issuer: X509Certificate): boolean {
-  return issuer.ca && c.checkIssued(issuer) && c.verify(issuer.publicKey);
-}
-
 /**
- * The leaf chains to a certificate of the CA file, through CA certificates the client sent;
- * every link within its dates. What OpenSSL checks at a full handshake, for a resumed one.
+ * OpenSSL's verdict on the peer's chain as the session stores it: null when it verified, else
+ * the error code. Fails closed should a Node release drop the handle method.
  */
-function chainsTo(leaf: X509Certificate, presented: readonly X509Certificate[], ca: ClientCa, now: Date): boolean {
-  let c = leaf;
-  for (let depth = 0; depth <= MAX_CHAIN_DEPTH; depth++) {
-    if (ca.certs.some((anchor) => issuedBy(c, anchor) && current(anchor, now))) return true;
-    const next = presented.find((p) => p !== c && issuedBy(c, p) && current(p, now));
-    if (!next) return false;
-    c = next;
-  }
-  return false;
+function storedVerdict(socket: TLSSocket): string | null {
+  const handle = (socket as TLSSocket & { _handle?: { verifyError?: () => (Error & { code?: string }) | null | undefined } | null })._handle;
+  if (typeof handle?.verifyError !== 'function') return 'verdict unavailable';
+  const err = handle.verifyError();
+  return err ? (err.code ?? err.message) : null;
 }
 
 function oneLine(dn: string | undefined): string {

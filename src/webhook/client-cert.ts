@@ -16,7 +16,7 @@ import { countClientCert } from './metrics.js';
 export function checkClientCert(ctx: RequestContext, route: RouteConfig, mtls: { mode: ClientCertMode; ca: ClientCa }, log: Logger): void {
   const mode = mtls.mode;
   const socket = ctx.secure ? (ctx.req.socket as TLSSocket) : undefined;
-  const verdict = judgeClientCert(socket, mtls.ca);
+  const verdict = judgeClientCert(socket);
   const where = { route: route.name, requestId: ctx.id, clientIp: ctx.address?.client.address, servername: ctx.servername, mode };
   if (verdict.ok) {
     countClientCert(route.name, 'accepted');

@@ -41,6 +41,8 @@ export interface AcmeGatewayOptions {
   directoryUrl?: string;
   redis?: Redis;
   options?: AcmeOptions;
+  /** YAML put before the routes (e.g. `server: { headersTimeout: 2s }`). */
+  yaml?: string;
 }
 
 /**
@@ -52,7 +54,7 @@ export async function startAcmeGateway(o: AcmeGatewayOptions): Promise<AcmeGatew
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'crm-gw-acme-'));
   const upstream = await startEchoUpstream('acme-upstream');
   const routes = o.hosts.map((h, i) => `  - name: r${i}\n    host: ${h}\n    upstream: ${upstream.url}\n    auth: none\n`).join('');
-  const config = parseConfig(`routes:\n${routes}`, {
+  const config = parseConfig(`${o.yaml ?? ''}routes:\n${routes}`, {
     GATEWAY_DOMAIN: 'acme.test',
     HTTPS_PORT: String(o.httpsPort ?? 0),
     HTTP_PORT: String(o.httpPort ?? o.pebble.httpPort),

@@ -83,6 +83,37 @@ describe('ACME HTTP-01 against pebble', { timeout: 60_000 }, () => {
     }
     assert.equal(gw.upstream.seen.length, before, 'the upstream received nothing');
   });
+
+  test('a pending token is answered only for a Host the certificate covers: another Host gets the 404 or 308 it would get without ACME', async () => {
+    const port = gw.running.ports.http;
+    const before = gw.upstream.seen.length;
+    const token = `T${'x'.repeat(30)}`;
+    const keyAuthorization = `${token}.thumbprint-of-this-test`;
+    await gw.acme.challenges.putHttp(token, keyAuthorization);
+    try {
+      const path = `/.well-known/acme-challenge/${token}`;
+      const ok = await plainGet(port, path, 'api.acme.test');
+      assert.equal(ok.status, 200);
+      assert.equal(ok.body, keyAuthorization);
+      // A Host the gateway does not serve: the listener's 404 for unknown hosts (not an open redirect either).
+      const evil = await plainGet(port, path, 'evil.example');
+      assert.equal(evil.status, 404);
+      assert.equal(JSON.parse(evil.body).error.code, 'ROUTE_NOT_FOUND');
+      assert.ok(!evil.body.includes(keyAuthorization));
+      assert.equal(evil.headers.location, undefined);
+      assert.ok(gw.events('request.denied').some((e) => e.code === 'ROUTE_NOT_FOUND' && e.listener === 'http'));
+      // A routed host left out of the certificate (a loopback name): redirected like every other path.
+      const loopback = await plainGet(port, path, 'app.localhost');
+      assert.equal(loopback.status, 308);
+      assert.equal(String(loopback.headers.location).split('/.well-known')[0], `https://app.localhost:${gw.running.ports.https}`);
+      assert.ok(!loopback.body.includes(keyAuthorization));
+      const answered = gw.events('acme.challenge_answered').filter((e) => e.type === 'http-01' && e.host !== 'api.acme.test' && e.host !== 'nocodb.acme.test');
+      assert.deepEqual(answered, []);
+    } finally {
+      await gw.acme.challenges.removeHttp(token);
+    }
+    assert.equal(gw.upstream.seen.length, before, 'the upstream received nothing');
+  });
 });
 
 describe('ACME renewal forced by a short lifetime (pebble certificateValidityPeriod)', { timeout: 60_000 }, () => {

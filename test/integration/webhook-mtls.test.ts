@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import { ensureDevCertificate } from '../../src/tls/certificates.js';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
@@ -115,6 +116,40 @@ function deliver(gw: TestGateway, client: ClientCert | undefined, body = notific
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/** A POST on `agent` (which keeps the TLS session and offers it again): the status and whether the session was resumed. */
+function sendOnAgent(gw: TestGateway, client: ClientCert, agent: https.Agent, maxVersion: 'TLSv1.2' | 'TLSv1.3'): Promise<{ status: number; reused: boolean }> {
+  return new Promise((resolve, reject) => {
+    const body = notification(`wamid.${randomBytes(8).toString('hex')}`);
+    const headers = { host: HOOK_HOST, 'content-type': 'application/json', 'x-hub-signature-256': signBody(body, APP_SECRET), connection: 'close' };
+    const req = https.request({ host: '127.0.0.1', port: gw.port, method: 'POST', path: PATH, ca: gw.ca, servername: HOOK_HOST, cert: client.cert, key: client.key, agent, maxVersion, headers }, (res) => {
+      const reused = (res.socket as tls.TLSSocket).isSessionReused();
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, reused }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** A Meta-shaped leaf issued by an intermediate of the test Meta CA; `cert` holds leaf then intermediate, as a client sends them. */
+function chainedThroughIntermediate(): ClientCert {
+  const dir = meta.dir;
+  const openssl = (args: string[]): void => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+    if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
+  };
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  writeFileSync(join(dir, 'int.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n');
+  openssl(['req', ...ec, '-keyout', 'int.key', '-out', 'int.csr', '-subj', '/CN=Meta Test Intermediate']);
+  openssl(['x509', '-req', '-in', 'int.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'int.crt', '-days', '20', '-extfile', 'int.ext']);
+  writeFileSync(join(dir, 'leaf-int.ext'), 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n');
+  openssl(['req', ...ec, '-keyout', 'leaf-int.key', '-out', 'leaf-int.csr', '-subj', `/CN=${META_CN}`]);
+  openssl(['x509', '-req', '-in', 'leaf-int.csr', '-CA', 'int.crt', '-CAkey', 'int.key', '-CAcreateserial', '-out', 'leaf-int.crt', '-days', '10', '-extfile', 'leaf-int.ext']);
+  const certFile = join(dir, 'leaf-int.crt');
+  const keyFile = join(dir, 'leaf-int.key');
+  return { certFile, keyFile, cert: readFileSync(certFile, 'utf8') + readFileSync(join(dir, 'int.crt'), 'utf8'), key: readFileSync(keyFile, 'utf8') };
 }
 
 /** Refused with `code`, a `webhook.client_cert_rejected` event with `reason`, and nothing delivered or queued. */
@@ -232,6 +267,27 @@ describe('Meta webhook client certificates: required', () => {
     const reasons = s.gw.log.securityEvents.filter((e) => e.event === 'webhook.client_cert_rejected').map((e) => e.reason);
     assert.deepEqual(reasons, ['untrusted', 'untrusted']);
     assert.equal(s.crm.received.length, 2);
+  });
+
+  test('a chain through an intermediate the client sends: the full handshake and the resumed session both pass (TLS 1.3 and 1.2)', async (t) => {
+    // The server side of a session keeps the leaf, not the intermediates: the resumed request is
+    // judged by OpenSSL's stored verdict, not re-verified from the leaf alone (which said untrusted).
+    const chained = chainedThroughIntermediate();
+    const leafAlone: ClientCert = { ...chained, cert: chained.cert.slice(0, chained.cert.indexOf('-----END CERTIFICATE-----') + 26) };
+    const s = await setup(t, 'required');
+    for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
+      const agent = new https.Agent({ keepAlive: false, maxCachedSessions: 10 });
+      const got = [await sendOnAgent(s.gw, chained, agent, maxVersion), await sendOnAgent(s.gw, chained, agent, maxVersion)];
+      assert.deepEqual(got, [{ status: 200, reused: false }, { status: 200, reused: true }], maxVersion);
+      // Without its intermediate the leaf does not chain: refused, and on the resumed session too.
+      const bareAgent = new https.Agent({ keepAlive: false, maxCachedSessions: 10 });
+      const bare = [await sendOnAgent(s.gw, leafAlone, bareAgent, maxVersion), await sendOnAgent(s.gw, leafAlone, bareAgent, maxVersion)];
+      assert.deepEqual(bare, [{ status: 403, reused: false }, { status: 403, reused: true }], maxVersion);
+    }
+    assert.equal(s.crm.received.length, 4);
+    const rejected = s.gw.log.securityEvents.filter((e) => e.event === 'webhook.client_cert_rejected');
+    assert.deepEqual(rejected.map((e) => e.reason), ['untrusted', 'untrusted', 'untrusted', 'untrusted']);
+    assert.ok(rejected.every((e) => String(e.subject).includes(META_CN)));
   });
 
   test('no certificate: 403 WEBHOOK_CLIENT_CERT_REQUIRED, an event, nothing forwarded or queued', async (t) => {

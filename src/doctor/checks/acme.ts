@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { acmeHosts } from '../../tls/acme/hosts.js';
 import { readAcmeState } from '../../tls/acme/state.js';
 import { CERT_EXPIRY_WARNING_DAYS } from './tls.js';
+import { ACME_REPEATED_FAILURES } from './acme-disk.js';
 import { pass, prodFail, type Check, type CheckResult } from '../types.js';
 
 const DAY_MS = 86_400_000;
@@ -29,11 +30,12 @@ export const acmeCheck: Check = (ctx) => {
   const state = readAcmeState(ctx.at(ctx.config.stores.dataDir));
   const daysLeft = pair ? Math.floor((pair.info.validTo.getTime() - ctx.now.getTime()) / DAY_MS) : undefined;
   if (state?.status === 'failing') {
-    const urgent = daysLeft === undefined || daysLeft < CERT_EXPIRY_WARNING_DAYS;
+    // A single failure may be the directory down for a minute; repeated ones with little or nothing left to serve are a FAIL.
+    const urgent = (daysLeft === undefined || daysLeft < CERT_EXPIRY_WARNING_DAYS) && state.failures >= ACME_REPEATED_FAILURES;
     out.push({
       id: 'acme',
       status: urgent ? prodFail(ctx) : 'WARN',
-      message: `ACME orders failing (${state.failures} in a row; last error: ${state.lastError ?? 'unknown'}; next attempt ${state.nextAttempt ?? 'unknown'}); ${pair ? `the current certificate stays valid for ${daysLeft} days` : 'no certificate yet'}`,
+      message: `ACME orders failing (${state.failures} in a row; last error: ${state.lastError ?? 'unknown'}; next attempt ${state.nextAttempt ?? 'unknown'}); ${pair ? (daysLeft !== undefined && daysLeft < 0 ? `the certificate on disk expired on ${pair.info.validTo.toISOString()}` : `the current certificate stays valid for ${daysLeft} days`) : 'no certificate yet'}`,
       fix: 'see acme.order_failed in the security log: DNS of each host pointing here, port 80 (http-01) or 443 (tls-alpn-01) reachable from the Internet, the directory URL',
     });
     return out;

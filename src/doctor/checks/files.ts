@@ -38,6 +38,31 @@ export const backupKeyCheck: Check = (ctx) => {
   return out.length > 0 ? out : [pass('backup-key', `${name}: 32-byte key, mode ${mode.toString(8)}`)];
 };
 
+/**
+ * The client keys of `upstreamTls` (mTLS to an upstream): mode 0600 like the gateway's own TLS
+ * key, for whoever reads one can present the gateway's client certificate to that upstream.
+ * Nothing to report when no route has one.
+ */
+export const upstreamTlsKeyCheck: Check = (ctx) => {
+  const out: CheckResult[] = [];
+  for (const route of ctx.config?.routes ?? []) {
+    const key = route.upstreamTls?.key;
+    if (!key) continue;
+    const file = ctx.at(key);
+    const name = relative(ctx.cwd, file) || file;
+    let mode: number;
+    try {
+      mode = statSync(file).mode & 0o777;
+    } catch (err) {
+      out.push({ id: 'upstream-tls-key', status: 'FAIL', message: `route ${route.name}: upstreamTls key ${name} is unreadable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, fix: `check the path and permissions of ${name}` });
+      continue;
+    }
+    if ((mode & 0o077) !== 0) out.push({ id: 'upstream-tls-key', status: prodFail(ctx), message: `route ${route.name}: upstreamTls key ${name} is mode ${mode.toString(8)}`, fix: `chmod 600 ${name}` });
+    else out.push(pass('upstream-tls-key', `route ${route.name}: upstreamTls key ${name}, mode ${mode.toString(8)}`));
+  }
+  return out;
+};
+
 function gitRoot(from: string): string | undefined {
   for (let dir = from; ; dir = dirname(dir)) {
     if (existsSync(join(dir, '.git'))) return dir;

@@ -1,5 +1,6 @@
 import { insecureSettings, type PolicyFinding } from '../../config/policy.js';
 import { prodFail, type CheckResult, type DoctorContext } from '../types.js';
+import { acmeReplaces } from './acme-disk.js';
 
 /**
  * The startup policy's verdicts (src/config/policy.ts), reused so doctor and startup never
@@ -12,7 +13,8 @@ export function policyFindings(ctx: DoctorContext): PolicyFinding[] {
   if (!ctx.config) return [];
   let found = cache.get(ctx);
   if (!found) {
-    found = insecureSettings(ctx.config, ctx.certificate?.pair?.info);
+    // With ACME, a certificate ACME replaces at start is not what production serves: startup does not judge it (src/bootstrap.ts), the certificate check reports it.
+    found = insecureSettings(ctx.config, acmeReplaces(ctx) ? undefined : ctx.certificate?.pair?.info);
     // A certificate that exists but does not load is reported with its reason, not as "missing".
     if (ctx.certificate?.error) found = found.filter((f) => f.id !== 'certificate-missing');
     cache.set(ctx, found);

@@ -2,8 +2,9 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tlsPolicy } from '../../tls/options.js';
-import { clientCertHosts, loadClientCa } from '../../tls/client-certs.js';
+import { clientCertHosts, readClientCa } from '../../tls/client-certs.js';
 import { findingResults } from './policy.js';
+import { acmeFixStatus, acmeReplaces, acmeStateLine } from './acme-disk.js';
 import { pass, prodFail, type Check, type CheckResult, type DoctorContext } from '../types.js';
 
 /** Renew before this: certificate tools renew at 30 days, so 14 means renewal is failing. */
@@ -28,6 +29,10 @@ function keyStrength(x509: X509Certificate): string | undefined {
 /** Loads, matches its key, is valid now, not self-signed (production), covers the hosts, not about to expire. */
 export const certificateCheck: Check = (ctx) => {
   if (!ctx.config) return [];
+  const replaced = acmeReplaces(ctx);
+  if (replaced) {
+    return [{ id: 'certificate', status: acmeFixStatus(ctx), message: `${replaced}: with ACME on, the gateway starts on a placeholder and ACME replaces it at once`, fix: `start the gateway and watch for acme.certificate_issued; ${acmeStateLine(ctx)} (see the acme check)` }];
+  }
   if (ctx.certificate?.error) return [{ id: 'certificate', status: 'FAIL', message: ctx.certificate.error, fix: `check TLS_CERT_FILE (${ctx.config.tls.certFile}) and TLS_KEY_FILE (${ctx.config.tls.keyFile}) name a matching PEM pair` }];
   const out: CheckResult[] = findingResults(ctx, ['certificate-missing', 'certificate-self-signed', 'certificate-expired'], 'certificate');
   const pair = ctx.certificate?.pair;
@@ -37,10 +42,14 @@ export const certificateCheck: Check = (ctx) => {
   if (info.validFrom.getTime() > ctx.now.getTime()) out.push({ id: 'certificate', status: 'FAIL', message: `the certificate is not valid before ${info.validFrom.toISOString()}`, fix: 'check the clock, or the certificate you installed' });
   const daysLeft = Math.floor((info.validTo.getTime() - ctx.now.getTime()) / DAY_MS);
   if (daysLeft >= 0 && daysLeft < CERT_EXPIRY_WARNING_DAYS) {
-    out.push({ id: 'certificate', status: prodFail(ctx), message: `the certificate expires in ${daysLeft} days (${info.validTo.toISOString()})`, fix: 'renew it now and check why automatic renewal did not (certbot renew --dry-run)' });
+    out.push({ id: 'certificate', status: prodFail(ctx), message: `the certificate expires in ${daysLeft} days (${info.validTo.toISOString()})`, fix: ctx.config.tls.acme ? `ACME renews at two thirds of the lifetime, so it is not renewing: ${acmeStateLine(ctx)} (see the acme check and acme.order_failed in the security log)` : 'renew it now and check why automatic renewal did not (certbot renew --dry-run)' });
   }
   const uncovered = routeHosts(ctx).filter((h) => x509.checkHost(h) === undefined);
-  if (uncovered.length > 0) out.push({ id: 'certificate', status: prodFail(ctx), message: `the certificate does not cover ${uncovered.join(', ')}`, fix: 'issue it for every route host (or *.<domain>)' });
+  if (uncovered.length > 0) {
+    // With ACME the gateway orders one for every host at start; it serves this one for the hosts it covers meanwhile.
+    if (ctx.config.tls.acme) out.push({ id: 'certificate', status: acmeFixStatus(ctx), message: `the certificate does not cover ${uncovered.join(', ')}: ACME orders one covering every route host when the gateway starts`, fix: `start the gateway and watch for acme.certificate_issued; ${acmeStateLine(ctx)} (see the acme check)` });
+    else out.push({ id: 'certificate', status: prodFail(ctx), message: `the certificate does not cover ${uncovered.join(', ')}`, fix: 'issue it for every route host (or *.<domain>)' });
+  }
   const weak = keyStrength(x509);
   if (weak) out.push({ id: 'certificate', status: 'FAIL', message: `the certificate has a ${weak}`, fix: 'reissue with an ECDSA P-256 or RSA 2048+ key' });
   return out.length > 0 ? out : [pass('certificate', `${info.subject.replace(/\n/g, ', ')}; valid until ${info.validTo.toISOString()} (${daysLeft} days); issuer ${info.issuer.replace(/\n/g, ', ')}`)];
@@ -96,13 +105,8 @@ export const whatsappMtlsCheck: Check = (ctx) => {
   const mode = cfg.whatsapp.mtls;
   if (!mode) return [pass('whatsapp-mtls', 'off (WHATSAPP_MTLS unset): webhook deliveries are checked by their signature alone')];
   const file = cfg.whatsapp.mtlsCaFile ?? '';
-  let ca;
-  try {
-    ca = loadClientCa(ctx.at(file));
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    return [{ id: 'whatsapp-mtls', status: 'FAIL', message: `WHATSAPP_MTLS=${mode} but the CA file is unusable: ${e.code ? `cannot read ${file} (${e.code})` : e.message}`, fix: "set WHATSAPP_MTLS_CA_FILE to Meta's outbound CA certificate (PEM), readable by the gateway" }];
-  }
+  const { ca, problem } = readClientCa(cfg, ctx.at(file));
+  if (!ca) return [{ id: 'whatsapp-mtls', status: 'FAIL', message: problem, fix: "set WHATSAPP_MTLS_CA_FILE to Meta's outbound CA certificate (PEM), readable by the gateway" }];
   const expired = ca.certs.filter((c) => new Date(c.validTo).getTime() < ctx.now.getTime());
   if (expired.length > 0) return [{ id: 'whatsapp-mtls', status: 'FAIL', message: `the CA in ${file} expired (${expired.map((c) => c.validTo).join('; ')}): every delivery would be refused`, fix: "download Meta's current outbound CA certificate" }];
   return [pass('whatsapp-mtls', `${mode} on ${[...clientCertHosts(cfg)].join(', ')}; CA ${ca.certs.map((c) => c.subject.replace(/\n/g, ', ')).join(' | ')}`)];

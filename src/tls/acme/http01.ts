@@ -7,13 +7,27 @@ import type { ChallengeStore } from './challenges.js';
 /** RFC 8555 §8.3: tokens are base64url; anything else is no token of ours. */
 const TOKEN = /^[A-Za-z0-9_-]{16,128}$/;
 
+/** The plain-HTTP listener's HTTP-01 answer, and the Hosts it answers for. */
+export interface Http01Responder {
+  (ctx: RequestContext, res: ServerResponse, token: string): Promise<void>;
+  /**
+   * A Host the certificate covers (the names ordered). Only for these is the challenge path
+   * exempt from the redirect: the CA validates those names and no other, so for any other Host
+   * the listener answers as it would without ACME (src/app.ts: a 308 for a host it serves, a 404
+   * for one it does not) and no key authorization is given out.
+   */
+  covers(host: string): boolean;
+}
+
 /**
  * Answers `GET /.well-known/acme-challenge/<token>` on the plain-HTTP listener with the key
  * authorization of a pending HTTP-01 challenge (from Redis, so any instance answers the CA).
- * Anything else under the prefix is a 404 with its own code: nothing is redirected or proxied.
+ * Anything else under the prefix, for a covered Host, is a 404 with its own code: nothing is
+ * redirected or proxied.
  */
-export function createHttp01Responder(store: ChallengeStore, log: Logger): (ctx: RequestContext, res: ServerResponse, token: string) => Promise<void> {
-  return async (ctx, res, token) => {
+export function createHttp01Responder(store: ChallengeStore, log: Logger, hosts: readonly string[]): Http01Responder {
+  const covered = new Set(hosts);
+  const respond = async (ctx: RequestContext, res: ServerResponse, token: string): Promise<void> => {
     try {
       const method = ctx.req.method;
       let value: string | undefined;
@@ -32,4 +46,5 @@ export function createHttp01Responder(store: ChallengeStore, log: Logger): (ctx:
       ctx.reply.refuse(res, isGatewayError(err) ? err : new GatewayError('INTERNAL', String(err)), false);
     }
   };
+  return Object.assign(respond, { covers: (host: string) => covered.has(host) });
 }

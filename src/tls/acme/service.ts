@@ -1,14 +1,12 @@
 import { once } from 'node:events';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
-import type { ServerResponse } from 'node:http';
 import type { Server } from 'node:https';
 import { dirname } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import * as acme from 'acme-client';
 import type { Redis } from 'ioredis';
 import type { AcmeConfig, GatewayConfig } from '../../config/schema.js';
-import type { RequestContext } from '../../context.js';
 import type { Logger } from '../../log/logger.js';
 import type { RaiseAlert } from '../../audit/alerts.js';
 import { writeFileAtomic } from '../../stores/private-file.js';
@@ -17,7 +15,8 @@ import type { CertificateReloader } from '../reloader.js';
 import { accountClient, configureAcmeHttp, probeDirectory } from './account.js';
 import { memoryChallenges, redisChallenges, type ChallengeStore } from './challenges.js';
 import { acmeHosts } from './hosts.js';
-import { createHttp01Responder } from './http01.js';
+import { acmeUnusable } from './on-disk.js';
+import { createHttp01Responder, type Http01Responder } from './http01.js';
 import { localOrderLock, orderLockScope, redisOrderLock, ORDER_LOCK_TTL_MS, type OrderClaim, type OrderLock } from './lock.js';
 import { acmeMetrics } from './metrics.js';
 import { describeAcmeError, orderCertificate } from './order.js';
@@ -50,7 +49,7 @@ export interface AcmeDeps {
 export interface AcmeService {
   readonly challenges: ChallengeStore;
   /** The plain-HTTP listener's answer to `/.well-known/acme-challenge/<token>`; undefined with tls-alpn-01 (nothing exempt from the 308 then). */
-  readonly http01: ((ctx: RequestContext, res: ServerResponse, token: string) => Promise<void>) | undefined;
+  readonly http01: Http01Responder | undefined;
   /** Starts checking, ordering and renewing for the running gateway's listener and its certificate reloader. */
   start(target: { httpsServer: Server; certificates: CertificateReloader }): void;
   /** Checks now (startup, tests); resolves when the check, and any order it placed, is done. */
@@ -60,11 +59,9 @@ export interface AcmeService {
   stop(timeoutMs?: number): Promise<void>;
 }
 
-/** Whether `pair` is one ACME should keep: a CA's (not self-signed, not the development CA's), covering every name. */
+/** Whether `pair` is one ACME should keep: a CA's (not self-signed, not the development CA's), valid now, covering every name (on-disk.ts). */
 function keepable(pair: CertificatePair | undefined, names: readonly string[]): pair is CertificatePair {
-  if (!pair || pair.info.selfSigned || pair.info.developmentCa) return false;
-  const x509 = new X509Certificate(pair.cert);
-  return names.every((n) => x509.checkHost(n) !== undefined);
+  return pair !== undefined && acmeUnusable(pair, names) === undefined;
 }
 
 function readPair(cfg: GatewayConfig): CertificatePair | undefined {
@@ -241,7 +238,7 @@ export async function createAcme(cfg: GatewayConfig, deps: AcmeDeps, opts: AcmeO
 
   return {
     challenges,
-    http01: settings.challenge === 'http-01' ? createHttp01Responder(challenges, log) : undefined,
+    http01: settings.challenge === 'http-01' ? createHttp01Responder(challenges, log, hosts.names) : undefined,
     get state() {
       return state;
     },

@@ -67,16 +67,27 @@ export function serveTlsAlpnChallenges(server: Server, store: ChallengeStore, lo
     tlsListener.call(server, socket);
   };
   const peek = (socket: Socket): void => {
-    let seen = Buffer.alloc(0);
+    // Until the TLS server takes the socket, nothing else listens for its 'error': a client's
+    // reset (ECONNRESET) while the hello is read or the challenge looked up would be an
+    // unhandled 'error' event, and end the process. Left on after the hand-over, where it only
+    // destroys a connection that has already failed.
+    socket.on('error', () => socket.destroy());
+    // Chunks kept and joined once: a hello sent a byte at a time must not cost a copy per byte.
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let need: number | undefined;
     const timer = setTimeout(() => socket.destroy(), timeoutMs);
     timer.unref();
     const onData = (chunk: Buffer): void => {
-      seen = Buffer.concat([seen, chunk]);
-      const whole = seen.length >= 5 && seen.length >= 5 + seen.readUInt16BE(3);
-      if (!whole && seen.length < MAX_HELLO_BYTES && seen[0] === 0x16) return;
+      chunks.push(chunk);
+      size += chunk.length;
+      if (need === undefined && size >= 5) need = 5 + Buffer.concat(chunks, 5).readUInt16BE(3);
+      const whole = need !== undefined && size >= need;
+      if (!whole && size < MAX_HELLO_BYTES && chunks[0]?.[0] === 0x16) return;
       socket.off('data', onData);
       socket.pause();
       clearTimeout(timer);
+      const seen = Buffer.concat(chunks, size);
       const hello = whole ? readClientHello(seen) : undefined;
       if (!hello || hello.alpn.length !== 1 || hello.alpn[0] !== ACME_TLS_ALPN || !hello.serverName) {
         handOver(socket, seen);
@@ -86,8 +97,23 @@ export function serveTlsAlpnChallenges(server: Server, store: ChallengeStore, lo
     };
     socket.on('data', onData);
   };
+  /** The pending challenge for `host`; undefined when none, when the store fails, or when it takes longer than timeoutMs. */
+  const lookup = async (host: string): Promise<Awaited<ReturnType<ChallengeStore['alpn']>>> => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), timeoutMs);
+      timer.unref();
+    });
+    try {
+      return await Promise.race([store.alpn(host).catch(() => undefined), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   const answer = async (socket: Socket, seen: Buffer, host: string): Promise<void> => {
-    const pending = await store.alpn(host).catch(() => undefined);
+    const pending = await lookup(host);
+    // Reset or timed out while the store answered: nothing left to answer on.
+    if (socket.destroyed) return;
     if (!pending) {
       log.security('acme.challenge_unknown', { type: 'tls-alpn-01', host, clientIp: socket.remoteAddress });
       socket.destroy();

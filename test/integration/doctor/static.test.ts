@@ -206,6 +206,27 @@ describe('doctor: each check fails on a crafted bad setup', () => {
   });
 });
 
+describe('doctor: upstreamTls client keys', () => {
+  test('a route\'s upstreamTls key is 0600 to pass; readable by others is a FAIL with the chmod', async () => {
+    const dir = copyOfGood();
+    const client = testCa().issue(['gateway-client.test.local'], 60);
+    // Absolute paths: the config is parsed (and its upstreamTls files read) from this process's cwd.
+    const cert = join(dir, 'certs', 'crm-client.crt');
+    const key = join(dir, 'certs', 'crm-client.key');
+    copyFileSync(client.cert, cert);
+    copyFileSync(client.key, key);
+    chmodSync(key, 0o600);
+    const file = join(dir, 'config', 'gateway.yaml');
+    const doc = parseDocument(readFileSync(file, 'utf8'));
+    doc.addIn(['routes'], doc.createNode({ name: 'crm-mtls', host: 'crm.${GATEWAY_DOMAIN}', upstream: 'https://10.0.0.5:8443', auth: 'jwt', upstreamTls: { ca: testCa().caCert, cert, key } }));
+    writeFileSync(file, doc.toString());
+    const good = only(await doctor(dir), 'upstream-tls-key');
+    assert.deepEqual(good.map((r) => r.status), ['PASS'], JSON.stringify(good));
+    chmodSync(key, 0o644);
+    assertFlagged(await doctor(dir), 'upstream-tls-key', 'FAIL', /route crm-mtls: upstreamTls key certs\/crm-client\.key is mode 644/);
+  });
+});
+
 describe('doctor: Redis is asked, not just configured', () => {
   const noCompose = { composeFiles: [] as string[] };
 
