@@ -137,7 +137,13 @@ test('PostgreSQL: one TOTP step and one recovery code each accepted once under 2
   const uses = await Promise.all(Array.from({ length: 20 }, () => f.useRecoveryCode(pgUser, hash)));
   assert.equal(uses.filter(Boolean).length, 1);
   const { rows } = await (gw.postgres as NonNullable<typeof gw.postgres>).query<{ totp_sealed: string; recovery_hashes: string[] }>('SELECT totp_sealed, recovery_hashes FROM gateway_user_factors WHERE user_name = $1', [pgUser]);
-  assert.ok(rows[0] && !rows[0].totp_sealed.includes(secret) && rows[0].totp_sealed.startsWith('v1.'));
+  const sealed = rows[0]?.totp_sealed ?? '';
+  assert.ok(sealed !== '' && !sealed.includes(secret), 'the TOTP secret is not stored in clear');
+  // The one sealer's form (src/stores/sealed.ts), base64url: version 1, IV, tag, then the ciphertext.
+  const raw = Buffer.from(sealed, 'base64url');
+  assert.equal(raw[0], 1);
+  assert.ok(!raw.includes(Buffer.from(secret)), 'nor in the decoded bytes');
+  assert.equal(gw.auth.sealer.open(sealed, pgUser)?.plain, secret);
   assert.equal(rows[0]?.recovery_hashes.length, 9);
   assert.ok(!rows[0]?.recovery_hashes.some((h) => codes.some((c) => h.includes(c.replaceAll('-', '')))));
   // Passkey counters move forward once.
