@@ -36,7 +36,7 @@ import { checkFraming } from './routing/framing.js';
 import { wantsHtml } from './respond.js';
 import { Reply, type ReplyPolicy } from './reply.js';
 import { accessEntry, deniedEvent } from './log/access.js';
-import { observeRequest } from './audit/metrics.js';
+import { observeRequest } from './metrics/requests.js';
 import { checkConnectionBlocks, createAccountBlocks } from './containment/enforce.js';
 import type { Containment } from './containment/service.js';
 import type { CompiledRoute, TerminalHandler } from './routes.js';

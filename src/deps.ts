@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Logger } from './log/logger.js';
-import type { OverviewRange, OverviewSnapshot } from './audit/overview-data.js';
+import type { OverviewRange, OverviewSnapshot } from './audit/overview/overview-data.js';
 import type { AuthService } from './auth/service.js';
 import type { WhatsappWebhooks } from './webhook/service.js';
 import type { OpenApiSpecs } from './openapi/registry.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { Count, OverviewRange, OverviewSnapshot, RouteFigures, TimePoint } from '../audit/overview-data.js';
-import { NO_ROUTE, OTHER } from '../audit/tally.js';
-import { MAX_KEY_LENGTH } from '../audit/top-counts.js';
+import type { Count, OverviewRange, OverviewSnapshot, RouteFigures, TimePoint } from '../audit/overview/overview-data.js';
+import { NO_ROUTE, OTHER } from '../audit/overview/tally.js';
+import { MAX_KEY_LENGTH } from '../audit/overview/top-counts.js';
 import type { UpstreamHealth } from './readiness.js';
 import type { LocalTime } from './local-time.js';
 import type { BackupStatus, CertificateStatus, ChainStatus, Status } from './status.js';

@@ -7,7 +7,7 @@ import type { GatewayDeps } from '../deps.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { AuthService } from '../auth/service.js';
-import type { OverviewRange, OverviewSnapshot } from '../audit/overview-data.js';
+import type { OverviewRange, OverviewSnapshot } from '../audit/overview/overview-data.js';
 import { createClientIpResolver } from '../net/client-ip.js';
 import { IpSet } from '../net/ip.js';
 import { createLoginLimiter } from '../ratelimit/login.js';

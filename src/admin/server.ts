@@ -5,7 +5,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import { renderError } from '../respond.js';
 import { readiness } from './readiness.js';
-import { metrics } from '../metrics.js';
+import { metrics } from '../metrics/registry.js';
 import { createOverviewHandler, type OverviewDeps } from './overview.js';
 import { createHostCheck } from './origin.js';
 import { JWKS_CACHE_CONTROL, JWKS_CONTENT_TYPE, JWKS_PATH } from '../auth/assertion/routes.js';

@@ -1,8 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { GatewayConfig } from '../config/schema.js';
-import { checkLine } from '../audit/chain.js';
-import { listLogFiles, readLogLines } from '../audit/files.js';
+import { checkLine } from '../audit/writer/chain.js';
+import { listLogFiles, readLogLines } from '../audit/writer/files.js';
 
 /**
  * The overview's status figures that are not in the security log: the certificate clients are

@@ -1,5 +1,5 @@
-import type { LogActivity } from '../audit/access-activity.js';
-import { printable } from '../audit/printable.js';
+import type { LogActivity } from '../audit/offline/access-activity.js';
+import { printable } from '../audit/redact/printable.js';
 import { ADMIN_ROLE } from '../admin/signin.js';
 import { CLIENT_SUBJECT_PREFIX, type ClientRecord, type UserRecord } from './store/types.js';
 

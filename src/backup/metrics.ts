@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { metrics } from '../metrics.js';
+import { metrics } from '../metrics/registry.js';
 import { readCatalog } from './catalog.js';
 
 /**

@@ -6,7 +6,7 @@ import type { Logger } from '../log/logger.js';
 import { createAuthService, type AuthService } from '../auth/service.js';
 import { createRedis } from '../stores/redis.js';
 import { createPostgres } from '../stores/postgres.js';
-import { openCliAuditLog } from '../audit/cli-log.js';
+import { openCliAuditLog } from '../audit/writer/cli-log.js';
 import { CliError } from './errors.js';
 
 export { CliError };

@@ -3,7 +3,7 @@ import type { ContainmentConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { IpSet, ParsedIp } from '../net/ip.js';
 import { normalizeIp } from '../net/ip.js';
-import { ALERT_IPV6_PREFIX } from '../audit/alerts.js';
+import { ALERT_IPV6_PREFIX } from '../audit/alerts/rules.js';
 import { ipGroup } from '../ratelimit/keys.js';
 import type { BlockSet } from './blocks.js';
 import { blockFields, blockReason, canonicalTarget, type Block } from './model.js';
@@ -27,7 +27,7 @@ export function ruleName(r: Rule): string {
 
 /**
  * Automatic containment (opt-in, `containment.rules`): an alert of a configured type (the
- * audit logger's, src/audit/alerts.ts) blocks its address or user for the rule's time, stored
+ * audit logger's, src/audit/alerts/rules.ts) blocks its address or user for the rule's time, stored
  * and announced like a block from the CLI and written to the audit log the same way
  * (`containment.blocked`, actor `auto`, the rule and the alert). Which alert may block what is
  * checked at startup (src/config/schema.ts): a block falls on whoever caused the alert, never

@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
  * holder. It is held for milliseconds, so one left behind by a process that died is taken over
  * when its pid is gone (same host) or when it is older than LOCK_STALE_MS (any host: a network
  * mount shared with a host whose pids mean nothing here). The writer-lock of the log folder
- * (src/audit/writer-lock.ts) does more (heartbeats, pid reuse) because it is held for hours.
+ * (src/audit/writer/writer-lock.ts) does more (heartbeats, pid reuse) because it is held for hours.
  */
 
 /** A lock this old is abandoned, whoever holds it: the work under it takes milliseconds. */

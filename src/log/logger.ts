@@ -1,5 +1,5 @@
 /**
- * The logging seam. The gateway's logger is src/audit/audit-logger.ts (rotated, hash-chained,
+ * The logging seam. The gateway's logger is src/audit/writer/audit-logger.ts (rotated, hash-chained,
  * redacted files); the pipeline calls these three methods, plus `accepting` when present.
  */
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';

@@ -1,5 +1,5 @@
 import { Counter } from 'prom-client';
-import { metrics } from '../metrics.js';
+import { metrics } from '../metrics/registry.js';
 
 /**
  * The one count of rate-limit refusals (429), as they happen, per limit: a route's name, or

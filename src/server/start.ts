@@ -10,7 +10,7 @@ import { certificateFindings } from '../config/policy.js';
 import { tlsPolicy } from '../tls/options.js';
 import { clientCertHosts, createClientCertRequest, loadClientCa, type ClientCertRequest } from '../tls/client-certs.js';
 import { createAdminHandler } from '../admin/server.js';
-import { countConnections } from '../audit/metrics.js';
+import { countConnections } from '../metrics/requests.js';
 import { createWhatsappWebhooks } from '../webhook/service.js';
 import { holdUntilServed, type Held } from './hold.js';
 

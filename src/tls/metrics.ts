@@ -1,5 +1,5 @@
 import { Gauge } from 'prom-client';
-import { metrics } from '../metrics.js';
+import { metrics } from '../metrics/registry.js';
 import type { CertificateInfo } from './certificates.js';
 
 /** The certificates being served, each read when scraped, so a hot reload shows at the next scrape. */

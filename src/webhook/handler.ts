@@ -9,7 +9,7 @@ import type { BodyBuffers } from '../proxy/body-buffers.js';
 import { buildUpstreamHeaders } from '../proxy/request-headers.js';
 import { stripPrefix } from '../routing/router.js';
 import { withTimeout } from '../stores/redis.js';
-import type { IdentifierHasher } from '../audit/identifiers.js';
+import type { IdentifierHasher } from '../audit/redact/identifiers.js';
 import type { Redis } from 'ioredis';
 import { answerChallenge } from './handshake.js';
 import { verifySignature, type MatchedSecret } from './signature.js';

@@ -1,5 +1,5 @@
 import { Counter, Gauge } from 'prom-client';
-import { metrics } from '../metrics.js';
+import { metrics } from '../metrics/registry.js';
 
 /** What happened to each webhook payload (one count per payload, per outcome reached). */
 export type WebhookOutcome = 'forwarded' | 'duplicate' | 'queued' | 'delivered_late' | 'rejected' | 'dead_lettered';

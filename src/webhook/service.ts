@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { GatewayConfig, RouteConfig } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { IdentifierHasher } from '../audit/identifiers.js';
+import { IdentifierHasher } from '../audit/redact/identifiers.js';
 import { UpstreamAgents } from '../proxy/agents.js';
 import type { BodyBuffers } from '../proxy/body-buffers.js';
 import type { TerminalHandler } from '../routes.js';

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { createAuditLogger, type AuditLogger, type AuditLoggerOptions } from '../../src/audit/audit-logger.js';
+import { createAuditLogger, type AuditLogger, type AuditLoggerOptions } from '../../src/audit/writer/audit-logger.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { AlertsConfig } from '../../src/config/schema.js';
 

@@ -10,8 +10,8 @@ import { startTestGateway, testCertificate, testEnv, httpsRequest } from '../hel
 import { startTestAudit, alertsConfig, tempDir } from '../helpers/audit.js';
 import { waitFor } from '../helpers/wait.js';
 import { startEchoUpstream } from '../../src/demo/echo-upstream.js';
-import { verifyLogDir } from '../../src/audit/verify.js';
-import { FileHeadStore } from '../../src/audit/heads.js';
+import { verifyLogDir } from '../../src/audit/offline/verify.js';
+import { FileHeadStore } from '../../src/audit/writer/heads.js';
 
 const ROUTES = `
   - name: public

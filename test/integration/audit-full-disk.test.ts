@@ -5,8 +5,8 @@ import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, stat
 import { join } from 'node:path';
 import { startTestAudit, tempDir } from '../helpers/audit.js';
 import { waitFor } from '../helpers/wait.js';
-import { verifyLogDir } from '../../src/audit/verify.js';
-import { FileHeadStore } from '../../src/audit/heads.js';
+import { verifyLogDir } from '../../src/audit/offline/verify.js';
+import { FileHeadStore } from '../../src/audit/writer/heads.js';
 
 /**
  * A real full disk (issue 18, item 6): a 2 MiB tmpfs of the test's own, filled by a file

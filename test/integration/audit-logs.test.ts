@@ -11,8 +11,8 @@ import { addUser, claimsFor, randomSecret, ringToken } from '../helpers/auth-gat
 import { waitFor } from '../helpers/wait.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createAuthService, type AuthService } from '../../src/auth/service.js';
-import { verifyLogDir } from '../../src/audit/verify.js';
-import { FileHeadStore } from '../../src/audit/heads.js';
+import { verifyLogDir } from '../../src/audit/offline/verify.js';
+import { FileHeadStore } from '../../src/audit/writer/heads.js';
 
 const ROUTES = `
   - name: public

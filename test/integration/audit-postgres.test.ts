@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { startTestAudit } from '../helpers/audit.js';
-import { PostgresHeadStore } from '../../src/audit/heads.js';
-import { verifyLogDir } from '../../src/audit/verify.js';
+import { PostgresHeadStore } from '../../src/audit/writer/heads.js';
+import { verifyLogDir } from '../../src/audit/offline/verify.js';
 
 const ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const dbName = `crmgw_audit_test_${randomBytes(5).toString('hex')}`;

@@ -12,9 +12,9 @@ import { addUser, createTestDatabase, randomSecret } from '../helpers/auth-gatew
 import { SessionClient } from '../helpers/session-client.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createAuthService, type AuthService } from '../../src/auth/service.js';
-import { openCliAuditLog } from '../../src/audit/cli-log.js';
-import { PostgresHeadStore } from '../../src/audit/heads.js';
-import { verifyLogDir } from '../../src/audit/verify.js';
+import { openCliAuditLog } from '../../src/audit/writer/cli-log.js';
+import { PostgresHeadStore } from '../../src/audit/writer/heads.js';
+import { verifyLogDir } from '../../src/audit/offline/verify.js';
 
 const ROUTES = `
   - name: nocodb

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { testCertificate, testEnv } from '../helpers/harness.js';
 import { waitFor } from '../helpers/wait.js';
-import { lockFilePath, lockLogDir } from '../../src/audit/writer-lock.js';
+import { lockFilePath, lockLogDir } from '../../src/audit/writer/writer-lock.js';
 import { freePort } from '../helpers/ports.js';
 
 /**

@@ -10,14 +10,14 @@ import { createAuthService, type AuthService } from '../../src/auth/service.js';
 import { startEchoUpstream, type EchoUpstream } from '../../src/demo/echo-upstream.js';
 import { startGateway, type RunningGateway } from '../../src/server/start.js';
 import { createRedis } from '../../src/stores/redis.js';
-import { shortTokenHash } from '../../src/audit/identifiers.js';
+import { shortTokenHash } from '../../src/audit/redact/identifiers.js';
 import { startTestAudit, type TestAudit } from '../helpers/audit.js';
 import { REDIS_URL, addUser, randomSecret, uniq } from '../helpers/auth-gateway.js';
 import { httpsRequest, testCertificate, testConfig, type RequestOptions, type TestResponse } from '../helpers/harness.js';
 import { SessionClient, formField, setCookieLine } from '../helpers/session-client.js';
 
 // The SSO hand-off's one-time code and state travel in URLs (src/auth/sso/handoff.ts): neither
-// may reach the access or security log files (src/audit/redact.ts, URL_CREDENTIAL_NAMES), while
+// may reach the access or security log files (src/audit/redact/redact.ts, URL_CREDENTIAL_NAMES), while
 // the gateway's own error codes stay readable in the same lines.
 
 const PORT = 8443;

@@ -10,9 +10,9 @@ import { SessionClient } from '../helpers/session-client.js';
 import { waitFor } from '../helpers/wait.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createAuthService, type AuthService } from '../../src/auth/service.js';
-import { SecurityOverview, type OverviewSnapshot } from '../../src/audit/overview-data.js';
-import { dailyReport, formatDailyReport } from '../../src/audit/report.js';
-import { denialsTotal, requestsTotal } from '../../src/audit/metrics.js';
+import { SecurityOverview, type OverviewSnapshot } from '../../src/audit/overview/overview-data.js';
+import { dailyReport, formatDailyReport } from '../../src/audit/offline/report.js';
+import { denialsTotal, requestsTotal } from '../../src/metrics/requests.js';
 
 const ROUTES = `
   - name: public

@@ -16,10 +16,10 @@ import { CLIENT_SUBJECT_PREFIX } from '../../src/auth/store/types.js';
 import { parseConfig } from '../../src/config/load.js';
 import { startEchoUpstream } from '../../src/demo/echo-upstream.js';
 import { createMemoryLogger } from '../../src/log/logger.js';
-import { EMPTY_CHAIN, recordJson, seal, type ChainState } from '../../src/audit/chain.js';
-import { gzipClosedFile } from '../../src/audit/compress.js';
-import { fileNameFor } from '../../src/audit/files.js';
-import { FOLLOW_INTERVAL_MS, SecurityOverview, type OverviewSnapshot } from '../../src/audit/overview-data.js';
+import { EMPTY_CHAIN, recordJson, seal, type ChainState } from '../../src/audit/writer/chain.js';
+import { gzipClosedFile } from '../../src/audit/writer/compress.js';
+import { fileNameFor } from '../../src/audit/writer/files.js';
+import { FOLLOW_INTERVAL_MS, SecurityOverview, type OverviewSnapshot } from '../../src/audit/overview/overview-data.js';
 
 // Regression (reviewer, GATEWAY_WORKERS > 1): each worker's overview counted only the traffic it
 // logged itself, so 50 requests split 15/35 showed as 15 or 35, and the CLI's security events

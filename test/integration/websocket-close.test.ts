@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { addClient, claimsFor, ringToken, startAuthGateway, uniq, waitFor, type AuthTestGateway } from '../helpers/auth-gateway.js';
-import { redactFields } from '../../src/audit/redact.js';
+import { redactFields } from '../../src/audit/redact/redact.js';
 
 /**
  * Issue 12 item 6: a websocket the gateway ends gets a close frame that says why (1008 with the

@@ -8,8 +8,8 @@ import { StandInCrm } from '../helpers/crm-api.js';
 import { deleteKeys, gatewayRedis, RedisServerProcess, runId, SHARED_REDIS_URL, waitFor } from '../helpers/redis.js';
 import { createMemoryLogger } from '../../src/log/logger.js';
 import { signBody } from '../../src/webhook/signature.js';
-import { metrics } from '../../src/metrics.js';
-import { redactFields } from '../../src/audit/redact.js';
+import { metrics } from '../../src/metrics/registry.js';
+import { redactFields } from '../../src/audit/redact/redact.js';
 
 const APP_SECRET = randomBytes(24).toString('hex');
 const OLD_APP_SECRET = randomBytes(24).toString('hex');

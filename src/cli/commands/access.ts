@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { collectLogActivity, type LogActivity } from '../../audit/access-activity.js';
+import { collectLogActivity, type LogActivity } from '../../audit/offline/access-activity.js';
 import { buildAccessReport, DEFAULT_REVIEW_DAYS, formatAccessReport } from '../../auth/access-report.js';
 import { flag, stringOption } from '../args.js';
 import type { Command } from '../command.js';

@@ -1,5 +1,5 @@
 import { Gauge } from 'prom-client';
-import { metrics } from '../../metrics.js';
+import { metrics } from '../../metrics/registry.js';
 
 /** Registered only when ACME is configured (this module is loaded with the ACME manager). */
 export const acmeMetrics = {

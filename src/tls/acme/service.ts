@@ -8,7 +8,7 @@ import * as acme from 'acme-client';
 import type { Redis } from 'ioredis';
 import type { AcmeConfig, GatewayConfig } from '../../config/schema.js';
 import type { Logger } from '../../log/logger.js';
-import type { RaiseAlert } from '../../audit/alerts.js';
+import type { RaiseAlert } from '../../audit/alerts/rules.js';
 import { writeFileAtomic } from '../../stores/private-file.js';
 import { loadCertificatePair, type CertificatePair } from '../certificates.js';
 import type { CertificateReloader } from '../reloader.js';

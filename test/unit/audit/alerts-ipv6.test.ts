@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AlertRules, type AlertType } from '../../../src/audit/alerts.js';
+import { AlertRules, type AlertType } from '../../../src/audit/alerts/rules.js';
 import { alertsConfig } from '../../helpers/audit.js';
 
 const cfg = alertsConfig(`

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AlertRules, Cooldown, type AlertType } from '../../../src/audit/alerts.js';
+import { AlertRules, Cooldown, type AlertType } from '../../../src/audit/alerts/rules.js';
 import { Lockout } from '../../../src/auth/lockout.js';
 import { createMemoryLogger } from '../../../src/log/logger.js';
 import { createMemoryKv } from '../../../src/stores/kv.js';

@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AlertRules, type AlertType } from '../../../src/audit/alerts.js';
-import { checkResources } from '../../../src/audit/resources.js';
-import { AlertWebhook } from '../../../src/audit/webhook.js';
+import { AlertRules, type AlertType } from '../../../src/audit/alerts/rules.js';
+import { checkResources } from '../../../src/audit/alerts/resources.js';
+import { AlertWebhook } from '../../../src/audit/alerts/alert-webhook.js';
 import { alertsConfig, startTestAudit } from '../../helpers/audit.js';
 import { waitFor } from '../../helpers/wait.js';
 

@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { EMPTY_CHAIN, GENESIS, checkLine, recordJson, seal } from '../../../src/audit/chain.js';
-import { openCliAuditLog } from '../../../src/audit/cli-log.js';
+import { EMPTY_CHAIN, GENESIS, checkLine, recordJson, seal } from '../../../src/audit/writer/chain.js';
+import { openCliAuditLog } from '../../../src/audit/writer/cli-log.js';
 import { parseConfig } from '../../../src/config/load.js';
 import { tempDir } from '../../helpers/audit.js';
 

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { gzipContentSize, readLogRange } from '../../../src/audit/files.js';
+import { gzipContentSize, readLogRange } from '../../../src/audit/writer/files.js';
 
 async function lines(path: string, gzipped: boolean, opts: Parameters<typeof readLogRange>[2]): Promise<{ got: string[]; next: number; reachedEnd: boolean; error?: string }> {
   const got: string[] = [];

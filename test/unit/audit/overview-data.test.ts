@@ -2,10 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { SecurityOverview } from '../../../src/audit/overview-data.js';
-import { LatencyHistogram } from '../../../src/audit/latency-histogram.js';
-import { TopCounts } from '../../../src/audit/top-counts.js';
-import { plainAddress } from '../../../src/audit/tally.js';
+import { SecurityOverview } from '../../../src/audit/overview/overview-data.js';
+import { LatencyHistogram } from '../../../src/audit/overview/latency-histogram.js';
+import { TopCounts } from '../../../src/audit/overview/top-counts.js';
+import { plainAddress } from '../../../src/audit/overview/tally.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;

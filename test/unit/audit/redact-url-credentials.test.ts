@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { redactFields, scrubText } from '../../../src/audit/redact.js';
-import { shortTokenHash } from '../../../src/audit/identifiers.js';
+import { redactFields, scrubText } from '../../../src/audit/redact/redact.js';
+import { shortTokenHash } from '../../../src/audit/redact/identifiers.js';
 
 // One-time OAuth credentials in URLs (the SSO hand-off's code, the OIDC callback's code and
 // state) never reach a log; the gateway's own `code` fields (error codes) stay as they are.

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { classifyName, redactFields, scrubText, REDACTED } from '../../../src/audit/redact.js';
-import { IdentifierHasher, shortTokenHash } from '../../../src/audit/identifiers.js';
+import { classifyName, redactFields, scrubText, REDACTED } from '../../../src/audit/redact/redact.js';
+import { IdentifierHasher, shortTokenHash } from '../../../src/audit/redact/identifiers.js';
 
 test('every header named in the issue becomes a short hash, never its value', () => {
   const headers = {

@@ -5,11 +5,11 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestAudit } from '../../helpers/audit.js';
-import { verifyLogDir } from '../../../src/audit/verify.js';
-import { FileHeadStore } from '../../../src/audit/heads.js';
-import { redactFields } from '../../../src/audit/redact.js';
-import { formatMatch, searchLogs } from '../../../src/audit/search.js';
-import { dailyReport, formatDailyReport } from '../../../src/audit/report.js';
+import { verifyLogDir } from '../../../src/audit/offline/verify.js';
+import { FileHeadStore } from '../../../src/audit/writer/heads.js';
+import { redactFields } from '../../../src/audit/redact/redact.js';
+import { formatMatch, searchLogs } from '../../../src/audit/offline/search.js';
+import { dailyReport, formatDailyReport } from '../../../src/audit/offline/report.js';
 
 const fileOf = (dir: string, prefix: string): string => readdirSync(dir).find((n) => n.startsWith(prefix) && n.endsWith('.log')) as string;
 

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { startTestAudit } from '../../helpers/audit.js';
 import { waitFor } from '../../helpers/wait.js';
-import { verifyLogDir } from '../../../src/audit/verify.js';
-import { FileHeadStore } from '../../../src/audit/heads.js';
+import { verifyLogDir } from '../../../src/audit/offline/verify.js';
+import { FileHeadStore } from '../../../src/audit/writer/heads.js';
 
 const DAY = 86_400_000;
 const START = Date.parse('2025-03-01T10:00:00.000Z');

@@ -4,8 +4,8 @@ import { readdirSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { startTestAudit } from '../../helpers/audit.js';
 import { waitFor } from '../../helpers/wait.js';
-import { searchLogs, type Match, type SearchQuery } from '../../../src/audit/search.js';
-import { dailyReport } from '../../../src/audit/report.js';
+import { searchLogs, type Match, type SearchQuery } from '../../../src/audit/offline/search.js';
+import { dailyReport } from '../../../src/audit/offline/report.js';
 
 const DAY = 86_400_000;
 const START = Date.parse('2025-07-01T09:00:00.000Z');

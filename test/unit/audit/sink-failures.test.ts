@@ -4,10 +4,10 @@ import fs, { readFileSync, readdirSync, symlinkSync, unlinkSync, writeFileSync }
 import { join } from 'node:path';
 import { startTestAudit, tempDir } from '../../helpers/audit.js';
 import { waitFor } from '../../helpers/wait.js';
-import { verifyLogDir } from '../../../src/audit/verify.js';
-import { FileHeadStore } from '../../../src/audit/heads.js';
-import type { StreamFs } from '../../../src/audit/fs-tap.js';
-import { createAuditLogger } from '../../../src/audit/audit-logger.js';
+import { verifyLogDir } from '../../../src/audit/offline/verify.js';
+import { FileHeadStore } from '../../../src/audit/writer/heads.js';
+import type { StreamFs } from '../../../src/audit/writer/fs-tap.js';
+import { createAuditLogger } from '../../../src/audit/writer/audit-logger.js';
 import { alertsConfig } from '../../helpers/audit.js';
 
 const today = (): string => new Date().toISOString().slice(0, 10);

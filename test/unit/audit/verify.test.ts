@@ -7,8 +7,8 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { startTestAudit, tempDir } from '../../helpers/audit.js';
 import { waitFor } from '../../helpers/wait.js';
-import { verifyLogDir, type VerifyReport } from '../../../src/audit/verify.js';
-import { FileHeadStore } from '../../../src/audit/heads.js';
+import { verifyLogDir, type VerifyReport } from '../../../src/audit/offline/verify.js';
+import { FileHeadStore } from '../../../src/audit/writer/heads.js';
 
 const DAY = 86_400_000;
 const START = Date.parse('2025-05-10T08:00:00.000Z');

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FOREIGN_STALE_MS, lockFilePath, lockLogDir, LogDirLocked } from '../../../src/audit/writer-lock.js';
+import { FOREIGN_STALE_MS, lockFilePath, lockLogDir, LogDirLocked } from '../../../src/audit/writer/writer-lock.js';
 
 /**
  * The one-writer lock on a log folder (issue 12, item 8), against real processes: a live
@@ -19,7 +19,7 @@ function folder(t: TestContext): string {
 
 /** `node` running a snippet with the lock module loaded as `lockLogDir`; stdout lines are reported. */
 function child(t: TestContext, script: string): { process: ChildProcess & { stdin: NodeJS.WritableStream }; line(pattern: RegExp): Promise<string>; exited: Promise<number | null> } {
-  const code = `import { lockLogDir } from ${JSON.stringify(join(process.cwd(), 'src/audit/writer-lock.ts'))};\n${script}`;
+  const code = `import { lockLogDir } from ${JSON.stringify(join(process.cwd(), 'src/audit/writer/writer-lock.ts'))};\n${script}`;
   const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isStoreOutage, storeUnavailable, STORE_RETRY_AFTER_S } from '../../../src/auth/store/guarded.js';
-import { FAILED_AUTH_CODES } from '../../../src/audit/alerts.js';
+import { FAILED_AUTH_CODES } from '../../../src/audit/alerts/rules.js';
 
 test('an account store that does not answer is an outage; the server answering about the query is not', () => {
   const withCode = (code: string, message = code): Error => Object.assign(new Error(message), { code });

@@ -1,7 +1,7 @@
 import { filesFor } from './search.js';
-import { readLogLines } from './files.js';
-import { printable } from './printable.js';
-import { accessFacts, byCount, signInFacts, Tally, type TallyLimits } from './tally.js';
+import { readLogLines } from '../writer/files.js';
+import { printable } from '../redact/printable.js';
+import { accessFacts, byCount, signInFacts, Tally, type TallyLimits } from '../overview/tally.js';
 
 const TOP = 10;
 /**

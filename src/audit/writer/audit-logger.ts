@@ -1,23 +1,23 @@
 import type pg from 'pg';
 import winston from 'winston';
-import type { AlertsConfig } from '../config/schema.js';
-import type { Logger, LogLevel } from '../log/logger.js';
-import { migrate } from '../stores/migrations.js';
-import { AlertRules, Cooldown, type AlertType, type RaiseAlert } from './alerts.js';
+import type { AlertsConfig } from '../../config/schema.js';
+import type { Logger, LogLevel } from '../../log/logger.js';
+import { migrate } from '../../stores/migrations.js';
+import { AlertRules, Cooldown, type AlertType, type RaiseAlert } from '../alerts/rules.js';
 import { EMPTY_CHAIN } from './chain.js';
 import { chainName, STREAMS, type StreamName } from './files.js';
 import type { StreamFs } from './fs-tap.js';
 import { FileHeadStore, PostgresHeadStore, type HeadRecord, type HeadStore } from './heads.js';
-import { IdentifierHasher } from './identifiers.js';
-import * as m from './metrics.js';
+import { IdentifierHasher } from '../redact/identifiers.js';
+import * as m from '../../metrics/requests.js';
 import { AUDIT_MIGRATIONS } from './migrations.js';
-import { SecurityOverview } from './overview-data.js';
+import { SecurityOverview } from '../overview/overview-data.js';
 import { SecurityEventsWriter } from './pg-events.js';
-import { redactFields, scrubText } from './redact.js';
-import { startResourceMonitor, type ResourceProbe } from './resources.js';
+import { redactFields, scrubText } from '../redact/redact.js';
+import { startResourceMonitor, type ResourceProbe } from '../alerts/resources.js';
 import { resumeChain } from './resume.js';
 import { StreamSink, type SinkStatus } from './sink.js';
-import { AlertWebhook, type WebhookOptions } from './webhook.js';
+import { AlertWebhook, type WebhookOptions } from '../alerts/alert-webhook.js';
 import { lockLogDir, LogDirLocked, type WriterLock } from './writer-lock.js';
 
 /** How often chain heads are recorded outside the files (and on rotation and close). */

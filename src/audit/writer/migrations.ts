@@ -1,4 +1,4 @@
-import type { Migration } from '../stores/migrations.js';
+import type { Migration } from '../../stores/migrations.js';
 import { HEADS_TABLE } from './heads.js';
 
 export const EVENTS_TABLE = 'gateway_security_events';

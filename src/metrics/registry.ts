@@ -17,9 +17,9 @@ for (const name of ['crmgw_nodejs_active_handles_total', 'crmgw_nodejs_active_re
   metrics.removeSingleMetric(name);
 }
 
-/** The package's version: src/ and dist/ both sit one folder below package.json. */
+/** The package's version: src/metrics/ and dist/metrics/ both sit two folders below package.json. */
 function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
   return typeof pkg.version === 'string' ? pkg.version : 'unknown';
 }
 

@@ -1,4 +1,4 @@
-import { listLogFiles, readLogLines } from './files.js';
+import { listLogFiles, readLogLines } from '../writer/files.js';
 
 /** A bearer token an API client was given, as the security log recorded its issue. */
 export interface IssuedToken {

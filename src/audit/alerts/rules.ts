@@ -1,7 +1,7 @@
-import { boundedCache } from '../stores/bounded-cache.js';
-import type { AlertsConfig } from '../config/schema.js';
-import { normalizeIp } from '../net/ip.js';
-import { ipGroup } from '../ratelimit/keys.js';
+import { boundedCache } from '../../stores/bounded-cache.js';
+import type { AlertsConfig } from '../../config/schema.js';
+import { normalizeIp } from '../../net/ip.js';
+import { ipGroup } from '../../ratelimit/keys.js';
 
 /** Keys (IPs, users, routes) tracked per rule; the least recently seen are forgotten beyond it. */
 const MAX_KEYS = 10_000;

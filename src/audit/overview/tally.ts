@@ -1,6 +1,6 @@
-import { CLIENT_SUBJECT_PREFIX } from '../auth/store/types.js';
-import { ERRORS, type ErrorCode } from '../errors.js';
-import { UPSTREAM_FAILURE_CODES } from './alerts.js';
+import { CLIENT_SUBJECT_PREFIX } from '../../auth/store/types.js';
+import { ERRORS, type ErrorCode } from '../../errors.js';
+import { UPSTREAM_FAILURE_CODES } from '../alerts/rules.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { TopCounts } from './top-counts.js';
 

@@ -1,6 +1,6 @@
 import cluster from 'node:cluster';
 import { hostname } from 'node:os';
-import type { GatewayConfig } from '../config/schema.js';
+import type { GatewayConfig } from '../../config/schema.js';
 import type { AuditLoggerOptions } from './audit-logger.js';
 
 /**

@@ -1,6 +1,6 @@
-import { GENESIS, checkLine } from './chain.js';
-import { listLogFiles, readLogLines, type LogFile } from './files.js';
-import type { HeadRecord } from './heads.js';
+import { GENESIS, checkLine } from '../writer/chain.js';
+import { listLogFiles, readLogLines, type LogFile } from '../writer/files.js';
+import type { HeadRecord } from '../writer/heads.js';
 
 export type ProblemKind =
   | 'changed'

@@ -1,6 +1,6 @@
 import { statSync, type Stats } from 'node:fs';
-import { checkLine } from './chain.js';
-import { gzipContentSize, listLogFiles, readLogLines, readLogRange, type LogFile } from './files.js';
+import { checkLine } from '../writer/chain.js';
+import { gzipContentSize, listLogFiles, readLogLines, readLogRange, type LogFile } from '../writer/files.js';
 import { accessFacts, byCount, signInFacts, Tally, UNBOUNDED, type TallyLimits } from './tally.js';
 import type { CountEntry } from './top-counts.js';
 

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import pg from 'pg';
-import type { GatewayConfig } from '../config/schema.js';
+import type { GatewayConfig } from '../../config/schema.js';
 import { createAuditLogger, type AuditLogger } from './audit-logger.js';
 import { auditOptions } from './options.js';
 

@@ -1,7 +1,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import type { AlertsConfig } from '../config/schema.js';
-import type { RaiseAlert } from './alerts.js';
+import type { AlertsConfig } from '../../config/schema.js';
+import type { RaiseAlert } from './rules.js';
 
 /** Sampling resolution of the event-loop delay histogram (ms). */
 const LAG_RESOLUTION_MS = 20;

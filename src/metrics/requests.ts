@@ -1,6 +1,6 @@
 import type { Server } from 'node:net';
 import { Counter, Gauge, Histogram } from 'prom-client';
-import { metrics } from '../metrics.js';
+import { metrics } from './registry.js';
 import { performance } from 'node:perf_hooks';
 import type { RequestContext } from '../context.js';
 

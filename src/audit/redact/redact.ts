@@ -1,5 +1,5 @@
 import { IDENTIFIER_HASH, shortTokenHash, type IdentifierHasher } from './identifiers.js';
-import { decodeQueryName } from '../routing/query-name.js';
+import { decodeQueryName } from '../../routing/query-name.js';
 
 /**
  * Redaction by default: every field of every log line passes through here before it is

@@ -1,5 +1,5 @@
-import { listLogFiles, readLogLines, STREAMS, type LogFile, type StreamName } from './files.js';
-import { printable } from './printable.js';
+import { listLogFiles, readLogLines, STREAMS, type LogFile, type StreamName } from '../writer/files.js';
+import { printable } from '../redact/printable.js';
 
 export interface SearchQuery {
   readonly since?: Date | undefined;
