@@ -1,3 +1,5 @@
+import { DEFAULTS } from './defaults.js';
+
 /**
  * The only module that reads `process.env`. Each environment variable the gateway honours is
  * mapped once to its place in the config; the environment wins over the YAML file.
@@ -72,10 +74,10 @@ export const ENV_SETTINGS = [
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
-/** Values used by `${VAR}` in the YAML file when the variable is unset. */
+/** Values used by `${VAR}` in the YAML file when the variable is unset: the settings' own defaults. */
 export const INTERPOLATION_DEFAULTS: Env = {
-  GATEWAY_DOMAIN: 'localhost',
-  CORS_ORIGINS: 'localhost,127.0.0.1',
+  GATEWAY_DOMAIN: DEFAULTS.domain,
+  CORS_ORIGINS: DEFAULTS.corsOrigins.join(','),
 };
 
 export function processEnv(): Env {

@@ -20,3 +20,10 @@ export function parseSize(value: string | number): number | undefined {
   const unit = (m[2] ?? 'b').toLowerCase();
   return Math.floor(Number(m[1]) * (SIZE_UNITS[unit] ?? 1));
 }
+
+/** A duration written in the code itself (a default, "24h"): malformed is a bug, so it throws. */
+export function knownDuration(value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined) throw new Error(`not a duration: ${JSON.stringify(value)}`);
+  return ms;
+}

@@ -4,12 +4,21 @@ import { pass, type Check, type CheckResult } from '../types.js';
 /** The architecture's development defaults: in production they let local pages call the API. */
 const DEV_ORIGINS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
+function devOrigins(origins: readonly string[]): string[] {
+  return origins.filter((o) => DEV_ORIGINS.has(o) || /^https?:\/\/(localhost|127\.0\.0\.1)(:\d+)?$/.test(o));
+}
+
 export const corsCheck: Check = (ctx) => {
   if (!ctx.config) return [];
   const out: CheckResult[] = findingResults(ctx, ['cors-wildcard'], 'cors');
   if (ctx.production) {
-    const dev = ctx.config.corsOrigins.filter((o) => DEV_ORIGINS.has(o) || /^https?:\/\/(localhost|127\.0\.0\.1)(:\d+)?$/.test(o));
+    const dev = devOrigins(ctx.config.corsOrigins);
     if (dev.length > 0) out.push({ id: 'cors', status: 'WARN', message: `CORS_ORIGINS still allows development origins: ${dev.join(', ')}`, fix: 'set CORS_ORIGINS to the exact origins of your front ends (https://app.example.com)' });
+    // Browsers are allowed what each route lists; what a route took from ${CORS_ORIGINS} is named once, above.
+    for (const r of ctx.config.routes) {
+      const own = devOrigins(r.cors?.origins ?? []).filter((o) => !dev.includes(o));
+      if (own.length > 0) out.push({ id: 'cors', status: 'WARN', message: `route ${r.name} still allows development origins: ${own.join(', ')}`, fix: `list the exact origins of your front ends in route ${r.name}'s cors.origins (https://app.example.com)` });
+    }
   }
   return out.length > 0 ? out : [pass('cors', `origins: ${ctx.config.corsOrigins.join(', ') || '(none)'}`)];
 };
