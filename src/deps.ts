@@ -9,6 +9,7 @@ import type { OpenApiSpecs } from './openapi/registry.js';
 import type { Containment } from './containment/service.js';
 import type { IdentityAssertions } from './auth/assertion/service.js';
 import type { Http01Responder } from './tls/acme/http01.js';
+import type { GatewayMetrics } from './metrics/gateway.js';
 
 /**
  * Process-wide services handed to the pipeline. Stores are optional: without REDIS_URL /
@@ -16,6 +17,8 @@ import type { Http01Responder } from './tls/acme/http01.js';
  */
 export interface GatewayDeps {
   readonly log: Logger;
+  /** This gateway's metrics and their registry (served on its admin listener), made once by what builds it. */
+  readonly metrics: GatewayMetrics;
   readonly redis?: Redis | undefined;
   readonly postgres?: pg.Pool | undefined;
   /** Present when API_SECRET_KEY is set; without it, routes that need auth refuse. */

@@ -17,6 +17,7 @@ import { createAdminAuth } from './auth/admin-auth.js';
 import { OpenApiSpecError } from './openapi/errors.js';
 import { createContainment } from './containment/service.js';
 import { wantsAssertion } from './auth/assertion/routes.js';
+import { createGatewayMetrics } from './metrics/gateway.js';
 
 /**
  * Wires only: load config → validate → bind the ports → lock and open the audit log → build app
@@ -40,8 +41,11 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
   let bound: BoundGateway | undefined;
   if (primary) await probePorts(config);
   else bound = await bindGateway(config, { ticketKeys: member?.ticketKeys });
+  // This process's one set of metrics, served on its admin listener (a cluster's primary serves
+  // none: each worker answers /metrics with its own).
+  const metrics = createGatewayMetrics();
   // A cluster's primary serves no overview: the workers' loggers keep it.
-  const audit = await createAuditLogger(auditOptions(config, { overview: !primary })).catch(async (err: unknown) => {
+  const audit = await createAuditLogger({ ...auditOptions(config, { overview: !primary }), metrics: metrics.log }).catch(async (err: unknown) => {
     await bound?.close();
     throw err;
   });
@@ -50,11 +54,11 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
   const log: Logger = { ...clusterLogger(audit), accepting: () => audit.accepting() };
   // BACKUP_ENABLED: backups run in the cluster primary only (the one process when GATEWAY_WORKERS=1).
   // The backup code, and pg through it, is loaded only when backups are on (issue 13, item 5).
-  const backups = config.backup.enabled ? await (await import('./backup/scheduler.js')).startBackupScheduler(config, log) : undefined;
+  const backups = config.backup.enabled ? await (await import('./backup/scheduler.js')).startBackupScheduler(config, log, metrics.registry) : undefined;
   // GATEWAY_WORKERS > 1: this process only supervises; each worker comes back through here.
   if (primary || !bound) return runPrimary(config, log, { close: () => audit.close() });
   // Every process serving /metrics reports the backups on disk, whichever process made them.
-  if (config.backup.enabled) (await import('./backup/metrics.js')).watchBackupDir(config.backup.dir);
+  if (config.backup.enabled) (await import('./backup/metrics.js')).watchBackupDir(config.backup.dir, metrics.registry);
   const redis = await createRedis(config, log, sentinelOptions(config));
   const postgres = await createPostgres(config, log);
   if (postgres) await audit.attachPostgres(postgres);
@@ -65,7 +69,7 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
   // when something is authenticated and a route carries an assertion.
   const assertions = auth && config.routes.some(wantsAssertion) ? (await import('./auth/assertion/service.js')).IdentityAssertions.open(config, log) : undefined;
   // ACME (tls.acme), loaded only when configured: every process runs it; a Redis lock lets one order at a time.
-  const acme = config.tls.acme ? await (await import('./tls/acme/service.js')).createAcme(config, { log, raise: audit.raise, redis }) : undefined;
+  const acme = config.tls.acme ? await (await import('./tls/acme/service.js')).createAcme(config, { log, raise: audit.raise, redis, registry: metrics.registry }) : undefined;
   // Automatic containment reads the alerts as the audit logger writes them.
   if (containment.auto) audit.observe({ security: (r) => containment.auto?.security(r) });
   // The handlers go in before the listeners open: "gateway listening" tells a supervisor the
@@ -95,7 +99,7 @@ export async function main(env: Env = processEnv()): Promise<RunningGateway> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-  running = bound.serve({ log, redis, postgres, auth, openapi, containment, assertions, adminAuth: auth ? createAdminAuth(auth) : undefined, securityOverview: audit.overview, acmeHttp01: acme?.http01 });
+  running = bound.serve({ log, metrics, redis, postgres, auth, openapi, containment, assertions, adminAuth: auth ? createAdminAuth(auth) : undefined, securityOverview: audit.overview, acmeHttp01: acme?.http01 });
   acme?.start(running);
   member?.follow(running.httpsServer);
   if (pending) stop(pending);

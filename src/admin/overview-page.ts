@@ -7,6 +7,7 @@ import type { LocalTime } from './local-time.js';
 import type { BackupStatus, CertificateStatus, ChainStatus, Status } from './status.js';
 import { esc, horizontalBars, stackedColumns, type Column } from './overview-charts.js';
 import type { Block } from '../containment/model.js';
+import type { SecurityEvent } from '../log/events.js';
 import { staffSessionsSection, type StaffSessionsView } from './sessions-view.js';
 
 export const RANGES: readonly OverviewRange[] = ['24h', '7d', '30d'];
@@ -183,7 +184,7 @@ export function renderOverviewPage(p: OverviewPageInput): string {
     figure('client-credentials-failed', 'Client secrets refused', String(si.clientCredentialsFailed)) +
     `</div><p class="key"><i class="sok"></i>succeeded<i class="sfail"></i>failed</p>` +
     stackedColumns('sign-ins', 'Sign-ins over time: succeeded and failed', signInColumns, { classes: ['sok', 'sfail'], labelEvery: labelEvery(signInColumns.length) }) +
-    `<p>${cmd(s.range, [['event', 'auth.login_failed']])}<br>${cmd(s.range, [['event', 'auth.login_succeeded']])}<br>${cmd(s.range, [['event', 'auth.login_locked']])}</p>`;
+    `<p>${cmd(s.range, [['event', ('auth.login_failed' satisfies SecurityEvent)]])}<br>${cmd(s.range, [['event', ('auth.login_succeeded' satisfies SecurityEvent)]])}<br>${cmd(s.range, [['event', ('auth.login_locked' satisfies SecurityEvent)]])}</p>`;
 
   const reasons =
     horizontalBars('denials', 'Denials by reason', s.denialsByReason.map((d) => ({ label: d.reason, count: d.count })), 'No denials in this range.') +

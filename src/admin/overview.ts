@@ -41,6 +41,8 @@ export interface OverviewDeps {
   readonly blocks?: BlockSet | undefined;
   /** The sign-in's rate limit shares /auth/login's counters through it. */
   readonly redis?: Redis | undefined;
+  /** The gateway's metrics: the sign-in's rate limit counts its refusals there, /metrics serves the registry. */
+  readonly metrics: GatewayDeps['metrics'];
 }
 
 type Viewer = { subject: string; roles: readonly string[]; session?: AdminSession };
@@ -57,7 +59,7 @@ export function createOverviewHandler(cfg: GatewayConfig, deps: OverviewDeps): (
   const hostAllowed = createHostCheck(cfg.admin.hosts);
   const resolveAddress = createClientIpResolver(new IpSet([]));
   const sessions = deps.auth ? new AdminSessions(deps.auth, cfg.admin.sessionTtl) : undefined;
-  const signIn = deps.auth && sessions ? createAdminSignIn({ auth: deps.auth, log, sessions, limiter: createLoginLimiter({ log, redis: deps.redis }, 'login'), blocks: deps.blocks }) : undefined;
+  const signIn = deps.auth && sessions ? createAdminSignIn({ auth: deps.auth, log, sessions, limiter: createLoginLimiter({ log, redis: deps.redis, metrics: deps.metrics }, 'login'), blocks: deps.blocks }) : undefined;
   const chain = new ChainStatusCache(cfg.log.dir);
   const time = localTime(defaultTimeZone(cfg.admin.timeZone));
 

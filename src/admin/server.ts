@@ -5,7 +5,6 @@ import type { GatewayConfig } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import { renderError } from '../respond.js';
 import { readiness } from './readiness.js';
-import { metrics } from '../metrics/registry.js';
 import { createOverviewHandler, type OverviewDeps } from './overview.js';
 import { createHostCheck } from './origin.js';
 import { JWKS_CACHE_CONTROL, JWKS_CONTENT_TYPE, JWKS_PATH } from '../auth/assertion/routes.js';
@@ -65,10 +64,11 @@ export function createAdminHandler(cfg: GatewayConfig, isDraining: () => boolean
       );
       return;
     }
-    if (path === '/metrics') {
-      metrics.metrics().then(
+    const registry = deps?.metrics.registry;
+    if (path === '/metrics' && registry) {
+      registry.metrics().then(
         (text) => {
-          res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store' });
+          res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' });
           res.end(text);
         },
         (err: Error) => send(500, { error: err.message }),

@@ -12,7 +12,6 @@ import { sessionVoided, type AuthService } from '../auth/service.js';
  * store's key-value store under the handle's hash: it cannot be replayed as an application
  * session or a bearer token, and signing out deletes it everywhere at once.
  */
-export { ADMIN_SESSION_COOKIE, ADMIN_CSRF_COOKIE } from '../auth/cookies.js';
 export const ADMIN_COOKIE_PATH = '/security';
 /** How long a sign-in form stays valid. */
 const FORM_TTL_MS = 30 * 60_000;

@@ -1,5 +1,4 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { metrics } from '../metrics/registry.js';
 import { readCatalog } from './catalog.js';
 
 /**
@@ -11,7 +10,12 @@ function getOrCreate<T>(registry: Registry, name: string, make: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? make();
 }
 
-export function backupMetrics(registry: Registry = metrics) {
+/**
+ * The counters and "last run" gauges of the backups this process runs, on `registry`. Registered
+ * at the first run (they appear on /metrics once a backup ran here); later calls return the
+ * registry's own.
+ */
+export function createBackupMetrics(registry: Registry) {
   return {
     runs: getOrCreate(registry, 'crmgw_backup_runs_total', () => new Counter({ name: 'crmgw_backup_runs_total', help: 'Backup runs by result (success, failure)', labelNames: ['result'] as const, registers: [registry] })),
     verifications: getOrCreate(registry, 'crmgw_backup_verifications_total', () => new Counter({ name: 'crmgw_backup_verifications_total', help: 'Backup verifications by result (verified, failed)', labelNames: ['result'] as const, registers: [registry] })),
@@ -22,26 +26,24 @@ export function backupMetrics(registry: Registry = metrics) {
   };
 }
 
-let watchedDir: string | undefined;
 /** One folder read serves every gauge of a scrape. */
 const SCRAPE_CACHE_MS = 1_000;
-let cached: { at: number; dir: string | undefined; value: ReturnType<typeof readStored> } | undefined;
-
-function readStored() {
-  const entries = watchedDir ? readCatalog(watchedDir).entries : [];
-  const verified = entries.filter((e) => e.verified);
-  return { entries, verified, newest: verified[verified.length - 1], last: entries[entries.length - 1] };
-}
 
 /**
- * Registers the gauges read from BACKUP_DIR at scrape time (once per registry; the latest
- * `dir` wins). Manifests are read without the key: this is monitoring, not verification.
+ * Registers the gauges read from `dir` (BACKUP_DIR) at scrape time, once per registry: a second
+ * call on the same registry changes nothing (every caller watches the one BACKUP_DIR). Manifests
+ * are read without the key: this is monitoring, not verification.
  */
-export function watchBackupDir(dir: string, registry: Registry = metrics): void {
-  watchedDir = dir;
+export function watchBackupDir(dir: string, registry: Registry): void {
   if (registry.getSingleMetric('crmgw_backup_stored')) return;
+  const readStored = () => {
+    const entries = readCatalog(dir).entries;
+    const verified = entries.filter((e) => e.verified);
+    return { entries, verified, newest: verified[verified.length - 1], last: entries[entries.length - 1] };
+  };
+  let cached: { at: number; value: ReturnType<typeof readStored> } | undefined;
   const snapshot = (): ReturnType<typeof readStored> => {
-    if (!cached || cached.dir !== watchedDir || performance.now() - cached.at > SCRAPE_CACHE_MS) cached = { at: performance.now(), dir: watchedDir, value: readStored() };
+    if (!cached || performance.now() - cached.at > SCRAPE_CACHE_MS) cached = { at: performance.now(), value: readStored() };
     return cached.value;
   };
   new Gauge({

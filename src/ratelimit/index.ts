@@ -7,3 +7,5 @@ export { createRouteLimit, chargeStopped, clientBucket, type RouteLimit } from '
 export { createLoginLimiter, CREDENTIAL_LIMITS, type CredentialLimiter, type CredentialEndpoint } from './login.js';
 export { ipBucket, ipGroup, userBucket, canonicalUserName } from './keys.js';
 export { RATE_LIMIT_KEY_PREFIX } from './store.js';
+export { createRateLimitMetrics, type RateLimitMetrics } from './metrics.js';
+export type { LimitDeps } from './limiter.js';

@@ -7,9 +7,16 @@ import type { Logger } from '../log/logger.js';
 import { createLimitStore, type Hits, type LimitStore } from './store.js';
 import { OutageLog } from './outage.js';
 import { RejectionSampler } from './sample.js';
-import { rejectedTotal, storeFailuresTotal } from './metrics.js';
+import type { RateLimitMetrics } from './metrics.js';
 
 export type FailMode = 'open' | 'closed';
+
+/** What a limit is built from: the gateway's logger, Redis client and metrics (GatewayDeps has them all). */
+export interface LimitDeps {
+  readonly log: Logger;
+  readonly redis?: Redis | undefined;
+  readonly metrics: { readonly rateLimit: RateLimitMetrics };
+}
 
 /** What a client may do: `max` requests per fixed window, and what happens while the store is down. */
 export interface LimitPolicy {
@@ -63,14 +70,17 @@ export class Limiter {
   private readonly outage: OutageLog;
   private readonly sampler: RejectionSampler;
   private readonly full: LRUCache<string, Full>;
+  private readonly log: Logger;
+  private readonly metrics: RateLimitMetrics;
 
   constructor(
     readonly policy: LimitPolicy,
-    redis: Redis | undefined,
-    private readonly log: Logger,
+    deps: LimitDeps,
   ) {
-    this.store = createLimitStore(policy.windowMs, redis);
-    this.outage = new OutageLog(policy.name, policy.failMode, this.store.kind, log);
+    this.log = deps.log;
+    this.metrics = deps.metrics.rateLimit;
+    this.store = createLimitStore(policy.windowMs, deps.redis);
+    this.outage = new OutageLog(policy.name, policy.failMode, this.store.kind, deps.log);
     this.sampler = new RejectionSampler(policy.windowMs);
     this.full = boundedCache(MAX_FULL_BUCKETS);
   }
@@ -157,7 +167,7 @@ export class Limiter {
   private failed(err: unknown): undefined {
     const { name, failMode } = this.policy;
     this.outage.failed(err);
-    storeFailuresTotal.inc({ limit: name, fail_mode: failMode });
+    this.metrics.storeFailuresTotal.inc({ limit: name, fail_mode: failMode });
     if (failMode === 'open') return undefined;
     throw new GatewayError('RATE_LIMIT_UNAVAILABLE', `limit ${name}: ${this.store.kind} store unavailable (${err instanceof Error ? err.message : String(err)})`, {
       'retry-after': String(UNAVAILABLE_RETRY_AFTER_S),
@@ -166,7 +176,7 @@ export class Limiter {
 
   /** Counts a refusal; logs it when the sampler lets it through (one event per bucket per period). */
   rejected(ctx: RequestContext, usage: Usage): void {
-    rejectedTotal.inc({ limit: this.policy.name });
+    this.metrics.rejectedTotal.inc({ limit: this.policy.name });
     const suppressed = this.sampler.take(usage.bucket);
     if (suppressed === undefined) return;
     this.log.security('ratelimit.rejected', {

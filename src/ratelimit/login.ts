@@ -1,6 +1,5 @@
 import type { RequestContext } from '../context.js';
-import type { GatewayDeps } from '../deps.js';
-import { enforce, Limiter, type LimitPolicy } from './limiter.js';
+import { enforce, Limiter, type LimitDeps, type LimitPolicy } from './limiter.js';
 import { canonicalUserName, userBucket } from './keys.js';
 import { clientBucket } from './route.js';
 
@@ -35,7 +34,7 @@ export type CredentialLimiter = (ctx: RequestContext, userName?: string) => Prom
  * once at startup and call it for each attempt, before checking the password or token; login
  * and token budgets are separate.
  */
-export function createLoginLimiter(deps: GatewayDeps, endpoint: CredentialEndpoint = 'login'): CredentialLimiter {
+export function createLoginLimiter(deps: LimitDeps, endpoint: CredentialEndpoint = 'login'): CredentialLimiter {
   const limits = CREDENTIAL_LIMITS[endpoint];
   const policy = (scope: string, l: { windowMs: number; max: number }): LimitPolicy => ({
     name: `${endpoint}:${scope}`,
@@ -44,8 +43,8 @@ export function createLoginLimiter(deps: GatewayDeps, endpoint: CredentialEndpoi
     max: l.max,
     failMode: 'closed',
   });
-  const perIp = new Limiter(policy('ip', limits.perIp), deps.redis, deps.log);
-  const perUser = new Limiter(policy('user', limits.perUser), deps.redis, deps.log);
+  const perIp = new Limiter(policy('ip', limits.perIp), deps);
+  const perUser = new Limiter(policy('user', limits.perUser), deps);
   return async (ctx, userName) => {
     const name = userName === undefined ? '' : canonicalUserName(userName);
     const usages = await Promise.all([perIp.take(clientBucket(ctx, CREDENTIAL_IPV6_PREFIX)), name ? perUser.take(userBucket(name)) : undefined]);

@@ -1,10 +1,9 @@
 import type { RouteConfig } from '../config/schema.js';
 import { isGatewayError } from '../errors.js';
 import type { RequestContext } from '../context.js';
-import type { GatewayDeps } from '../deps.js';
 import type { ParsedIp } from '../net/ip.js';
 import type { Step, StepResult } from '../step.js';
-import { enforce, Limiter } from './limiter.js';
+import { enforce, Limiter, type LimitDeps } from './limiter.js';
 import { ipBucket, userBucket } from './keys.js';
 
 /** Stands in if a context has no resolved address: such requests share one strict bucket. */
@@ -64,11 +63,11 @@ export interface RouteLimit {
 }
 
 /** The route's limit, or undefined for a route without `rateLimit`. */
-export function createRouteLimit(route: RouteConfig, deps: GatewayDeps): RouteLimit | undefined {
+export function createRouteLimit(route: RouteConfig, deps: LimitDeps): RouteLimit | undefined {
   const cfg = route.rateLimit;
   if (!cfg) return undefined;
   const policy = { name: route.name, keyPrefix: `r:${route.name}`, windowMs: cfg.window, max: cfg.max, failMode: cfg.failMode };
-  const limiter = new Limiter(policy, deps.redis, deps.log);
+  const limiter = new Limiter(policy, deps);
   const address = (ctx: RequestContext): string => clientBucket(ctx, cfg.ipv6Prefix);
   const chargeAddress = async (ctx: RequestContext): Promise<void> => enforce(ctx, [await limiter.take(address(ctx))]);
 

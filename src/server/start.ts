@@ -10,12 +10,14 @@ import { certificateFindings } from '../config/policy.js';
 import { tlsPolicy } from '../tls/options.js';
 import { clientCertHosts, createClientCertRequest, loadClientCa, type ClientCertRequest } from '../tls/client-certs.js';
 import { createAdminHandler } from '../admin/server.js';
-import { countConnections } from '../metrics/requests.js';
+import { createGatewayMetrics, type GatewayMetrics } from '../metrics/gateway.js';
 import { createWhatsappWebhooks } from '../webhook/service.js';
 import { holdUntilServed, type Held } from './hold.js';
 
 export interface RunningGateway {
   readonly gateway: Gateway;
+  /** This gateway's metrics (what its admin listener serves at /metrics). */
+  readonly metrics: GatewayMetrics;
   readonly httpsServer: https.Server;
   readonly httpServer: http.Server;
   readonly adminServer: http.Server;
@@ -128,10 +130,7 @@ export async function bindGateway(cfg: GatewayConfig, opts: StartOptions = {}): 
   const httpServer = http.createServer(serverOptions(cfg));
   const adminServer = http.createServer();
   const held = [httpsServer, httpServer, adminServer].map((s) => holdUntilServed(s)) as [Held, Held, Held];
-  for (const s of [httpsServer, httpServer]) {
-    harden(s, cfg);
-    countConnections(s);
-  }
+  for (const s of [httpsServer, httpServer]) harden(s, cfg);
   // Every TCP connection of the public listeners. Upgraded websockets (and unfinished TLS
   // handshakes) are outside the HTTP servers' own tracking: closeAllConnections() misses them,
   // and close() would wait on them past the shutdown timeout, for as long as they stay open.
@@ -174,9 +173,12 @@ export async function bindGateway(cfg: GatewayConfig, opts: StartOptions = {}): 
   };
 }
 
+/** GatewayDeps, with metrics of their own made here when none are given (tests, the benchmark). */
+export type StartDeps = Omit<GatewayDeps, 'metrics'> & { readonly metrics?: GatewayMetrics | undefined };
+
 /** Builds the pipeline and opens the HTTPS, HTTP and admin listeners. */
-export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps, opts: StartOptions = {}): Promise<RunningGateway> {
-  return (await bindGateway(cfg, opts)).serve(deps);
+export async function startGateway(cfg: GatewayConfig, deps: StartDeps, opts: StartOptions = {}): Promise<RunningGateway> {
+  return (await bindGateway(cfg, opts)).serve({ ...deps, metrics: deps.metrics ?? createGatewayMetrics() });
 }
 
 /**
@@ -223,6 +225,8 @@ function serveGateway(cfg: GatewayConfig, deps: GatewayDeps, bound: Bound): Runn
   const log = deps.log;
   const { httpsServer, httpServer, adminServer, ports, sockets, pair } = bound;
   const [heldHttps, heldHttp, heldAdmin] = bound.held;
+  const metrics = deps.metrics;
+  for (const s of [httpsServer, httpServer]) metrics.requests.countConnections(s);
   // The WhatsApp webhook's handlers and delivery worker (one per process; a Redis lease elects the deliverer).
   const whatsapp = createWhatsappWebhooks(cfg, deps);
   const gateway = createGateway(cfg, { ...deps, whatsapp });
@@ -240,7 +244,7 @@ function serveGateway(cfg: GatewayConfig, deps: GatewayDeps, bound: Bound): Runn
 
   httpServer.on('clientError', (err, socket) => gateway.handleClientError(err, socket));
   heldHttp.serve({
-    request: cfg.forceHttps ? createPlainHttpHandler(cfg, () => ports.https, deps.log, deps.acmeHttp01) : gateway.handleRequest,
+    request: cfg.forceHttps ? createPlainHttpHandler(cfg, () => ports.https, deps) : gateway.handleRequest,
     upgrade: cfg.forceHttps ? (_req, socket) => socket.destroy() : (req, socket, head) => gateway.handleUpgrade(req, socket, head),
   });
 
@@ -256,10 +260,16 @@ function serveGateway(cfg: GatewayConfig, deps: GatewayDeps, bound: Bound): Runn
       postgres: deps.postgres,
       listening: () => httpsServer.listening,
       assertions: deps.assertions,
+      metrics,
     }),
   });
 
-  const certificates = createCertificateReloader([httpsServer], cfg.tls.certFile, cfg.tls.keyFile, pair.info as CertificateInfo, log, { watch: cfg.tls.watch, veto: reloadVeto(cfg), onReload: bound.clientCerts ? (p) => bound.clientCerts?.update(p.cert, p.key) : undefined });
+  const certificates = createCertificateReloader([httpsServer], cfg.tls.certFile, cfg.tls.keyFile, pair.info as CertificateInfo, log, {
+    watch: cfg.tls.watch,
+    veto: reloadVeto(cfg),
+    onReload: bound.clientCerts ? (p) => bound.clientCerts?.update(p.cert, p.key) : undefined,
+    metrics: metrics.tls,
+  });
   // OpenAPI specs reload on the same signal; a spec that fails keeps the previous one (src/openapi/registry.ts).
   const stopSpecReload = deps.openapi?.reloadOnSighup();
 
@@ -301,5 +311,5 @@ function serveGateway(cfg: GatewayConfig, deps: GatewayDeps, bound: Bound): Runn
     return stopping;
   };
 
-  return { gateway, httpsServer, httpServer, adminServer, ports, certificates, shutdown };
+  return { gateway, metrics, httpsServer, httpServer, adminServer, ports, certificates, shutdown };
 }
