@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { RequestContext } from '../context.js';
+import type { EventFields } from './events.js';
 
 /**
  * The access-log line of one request or upgrade. `code` is the reason code of a denial (the
@@ -38,7 +39,7 @@ export function accessEntry(ctx: RequestContext): Record<string, unknown> {
 }
 
 /** The `request.denied` security event of a refused request: reason code, detail, who and what. */
-export function deniedEvent(ctx: RequestContext): Record<string, unknown> {
+export function deniedEvent(ctx: RequestContext): EventFields<'request.denied'> {
   return {
     requestId: ctx.id,
     code: ctx.reply.error?.code,

@@ -1,6 +1,8 @@
+import type { SecurityEvent } from './events.js';
 import type { Logger } from './logger.js';
 
-type Call = { kind: 'access'; entry: Record<string, unknown> } | { kind: 'security'; event: string; fields?: Record<string, unknown> } | { kind: 'app'; level: Parameters<Logger['app']>[0]; message: string; fields?: Record<string, unknown> };
+// A security call is replayed by a closure: its fields are typed by its event, which a list of calls of any event cannot say.
+type Call = { kind: 'access'; entry: Record<string, unknown> } | { kind: 'security'; event: SecurityEvent; fields?: Record<string, unknown> | undefined; replay: (t: Logger) => void } | { kind: 'app'; level: Parameters<Logger['app']>[0]; message: string; fields?: Record<string, unknown> };
 
 export interface BufferedLogger extends Logger {
   /** Hands every call made so far to `target`, in order, and forwards later ones to it. */
@@ -19,12 +21,12 @@ export function createBufferedLogger(): BufferedLogger {
   return {
     calls,
     access: (entry) => (target ? target.access(entry) : void calls.push({ kind: 'access', entry })),
-    security: (event, fields) => (target ? target.security(event, fields) : void calls.push({ kind: 'security', event, fields })),
+    security: (event, fields) => (target ? target.security(event, fields) : void calls.push({ kind: 'security', event, fields, replay: (t) => t.security(event, fields) })),
     app: (level, message, fields) => (target ? target.app(level, message, fields) : void calls.push({ kind: 'app', level, message, fields })),
     replayInto(t) {
       for (const c of calls.splice(0)) {
         if (c.kind === 'access') t.access(c.entry);
-        else if (c.kind === 'security') t.security(c.event, c.fields);
+        else if (c.kind === 'security') c.replay(t);
         else t.app(c.level, c.message, c.fields);
       }
       target = t;

@@ -2,13 +2,18 @@
  * The logging seam. The gateway's logger is src/audit/writer/audit-logger.ts (rotated, hash-chained,
  * redacted files); the pipeline calls these three methods, plus `accepting` when present.
  */
+import type { EventFields, SecurityEvent } from './events.js';
+
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
 export interface Logger {
   /** One line per request or upgrade, whatever its outcome. */
   access(entry: Record<string, unknown>): void;
-  /** Denials, reloads, admin operations and other security-relevant events. */
-  security(event: string, fields?: Record<string, unknown>): void;
+  /**
+   * Denials, reloads, admin operations and other security-relevant events: only names of the
+   * registry (src/log/events.ts), each with only its declared fields.
+   */
+  security<E extends SecurityEvent>(event: E, fields?: EventFields<E>): void;
   /** Process events. */
   app(level: LogLevel, message: string, fields?: Record<string, unknown>): void;
   /**
@@ -18,22 +23,6 @@ export interface Logger {
   accepting?(): boolean;
   /** Writes out every buffered line; called once on shutdown. */
   close?(): Promise<void>;
-}
-
-const RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
-
-/** JSON lines: access and security to stdout, app messages to stderr. */
-export function createConsoleLogger(level: LogLevel = 'info'): Logger {
-  const write = (stream: NodeJS.WriteStream, obj: Record<string, unknown>): void => {
-    stream.write(`${JSON.stringify({ time: new Date().toISOString(), ...obj })}\n`);
-  };
-  return {
-    access: (entry) => write(process.stdout, { stream: 'access', ...entry }),
-    security: (event, fields = {}) => write(process.stdout, { stream: 'security', event, ...fields }),
-    app: (lvl, message, fields = {}) => {
-      if (RANK[lvl] <= RANK[level]) write(process.stderr, { stream: 'app', level: lvl, message, ...fields });
-    },
-  };
 }
 
 /** Keeps every entry in memory: for tests and the demo's own assertions. */

@@ -1,5 +1,6 @@
 import { boundedCache } from '../../stores/bounded-cache.js';
 import type { AlertsConfig } from '../../config/schema.js';
+import type { EventFields, SecurityEvent } from '../../log/events.js';
 import { normalizeIp } from '../../net/ip.js';
 import { ipGroup } from '../../ratelimit/keys.js';
 
@@ -42,8 +43,8 @@ export type AlertType =
   | 'events_db_unavailable'
   | 'acme_failed';
 
-/** Raises an alert: one security event, and the other channels (console, webhook). */
-export type RaiseAlert = (type: AlertType, subject: string, message: string, fields?: Record<string, unknown>) => void;
+/** Raises an alert: one security event (`alert.<type>`, with the fields it declares), and the other channels (console, webhook). */
+export type RaiseAlert = <T extends AlertType>(type: T, subject: string, message: string, fields?: EventFields<`alert.${T}`>) => void;
 
 /** Hits per key within a sliding window; says when a key reaches its threshold. */
 export class WindowCounter {
@@ -116,14 +117,14 @@ export class AlertRules {
     if (event.startsWith('alert.')) return;
     const ip = str(r.clientIp);
     const user = str(r.user) ?? str(r.username) ?? str(r.subject);
-    if (event === 'auth.login_failed') {
+    if (event === ('auth.login_failed' satisfies SecurityEvent)) {
       const requestId = str(r.requestId);
       if (requestId) this.counted.set(requestId, true);
       if (user) this.failedUser(user, ip);
       if (ip) this.failedIp(ip);
-    } else if (event === 'auth.lockout') {
+    } else if (event === ('auth.lockout' satisfies SecurityEvent)) {
       this.locked(r, ip);
-    } else if (event === 'auth.login_succeeded' && user && ip) {
+    } else if (event === ('auth.login_succeeded' satisfies SecurityEvent) && user && ip) {
       this.seen(user, ip);
     }
   }

@@ -1,4 +1,5 @@
 import { listLogFiles, readLogLines } from '../writer/files.js';
+import type { SecurityEvent } from '../../log/events.js';
 
 /** A bearer token an API client was given, as the security log recorded its issue. */
 export interface IssuedToken {
@@ -64,7 +65,7 @@ export async function collectLogActivity(dir: string, sinceDay: string): Promise
           if (typeof r.tokenId === 'string') later(tokenLastUse, r.tokenId, time);
           return;
         }
-        if ((r.event === 'admin.token_issued' || r.event === 'auth.token_issued') && typeof r.tokenId === 'string' && typeof r.client === 'string') {
+        if ((r.event === ('admin.token_issued' satisfies SecurityEvent) || r.event === ('auth.token_issued' satisfies SecurityEvent)) && typeof r.tokenId === 'string' && typeof r.client === 'string') {
           const expiresAt = new Date(String(r.expiresAt));
           if (Number.isNaN(expiresAt.getTime())) return;
           tokens.set(r.tokenId, {
@@ -73,9 +74,9 @@ export async function collectLogActivity(dir: string, sinceDay: string): Promise
             roles: Array.isArray(r.roles) ? r.roles.map(String) : [],
             issuedAt: time,
             expiresAt,
-            via: r.event === 'admin.token_issued' ? 'cli' : String(r.via ?? 'client_credentials'),
+            via: r.event === ('admin.token_issued' satisfies SecurityEvent) ? 'cli' : String(r.via ?? 'client_credentials'),
           });
-        } else if (r.event === 'admin.token_revoked' && typeof r.tokenId === 'string') revoked.add(r.tokenId);
+        } else if (r.event === ('admin.token_revoked' satisfies SecurityEvent) && typeof r.tokenId === 'string') revoked.add(r.tokenId);
       });
       if (result.truncated || result.error) unreadable.push(f.name);
     }

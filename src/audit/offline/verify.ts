@@ -1,6 +1,7 @@
 import { GENESIS, checkLine } from '../writer/chain.js';
 import { listLogFiles, readLogLines, type LogFile } from '../writer/files.js';
 import type { HeadRecord } from '../writer/heads.js';
+import type { SecurityEvent } from '../../log/events.js';
 
 export type ProblemKind =
   | 'changed'
@@ -139,7 +140,7 @@ async function verifyChain(chain: string, files: readonly LogFile[], records: re
           problem({ kind: 'head-mismatch', file: f.name, line: lineNo, seq: c.seq, message: `line seq ${c.seq} is not the line recorded at ${record.updatedAt} (${truncate(record.lastHash)}): the chain was rewritten` });
         }
       }
-      if (c.record.event === 'audit.lines_dropped') notes.push(`${chain}: the gateway recorded ${String(c.record.count)} lines dropped under backlog between ${String(c.record.firstTime)} and ${String(c.record.lastTime)} (${f.name}:${lineNo})`);
+      if (c.record.event === ('audit.lines_dropped' satisfies SecurityEvent)) notes.push(`${chain}: the gateway recorded ${String(c.record.count)} lines dropped under backlog between ${String(c.record.firstTime)} and ${String(c.record.lastTime)} (${f.name}:${lineNo})`);
       if (gap && ++gap.linesSince > REORDER_WINDOW_LINES) flushGap();
       if (!cursor) {
         const cutFrom = record && c.seq > record.firstSeq ? record.firstSeq : undefined;

@@ -7,8 +7,6 @@ import type { CountEntry } from './top-counts.js';
 const HOUR_MS = 3_600_000;
 export type OverviewRange = '24h' | '7d' | '30d';
 export const OVERVIEW_RANGES: readonly OverviewRange[] = ['24h', '7d', '30d'];
-/** The longest range: what the overview keeps and what it reads back from the files at startup. */
-export const OVERVIEW_DAYS = 30;
 
 /**
  * Each range is kept at its own bucket size (24 hours, 28 six-hour spans, 30 days) rather than

@@ -1,5 +1,6 @@
 import { CLIENT_SUBJECT_PREFIX } from '../../auth/store/types.js';
 import { ERRORS, type ErrorCode } from '../../errors.js';
+import type { SecurityEvent } from '../../log/events.js';
 import { UPSTREAM_FAILURE_CODES } from '../alerts/rules.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { TopCounts } from './top-counts.js';
@@ -111,9 +112,9 @@ export function signInFacts(r: Record<string, unknown>): SignInFacts | undefined
   const event = r.event;
   const user = str(r.user) ?? str(r.username);
   const address = plainAddress(r.clientIp);
-  if (event === 'auth.login_succeeded') return { outcome: 'succeeded', user, address };
-  if (event === 'auth.login_locked') return { outcome: 'locked', user, address };
-  if (event === 'auth.login_failed') return { outcome: user?.startsWith(CLIENT_SUBJECT_PREFIX) ? 'clientFailed' : 'failed', user, address };
+  if (event === ('auth.login_succeeded' satisfies SecurityEvent)) return { outcome: 'succeeded', user, address };
+  if (event === ('auth.login_locked' satisfies SecurityEvent)) return { outcome: 'locked', user, address };
+  if (event === ('auth.login_failed' satisfies SecurityEvent)) return { outcome: user?.startsWith(CLIENT_SUBJECT_PREFIX) ? 'clientFailed' : 'failed', user, address };
   return undefined;
 }
 

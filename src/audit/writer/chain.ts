@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 
-/**
+/*
  * The hash chain of a log stream. Every line ends with
  *   `,"seq":<n>,"prev":"<hash of line n-1>","hash":"<sha256 of everything before ,"hash">"}`
  * so a line cannot change without its hash changing, and no line can be removed, added or
@@ -8,6 +8,8 @@ import { createHash } from 'node:crypto';
  * restarts; its head is also kept outside the files (see heads.ts), which catches a rewrite of
  * the whole tail or the loss of whole files.
  */
+
+/** The `prev` of a chain's first line. */
 export const GENESIS = '0'.repeat(64);
 
 export interface ChainState {

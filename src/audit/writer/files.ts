@@ -22,6 +22,7 @@ export function chainName(stream: StreamName, instance?: string): string {
   return instance ? `${stream}.${instance}` : stream;
 }
 
+/** The plain file of `chain` for UTC day `day` (YYYY-MM-DD), as the rotating stream names it. */
 export function fileNameFor(chain: string, day: string): string {
   return `${chain}-${day}.log`;
 }
