@@ -25,9 +25,10 @@ import { JWKS_PATH, answerJwks, routeAssertion } from './auth/assertion/routes.j
 import { WsTickets, takeTicket } from './auth/ws-ticket.js';
 import { createLoginLimiter } from './ratelimit/login.js';
 import { BodyBuffers } from './proxy/body-buffers.js';
-import { createForwarder, type Forwarder } from './proxy/forwarder.js';
+import { createForwarder } from './proxy/forwarder.js';
 import { WS_CLOSE, WsSession } from './proxy/ws-session.js';
 import { normalizeHost } from './routing/host.js';
+import { routeHosts } from './routing/route-hosts.js';
 import { normalizePath } from './routing/normalize-path.js';
 import { readRequestTarget } from './routing/request-target.js';
 import { createRouter } from './routing/router.js';
@@ -36,7 +37,7 @@ import { checkFraming } from './routing/framing.js';
 import { wantsHtml } from './respond.js';
 import { Reply, type ReplyPolicy } from './reply.js';
 import { accessEntry, deniedEvent } from './log/access.js';
-import { observeRequest } from './metrics/requests.js';
+import type { RequestMetrics } from './metrics/requests.js';
 import { checkConnectionBlocks, createAccountBlocks } from './containment/enforce.js';
 import type { Containment } from './containment/service.js';
 import type { CompiledRoute, TerminalHandler } from './routes.js';
@@ -44,7 +45,7 @@ import type { Step } from './step.js';
 
 /*
  * The request pipeline, in order, for plain requests and websocket upgrades alike. This file is
- * the one place the order is stated (README "Request pipeline" lists the same names; a test
+ * the one place the order is stated (docs/security-model.md lists the same names; a test
  * compares the two). Each list's entries run top to bottom; a step refuses by throwing a
  * GatewayError, which the request's one Reply turns into the answer and the access line.
  */
@@ -197,7 +198,7 @@ const TERMINAL: readonly Stage<never>[] = [
   { name: 'proxy', why: 'header hygiene, forward (keep-alive, streaming, timeouts, websockets), response hygiene' },
 ];
 
-/** The stated order, by name: the README's list is checked against this. */
+/** The stated order, by name: docs/security-model.md's list is checked against this. */
 export const PIPELINE_ORDER = {
   connection: CONNECTION.map((s) => s.name),
   upgrade: UPGRADE.map((s) => s.name),
@@ -280,12 +281,12 @@ function contextMaker(cfg: GatewayConfig, policy: ReplyPolicy): (req: IncomingMe
 }
 
 /** The access line, the metrics and (for a refusal) the `request.denied` event, all read from the reply. */
-function recorder(log: Logger, listener?: 'http'): (ctx: RequestContext) => void {
+function recorder(log: Logger, metrics: RequestMetrics, listener?: 'http'): (ctx: RequestContext) => void {
   return (ctx) => {
     const entry = accessEntry(ctx);
     if (listener) entry.listener = listener;
     log.access(entry);
-    observeRequest(ctx);
+    metrics.observeRequest(ctx);
     const err = ctx.reply.error;
     // Rate-limit refusals have their own sampled event (ratelimit.rejected): one per flood, not one per request.
     if (err && err.status < 500 && err.code !== 'RATE_LIMITED') {
@@ -296,10 +297,11 @@ function recorder(log: Logger, listener?: 'http'): (ctx: RequestContext) => void
   };
 }
 
-export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: Forwarder = createForwarder(hstsValue(cfg), { sendTimeoutMs: cfg.server.sendTimeout })): Gateway {
+export function createGateway(cfg: GatewayConfig, deps: GatewayDeps): Gateway {
+  const forwarder = createForwarder(hstsValue(cfg), { sendTimeoutMs: cfg.server.sendTimeout });
   const log = deps.log;
   const newContext = contextMaker(cfg, { hsts: hstsValue(cfg), defaultLanguage: cfg.ui.defaultLanguage });
-  const record = recorder(log);
+  const record = recorder(log, deps.metrics.requests);
   const wsTickets = deps.auth ? new WsTickets(deps.auth.kv) : undefined;
   // Owned here, one per gateway: every route's whole-body reads share it.
   const bodies = new BodyBuffers(cfg.server.maxBufferedBodies, cfg.server.bodyReadTimeout);
@@ -445,14 +447,15 @@ export function createGateway(cfg: GatewayConfig, deps: GatewayDeps, forwarder: 
  * are redirected, so the listener is not an open redirect for any Host a client sends. Its
  * access lines and events are those of the HTTPS listener, marked `listener: http`.
  */
-export function createPlainHttpHandler(cfg: GatewayConfig, httpsPort: () => number, log: Logger, acmeHttp01?: GatewayDeps['acmeHttp01']): (req: IncomingMessage, res: ServerResponse) => void {
-  const hosts = new Set(cfg.routes.flatMap((r) => (r.host ? [r.host] : [])));
+export function createPlainHttpHandler(cfg: GatewayConfig, httpsPort: () => number, deps: Pick<GatewayDeps, 'log' | 'metrics' | 'acmeHttp01'>): (req: IncomingMessage, res: ServerResponse) => void {
+  const { log, acmeHttp01 } = deps;
+  const hosts = routeHosts(cfg.routes);
   const anyHostRoute = cfg.routes.some((r) => r.host === undefined);
   const served = (host: string): boolean =>
     hosts.has(host) || (anyHostRoute && (host === cfg.domain || host.endsWith(`.${cfg.domain}`) || host === 'localhost' || host === '127.0.0.1' || host === '[::1]'));
   // No HSTS over plain HTTP (RFC 6797 §7.2).
   const newContext = contextMaker(cfg, { hsts: undefined, defaultLanguage: cfg.ui.defaultLanguage });
-  const record = recorder(log, 'http');
+  const record = recorder(log, deps.metrics.requests, 'http');
   return (req, res) => {
     const ctx = newContext(req, 'http');
     try {

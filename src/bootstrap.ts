@@ -5,6 +5,7 @@ import type { GatewayConfig } from './config/schema.js';
 import { insecureSettings, type PolicyFinding } from './config/policy.js';
 import { devCaPaths, ensureDevCertificate, loadCertificatePair, type CertificateInfo } from './tls/certificates.js';
 import { readClientCa } from './tls/client-certs.js';
+import { routeHosts } from './routing/route-hosts.js';
 import type { Logger } from './log/logger.js';
 import { judgePersistence, probeRedisPersistence, supportsWaitAof } from './stores/persistence.js';
 import { sentinelOptions } from './stores/sentinel.js';
@@ -44,11 +45,6 @@ async function describeCertificate(cfg: GatewayConfig, log: Logger): Promise<Cer
   return loadCertificatePair(cfg.tls.certFile, cfg.tls.keyFile).info;
 }
 
-/** Every route's host, so the development certificate covers routes beyond the default three. */
-function routeHosts(cfg: GatewayConfig): string[] {
-  return cfg.routes.flatMap((r) => (r.host ? [r.host] : []));
-}
-
 /**
  * Config → validated → certificate ready → policy verdict. Production refuses unsafe settings;
  * development logs each as a loud WARNING and, with no certificate, generates one issued by a
@@ -60,7 +56,8 @@ export async function prepare(
   opts: { file?: string | undefined; generateCertificate?: boolean } = {},
 ): Promise<Prepared> {
   const config = loadConfigFile(opts.file ?? configPathFromEnv(env), env);
-  if (config.env === 'development' && opts.generateCertificate !== false && (await ensureDevCertificate(config.tls.certFile, config.tls.keyFile, config.domain, { extraHosts: routeHosts(config) }))) {
+  // Every route's host too, so the development certificate covers routes beyond the default three.
+  if (config.env === 'development' && opts.generateCertificate !== false && (await ensureDevCertificate(config.tls.certFile, config.tls.keyFile, config.domain, { extraHosts: [...routeHosts(config.routes)] }))) {
     log.app('warn', 'generated a development certificate; import its development CA into your browser to trust it', { certFile: config.tls.certFile, keyFile: config.tls.keyFile, caFile: devCaPaths(config.tls.certFile).cert });
     log.security('tls.certificate_generated', { certFile: config.tls.certFile });
   }

@@ -16,7 +16,7 @@ export const ACCOUNTS_CHANNEL = `${REDIS_PREFIX}accounts`;
 /**
  * How long an account's state is trusted when no announcement can reach this process: without
  * Redis (the CLI is another process, writing the users file or PostgreSQL), or while the
- * subscription is not live. The README's "refused within 5 s".
+ * subscription is not live. docs/authentication.md's "refused within 5 s".
  */
 export const ACCOUNT_STATE_TTL_MS = 5_000;
 /**

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { GatewayError } from '../errors.js';
 import type { RouteConfig } from '../config/schema.js';
 import type { Step } from '../step.js';
+import { namesRequestHost } from '../routing/same-host.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -10,12 +11,11 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  * on routed hosts; the admin listener (plain HTTP on loopback) passes http too.
  */
 export function sameSiteRequest(req: IncomingMessage, schemes: readonly string[] = ['https:']): boolean {
-  const host = (req.headers.host ?? '').toLowerCase().replace(/\.(?=:\d+$|$)/, '');
   const from = req.headers.origin ?? req.headers.referer;
   if (!from || from === 'null') return false;
   try {
     const url = new URL(from);
-    return schemes.includes(url.protocol) && url.host === host;
+    return schemes.includes(url.protocol) && namesRequestHost(url, req.headers.host);
   } catch {
     return false;
   }

@@ -8,6 +8,7 @@ import { equalSecret } from './equal-secret.js';
 import { loginAttempt } from './lockout.js';
 import { checkPassword } from './sign-in.js';
 import { accountBlocked } from '../containment/enforce.js';
+import { routeHosts } from '../routing/route-hosts.js';
 import type { BlockSet } from '../containment/blocks.js';
 import type { Logger } from '../log/logger.js';
 import type { CredentialLimiter } from '../ratelimit/login.js';
@@ -59,7 +60,7 @@ export function createAuthEndpoints(
   limits: { login: CredentialLimiter; token: CredentialLimiter },
   blocks?: BlockSet,
 ): AuthEndpoints {
-  const hosts = new Set(cfg.routes.flatMap((r) => (r.host ? [r.host] : [])));
+  const hosts = routeHosts(cfg.routes);
   const publicPort = cfg.listen.publicHttpsPort ?? cfg.listen.httpsPort;
   const siteClear = new SiteClearChain(auth.kv, cfg, publicPort);
   const sso = auth.sso;

@@ -1,4 +1,5 @@
 import { basename } from 'node:path';
+import { Registry } from 'prom-client';
 import type { Env } from '../config/env.js';
 import type { Logger } from '../log/logger.js';
 import { readCatalog } from './catalog.js';
@@ -6,7 +7,7 @@ import { createBackup, type CreatedBackup } from './create.js';
 import { BackupError, errorCode, isBackupError } from './errors.js';
 import { loadBackupKey, type BackupKey } from './key.js';
 import type { Manifest } from './manifest.js';
-import { backupMetrics } from './metrics.js';
+import { createBackupMetrics } from './metrics.js';
 import { copyToRemote, remoteTarget } from './remote.js';
 import { applyRetention } from './retention.js';
 import type { BackupSettings } from './settings.js';
@@ -18,6 +19,8 @@ export interface JobOptions {
   env?: Env;
   /** pg_dump --compress level (tests). */
   compression?: number;
+  /** Where the run's metrics go (the gateway's registry); without it, a registry read by nobody (`backup run`). */
+  registry?: Registry;
 }
 
 export interface JobResult {
@@ -42,7 +45,7 @@ function message(err: unknown): string {
  */
 export async function runBackupJob(s: BackupSettings, log: Logger, opts: JobOptions = {}): Promise<JobResult> {
   const now = opts.now ?? (() => new Date());
-  const m = backupMetrics();
+  const m = createBackupMetrics(opts.registry ?? new Registry());
   const t0 = performance.now();
   const common = { ...(opts.env ? { env: opts.env } : {}) };
   let created: CreatedBackup;

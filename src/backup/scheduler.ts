@@ -1,4 +1,5 @@
 import cluster from 'node:cluster';
+import type { Registry } from 'prom-client';
 import { Cron } from 'croner';
 import { processEnv } from '../config/env.js';
 import type { GatewayConfig } from '../config/schema.js';
@@ -38,12 +39,13 @@ export async function checkBackupSetup(s: BackupSettings): Promise<void> {
 
 /**
  * Runs backup jobs on BACKUP_SCHEDULE (croner; the host's time zone). `protect` skips a tick
- * while the previous run is still going instead of starting a second one.
+ * while the previous run is still going instead of starting a second one. With `opts.registry`
+ * (the gateway's) the runs and the stored backups are reported there.
  */
 export function scheduleBackups(s: BackupSettings, log: Logger, opts: Omit<JobOptions, 'signal'> = {}): BackupScheduler {
   let running: Promise<unknown> | undefined;
   let abort: AbortController | undefined;
-  watchBackupDir(s.dir);
+  if (opts.registry) watchBackupDir(s.dir, opts.registry);
   const cron = new Cron(s.schedule, { protect: true }, async () => {
     abort = new AbortController();
     running = runBackupJob(s, log, { ...opts, signal: abort.signal }).then(
@@ -71,9 +73,9 @@ export function scheduleBackups(s: BackupSettings, log: Logger, opts: Omit<JobOp
  * process when GATEWAY_WORKERS=1 and the supervisor otherwise. Not a worker: worker ids are not
  * reused when a worker is restarted, so "worker 1" would stop existing after its first crash.
  */
-export async function startBackupScheduler(cfg: GatewayConfig, log: Logger): Promise<BackupScheduler | undefined> {
+export async function startBackupScheduler(cfg: GatewayConfig, log: Logger, registry: Registry): Promise<BackupScheduler | undefined> {
   if (!cfg.backup.enabled || !cluster.isPrimary) return undefined;
   const s = backupSettings(cfg);
   await checkBackupSetup(s);
-  return scheduleBackups(s, log);
+  return scheduleBackups(s, log, { registry });
 }

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { parseDuration } from '../config/units.js';
+import { DEFAULTS } from '../config/defaults.js';
 import { NAME_PATTERN } from '../auth/store/types.js';
 import { OIDC_SUBJECT_PATTERN } from '../auth/oidc/rules.js';
 import { canonicalIpv6, normalizeIp } from '../net/ip.js';
@@ -34,7 +35,7 @@ export interface Block {
  */
 export const WIDEST_CIDR = { ipv4: 8, ipv6: 32 } as const;
 /** Longest block the CLI accepts unless `containment.maxDuration` says otherwise. */
-export const DEFAULT_MAX_BLOCK = '90d';
+export const DEFAULT_MAX_BLOCK = DEFAULTS.containmentMaxDuration;
 /** A reason is for people reading the audit log: one line, bounded. */
 export const MAX_REASON_LENGTH = 500;
 
@@ -201,8 +202,20 @@ export function parseBlock(value: unknown, limits: { readonly maxMs: number; rea
   };
 }
 
+/** A block as `blockFields` gives it: the `containment.blocked` event's fields (src/log/events.ts). */
+export interface BlockFields {
+  readonly kind: BlockKind;
+  readonly target: string;
+  readonly reason: string;
+  readonly until: string;
+  readonly createdAt: string;
+  readonly by: string;
+  readonly source: Block['source'];
+  readonly rule?: string;
+}
+
 /** The fields of a block in audit events and `block list --json` (times as ISO strings). */
-export function blockFields(b: Block): Record<string, unknown> {
+export function blockFields(b: Block): BlockFields {
   return {
     kind: b.kind,
     target: b.target,

@@ -67,7 +67,7 @@ ${secondFactor}  https://api.${domain}:${port}/public/hello   CRM API public rou
   https://api.${domain}:${port}/          CRM API: needs a bearer token (401 without)
   http://api.${domain}:${running.ports.http}/public/hello     plain HTTP: 308 to HTTPS
   http://127.0.0.1:${running.ports.admin}/readyz          health (loopback only)
-  https://api.${domain}:${port}/.well-known/crm-gateway/jwks.json   keys of the signed X-Gateway-Assertion (README: Verifying who is calling)
+  https://api.${domain}:${port}/.well-known/crm-gateway/jwks.json   keys of the signed X-Gateway-Assertion (docs/applications.md)
 ${oidc ? oidc.lines() : ''}
 Each stand-in answers with the request it received, so you see what passed the gateway:
 the headers it set (X-Gateway-User, X-Gateway-Assertion, X-Forwarded-For, X-Request-Id) and what it removed.

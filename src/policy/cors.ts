@@ -2,6 +2,7 @@ import { GatewayError } from '../errors.js';
 import type { RouteConfig } from '../config/schema.js';
 import type { RequestContext } from '../context.js';
 import type { Step } from '../step.js';
+import { namesRequestHost } from '../routing/same-host.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD']);
 
@@ -37,8 +38,7 @@ function parseOrigin(origin: string): URL | undefined {
 /** Whether the Origin is the gateway's own origin for this request (same-origin requests need no CORS). */
 function isSameOrigin(ctx: RequestContext, origin: URL): boolean {
   if (origin.protocol !== (ctx.secure ? 'https:' : 'http:')) return false;
-  const hostHeader = (ctx.req.headers.host ?? '').toLowerCase();
-  return origin.host === hostHeader || origin.host === hostHeader.replace(/\.(?=:|$)/, '');
+  return namesRequestHost(origin, ctx.req.headers.host, { dottedHost: true });
 }
 
 /**

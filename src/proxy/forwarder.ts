@@ -33,6 +33,11 @@ export interface ForwarderOptions {
 /** nginx's send_timeout default, for a forwarder built without a config. */
 const SEND_TIMEOUT_MS = 60_000;
 
+/**
+ * Whether the client's request has a body to stream on (RFC 9112 §6.3: any Transfer-Encoding,
+ * or a Content-Length other than 0). Without one the upstream request goes with no body and
+ * no body limit is armed (Exchange).
+ */
 function hasBody(req: IncomingMessage): boolean {
   const len = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
@@ -70,7 +75,7 @@ function publicView(ctx: RequestContext, route: CompiledRoute): PublicView {
  * refusals 502. See Exchange for one request's life.
  *
  * undici rather than http-proxy for plain requests: measured on this machine (issue 13),
- * forwarding cost less CPU per request (README "Performance"). Websocket handshakes stay on
+ * forwarding cost less CPU per request (bench/README.md). Websocket handshakes stay on
  * http-proxy: after the 101 both are the same two piped sockets, and WsSession relies on
  * http-proxy's order of pipes.
  */

@@ -9,7 +9,7 @@ export const WS_CLOSE_TIMEOUT_MS = 5_000;
 /**
  * Why the gateway closes a websocket. 1008 (policy violation) is the registered code for "the
  * credentials no longer allow this", so every client library reads it as a refusal rather than
- * a network failure (1006); the reason is the stable error code of the README table, the same
+ * a network failure (1006); the reason is the stable error code of docs/errors.md, the same
  * one the reconnect's 401 carries, so client code switches on one vocabulary. 1001 (going away)
  * is the registered code for a server that stops: a client should reconnect, to another instance.
  */

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { DEFAULTS } from '../config/defaults.js';
+import { knownDuration } from '../config/units.js';
 
 /**
  * The JWT key ring as it lives in `.env`: `API_SECRET_KEY` is the current key, and
@@ -13,8 +15,8 @@ export interface PreviousKey {
 
 /** Clock skew allowed on top of the longest token lifetime before an old key retires. */
 export const KEY_RETIRE_SKEW_MS = 30_000;
-/** Longest token lifetime when the config cannot tell (schema default of `auth.maxTokenTtl`). */
-export const DEFAULT_MAX_TOKEN_TTL_MS = 24 * 3_600_000;
+/** Longest token lifetime when the config cannot tell (the default of `auth.maxTokenTtl`). */
+export const DEFAULT_MAX_TOKEN_TTL_MS = knownDuration(DEFAULTS.authMaxTokenTtl);
 
 /** A key's id: the first 16 hex characters of sha256 over the secret's UTF-8 text. */
 export function keyId(secret: string): string {

@@ -55,7 +55,7 @@ export interface SetupResult {
 function ensureRuntimeDirs(cwd: string, doc: DotenvDocument): string[] {
   const dirs: [string, number][] = [
     [doc.get('LOG_DIR') || DEFAULTS.logDir, 0o750],
-    [doc.get('DATA_DIR') || 'data', 0o700],
+    [doc.get('DATA_DIR') || DEFAULTS.dataDir, 0o700],
     [doc.get('BACKUP_DIR') || DEFAULTS.backupDir, 0o700],
   ];
   const made: string[] = [];
@@ -159,7 +159,7 @@ export async function runSetup(opts: SetupOptions): Promise<SetupResult> {
   const createdDirs = ensureRuntimeDirs(opts.cwd, doc);
   const backupKey = ensureBackupKey(backupKeyPath);
   const postgresCertificate = await ensureInternalCertificate(pgCert, pgKey);
-  const assertionKeyPath = resolve(opts.cwd, doc.get('GATEWAY_ASSERTION_KEY_FILE') || join(doc.get('DATA_DIR') || 'data', ASSERTION_KEY_FILE_NAME));
+  const assertionKeyPath = resolve(opts.cwd, doc.get('GATEWAY_ASSERTION_KEY_FILE') || join(doc.get('DATA_DIR') || DEFAULTS.dataDir, ASSERTION_KEY_FILE_NAME));
   const assertionKeys = ensureKeyFile(assertionKeyPath);
   const assertionKey = { path: assertionKeyPath, created: assertionKeys.created, kid: assertionKeys.keys.at(-1)?.kid ?? '' };
   return { envFile, created: !existed, backup, changed, modeTightened, generated, kept, warnings, backupKey, postgresCertificate, assertionKey, createdDirs };

@@ -70,7 +70,7 @@ export function judgePersistence(p: RedisPersistence, serious: 'FAIL' | 'WARN'):
     case 'always':
       return { status: 'PASS', message: 'appendonly yes, appendfsync always: every acknowledged write is on disk' };
     case 'everysec':
-      return { status: 'PASS', message: 'appendonly yes, appendfsync everysec: a crash of the Redis host may lose up to about 1 s of acknowledged writes (README, "Webhook durability")' };
+      return { status: 'PASS', message: 'appendonly yes, appendfsync everysec: a crash of the Redis host may lose up to about 1 s of acknowledged writes (docs/webhook.md, "Webhook durability")' };
     default:
       return { status: 'WARN', message: `appendonly yes, appendfsync ${p.appendfsync ?? '?'}: the OS decides when to flush (often 30 s), so a host crash may lose that much`, fix: 'CONFIG SET appendfsync everysec (or --appendfsync everysec)' };
   }

@@ -3,7 +3,7 @@ import { basename, dirname } from 'node:path';
 import type { Server } from 'node:https';
 import { loadCertificatePair, type CertificateInfo, type CertificatePair } from './certificates.js';
 import { tlsPolicy } from './options.js';
-import { reportCertificate } from './metrics.js';
+import type { TlsMetrics } from './metrics.js';
 import type { Logger } from '../log/logger.js';
 
 const DEBOUNCE_MS = 250;
@@ -30,12 +30,19 @@ export function createCertificateReloader(
   keyFile: string,
   initial: CertificateInfo,
   log: Logger,
-  opts: { watch: boolean; veto?: CertificateVeto | undefined; /** Told of each pair taken (contexts built beside the servers'). */ onReload?: ((pair: CertificatePair) => void) | undefined },
+  opts: {
+    watch: boolean;
+    veto?: CertificateVeto | undefined;
+    /** Told of each pair taken (contexts built beside the servers'). */
+    onReload?: ((pair: CertificatePair) => void) | undefined;
+    /** The gateway's TLS metrics: the pair in use is reported in its expiry gauge. */
+    metrics: TlsMetrics;
+  },
 ): CertificateReloader {
   let current = initial;
   let timer: NodeJS.Timeout | undefined;
   const watchers: FSWatcher[] = [];
-  const unreport = reportCertificate(() => current);
+  const unreport = opts.metrics.reportCertificate(() => current);
 
   const reload = (reason: string): boolean => {
     try {

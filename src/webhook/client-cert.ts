@@ -4,7 +4,7 @@ import type { RequestContext } from '../context.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { judgeClientCert, type ClientCa, type ClientCertMode } from '../tls/client-certs.js';
-import { countClientCert } from './metrics.js';
+import type { WebhookMetrics } from './metrics.js';
 
 /**
  * Meta's client certificate on a webhook request (WHATSAPP_MTLS), checked before the body is
@@ -13,21 +13,21 @@ import { countClientCert } from './metrics.js';
  * such), a wrong one is refused all the same (a certificate sent is a claim, and a false claim
  * is an attack, not an old client).
  */
-export function checkClientCert(ctx: RequestContext, route: RouteConfig, mtls: { mode: ClientCertMode; ca: ClientCa }, log: Logger): void {
+export function checkClientCert(ctx: RequestContext, route: RouteConfig, mtls: { mode: ClientCertMode; ca: ClientCa }, log: Logger, metrics: WebhookMetrics): void {
   const mode = mtls.mode;
   const socket = ctx.secure ? (ctx.req.socket as TLSSocket) : undefined;
   const verdict = judgeClientCert(socket);
   const where = { route: route.name, requestId: ctx.id, clientIp: ctx.address?.client.address, servername: ctx.servername, mode };
   if (verdict.ok) {
-    countClientCert(route.name, 'accepted');
+    metrics.countClientCert(route.name, 'accepted');
     return;
   }
   if (verdict.reason === 'missing' && mode === 'optional') {
-    countClientCert(route.name, 'absent');
+    metrics.countClientCert(route.name, 'absent');
     log.security('webhook.client_cert_absent', where);
     return;
   }
-  countClientCert(route.name, 'rejected');
+  metrics.countClientCert(route.name, 'rejected');
   log.security('webhook.client_cert_rejected', { ...where, reason: verdict.reason, ...verdict.facts });
   throw new GatewayError(verdict.reason === 'missing' ? 'WEBHOOK_CLIENT_CERT_REQUIRED' : 'WEBHOOK_CLIENT_CERT_INVALID', `${route.name}: ${verdict.detail}`);
 }

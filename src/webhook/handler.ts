@@ -4,6 +4,7 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { RouteConfig } from '../config/schema.js';
 import type { RequestContext } from '../context.js';
 import { GatewayError, isGatewayError } from '../errors.js';
+import type { EventFields } from '../log/events.js';
 import type { Logger } from '../log/logger.js';
 import type { BodyBuffers } from '../proxy/body-buffers.js';
 import { buildUpstreamHeaders } from '../proxy/request-headers.js';
@@ -18,7 +19,7 @@ import { encodeDelivery, type Delivery } from './envelope.js';
 import { Sealer } from '../stores/sealed.js';
 import { WebhookStore } from './store.js';
 import { DeliveryWorker } from './worker.js';
-import { countOutcome, watchQueue, type WebhookOutcome } from './metrics.js';
+import type { WebhookMetrics, WebhookOutcome } from './metrics.js';
 import type { WhatsappSettings } from './settings.js';
 
 /** Dedup outlives the replay window by a day, so a clock ahead of ours cannot open a gap. */
@@ -39,13 +40,21 @@ export interface WebhookRoute {
   stop(): Promise<void>;
 }
 
+/** What a webhook route is built from (the WhatsappWebhooks service's). */
+export interface WebhookDeps {
+  readonly log: Logger;
+  readonly redis?: Redis | undefined;
+  readonly identifiers: IdentifierHasher;
+  readonly metrics: WebhookMetrics;
+}
+
 /**
  * The `auth: whatsapp` route: Meta's handshake on GET; on POST the raw body is read (bounded),
  * its signature checked before any parsing, old or repeated events refused, then the exact
  * bytes are stored (sealed) and delivered in order. Meta gets 200 only for a payload that is
  * delivered or stored; otherwise an error it retries.
  */
-export function createWebhookRoute(route: RouteConfig, s: WhatsappSettings, deps: { log: Logger; redis?: Redis | undefined; identifiers: IdentifierHasher }, agent: http.Agent): WebhookRoute {
+export function createWebhookRoute(route: RouteConfig, s: WhatsappSettings, deps: WebhookDeps, agent: http.Agent): WebhookRoute {
   const log = deps.log;
   const target = new URL(route.upstream);
   const aad = `crm-gateway/whatsapp-queue/v1/${route.name}`;
@@ -57,13 +66,13 @@ export function createWebhookRoute(route: RouteConfig, s: WhatsappSettings, deps
   const store = deps.redis ? new WebhookStore(deps.redis, route.name, durable) : undefined;
   const worker =
     store && sealer
-      ? new DeliveryWorker(store, sealer, log, { routeName: route.name, target, agent, timeoutMs: route.timeout, retryMinMs: s.retryMinMs, retryMaxMs: s.retryMaxMs, aad })
+      ? new DeliveryWorker(store, sealer, log, { routeName: route.name, target, agent, timeoutMs: route.timeout, retryMinMs: s.retryMinMs, retryMaxMs: s.retryMaxMs, aad, metrics: deps.metrics })
       : undefined;
   const notStorable = !store ? 'REDIS_URL is not set' : !sealer ? 'WHATSAPP_QUEUE_KEY is not set' : undefined;
   let unwatch: (() => void) | undefined;
 
-  function record(ctx: RequestContext, outcome: WebhookOutcome | 'subscribed', fields: Record<string, unknown> = {}): void {
-    if (outcome !== 'subscribed') countOutcome(route.name, outcome);
+  function record(ctx: RequestContext, outcome: WebhookOutcome | 'subscribed', fields: EventFields<'webhook.whatsapp'> = {}): void {
+    if (outcome !== 'subscribed') deps.metrics.countOutcome(route.name, outcome);
     log.security('webhook.whatsapp', { outcome, route: route.name, requestId: ctx.id, clientIp: ctx.address?.client.address, ...fields });
   }
 
@@ -72,7 +81,7 @@ export function createWebhookRoute(route: RouteConfig, s: WhatsappSettings, deps
     fail(err);
   }
 
-  function describe(facts: NotificationFacts, matched: MatchedSecret): Record<string, unknown> {
+  function describe(facts: NotificationFacts, matched: MatchedSecret): EventFields<'webhook.whatsapp'> {
     return {
       fields: facts.fields,
       messages: facts.messages,
@@ -192,7 +201,7 @@ export function createWebhookRoute(route: RouteConfig, s: WhatsappSettings, deps
     start() {
       if (!worker || !store) return;
       worker.start();
-      unwatch ??= watchQueue({ route: route.name, depth: () => store.depth(), oldestAgeMs: () => store.oldestAgeMs() });
+      unwatch ??= deps.metrics.watchQueue({ route: route.name, depth: () => store.depth(), oldestAgeMs: () => store.oldestAgeMs() });
     },
     async stop() {
       unwatch?.();

@@ -7,7 +7,8 @@ import { UpstreamAgents } from '../proxy/agents.js';
 import type { BodyBuffers } from '../proxy/body-buffers.js';
 import type { TerminalHandler } from '../routes.js';
 import type { Step } from '../step.js';
-import { createWebhookRoute, type WebhookRoute } from './handler.js';
+import { createWebhookRoute, type WebhookDeps, type WebhookRoute } from './handler.js';
+import type { WebhookMetrics } from './metrics.js';
 import { whatsappSettings, type WhatsappSettings } from './settings.js';
 import { checkClientCert } from './client-cert.js';
 
@@ -22,7 +23,7 @@ export class WhatsappWebhooks {
 
   constructor(
     private readonly settings: WhatsappSettings,
-    private readonly deps: { log: Logger; redis?: Redis | undefined; identifiers: IdentifierHasher },
+    private readonly deps: WebhookDeps,
   ) {}
 
   /** Both secrets are set: the signature and the handshake can be checked. */
@@ -43,7 +44,7 @@ export class WhatsappWebhooks {
       // signature: never, whatever the route's `websocket` says.
       if (ctx.kind === 'upgrade') throw new GatewayError('UPGRADE_NOT_ALLOWED', `route ${route.name} is a WhatsApp webhook`);
       // Meta's client certificate (WHATSAPP_MTLS), before any byte of the body is read.
-      if (this.settings.mtls) checkClientCert(ctx, route, this.settings.mtls, this.deps.log);
+      if (this.settings.mtls) checkClientCert(ctx, route, this.settings.mtls, this.deps.log, this.deps.metrics);
       ctx.principal = { subject: 'whatsapp-webhook', roles: [], method: 'whatsapp' };
     };
   }
@@ -81,9 +82,9 @@ function refuse(route: RouteConfig, why: string): Step {
 
 
 /** The service when some route has `auth: whatsapp`; undefined otherwise. */
-export function createWhatsappWebhooks(cfg: GatewayConfig, deps: { log: Logger; redis?: Redis | undefined }): WhatsappWebhooks | undefined {
+export function createWhatsappWebhooks(cfg: GatewayConfig, deps: { log: Logger; redis?: Redis | undefined; metrics: { webhook: WebhookMetrics } }): WhatsappWebhooks | undefined {
   if (!cfg.routes.some((r) => r.auth === 'whatsapp')) return undefined;
   // Phone numbers are hashed before they reach any logger, with LOG_HASH_KEY as the audit logger
   // hashes identifiers: the same key gives the same hash, so webhook lines correlate with the rest.
-  return new WhatsappWebhooks(whatsappSettings(cfg), { ...deps, identifiers: new IdentifierHasher(cfg.log.hashKey) });
+  return new WhatsappWebhooks(whatsappSettings(cfg), { log: deps.log, redis: deps.redis, metrics: deps.metrics.webhook, identifiers: new IdentifierHasher(cfg.log.hashKey) });
 }

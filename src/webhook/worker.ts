@@ -5,7 +5,7 @@ import { decodeDelivery, type Delivery } from './envelope.js';
 import { deliver, type DeliveryResult } from './deliver.js';
 import type { Sealer } from '../stores/sealed.js';
 import type { QueueEntry, WebhookStore } from './store.js';
-import { countOutcome } from './metrics.js';
+import type { WebhookMetrics } from './metrics.js';
 
 /** How often an idle worker looks for entries that another process queued and nobody delivers. */
 const IDLE_POLL_MS = 1_000;
@@ -24,6 +24,8 @@ export interface WorkerOptions {
   readonly retryMaxMs: number;
   /** Additional authenticated data of sealed entries. */
   readonly aad: string;
+  /** The gateway's webhook metrics (late deliveries and dead letters are counted there). */
+  readonly metrics: WebhookMetrics;
 }
 
 /**
@@ -258,7 +260,7 @@ export class DeliveryWorker {
       waiter.done(true); // the request answers "forwarded" and logs it
       return;
     }
-    countOutcome(this.o.routeName, 'delivered_late');
+    this.o.metrics.countOutcome(this.o.routeName, 'delivered_late');
     this.log.security('webhook.whatsapp', { outcome: 'delivered_late', route: this.o.routeName, requestId: d.requestId, entry: entry.id, status: result.status, queuedMs: Date.now() - d.receivedAt });
   }
 
@@ -286,7 +288,7 @@ export class DeliveryWorker {
     }
     this.waiting.get(entry.id)?.done(false);
     this.waiting.delete(entry.id);
-    countOutcome(this.o.routeName, 'dead_lettered');
+    this.o.metrics.countOutcome(this.o.routeName, 'dead_lettered');
     this.log.security('webhook.whatsapp', { outcome: 'dead_lettered', route: this.o.routeName, requestId, entry: entry.id, reason });
   }
 

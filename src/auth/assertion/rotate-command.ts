@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { configPathFromEnv, type Env } from '../../config/env.js';
+import { DEFAULTS } from '../../config/defaults.js';
 import { loadConfigFile } from '../../config/load.js';
 import { readDotenvFile } from '../../secrets/files.js';
 import { ASSERTION_KEY_FILE_NAME, rotateKeyFile, type AssertionRotation } from './keys.js';
@@ -21,7 +22,7 @@ export function rotateAssertionKey(opts: { cwd: string; envFile?: string | undef
   try {
     file = assertionKeyFile(loadConfigFile(resolve(opts.cwd, configPathFromEnv(env)), env));
   } catch (err) {
-    file = env.GATEWAY_ASSERTION_KEY_FILE || join(env.DATA_DIR || 'data', ASSERTION_KEY_FILE_NAME);
+    file = env.GATEWAY_ASSERTION_KEY_FILE || join(env.DATA_DIR || DEFAULTS.dataDir, ASSERTION_KEY_FILE_NAME);
     warning = `could not read the config (${(err as Error).message.split('\n')[0] ?? ''}); rotating ${file}`;
   }
   const r = rotateKeyFile(resolve(opts.cwd, file), { grace: opts.grace, now: opts.now });

@@ -17,9 +17,6 @@ import { RENEW_PATH } from './renew.js';
 
 export type ForwardAuthConfig = NonNullable<GatewayConfig['forwardAuth']>;
 
-/** What an edge copies onto the request it then sends to the app (README "Forward-auth mode"). */
-export const IDENTITY_HEADERS = ['x-gateway-user', 'x-gateway-roles', 'x-gateway-auth', 'x-gateway-token-id', 'x-gateway-assertion'] as const;
-
 export interface ForwardAuth {
   /** The endpoint's stand-in route for `host` + `path`, matched before the routes (its host need not be routed). */
   endpointFor(host: string, path: string): CompiledRoute | undefined;

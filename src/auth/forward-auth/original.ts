@@ -14,7 +14,7 @@ export interface OriginalRequest {
   query: string;
   /**
    * nginx `auth_request` understands only 2xx, 401 and 403 (anything else is a 500), so its
-   * checks get those three, the rest said in headers (README "Forward-auth mode"). Told apart by
+   * checks get those three, the rest said in headers (docs/deployment.md, "Forward-auth mode"). Told apart by
    * the header nginx's snippet sets, X-Original-URI; Traefik and Caddy send X-Forwarded-Uri and
    * pass the gateway's own answer (a 302, a JSON 401) through to the client.
    */

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { RequestContext } from '../../context.js';
+import type { EventFields } from '../../log/events.js';
 import { GatewayError } from '../../errors.js';
 import { accountBlocked } from '../../containment/enforce.js';
 import { LOGIN_PATH } from '../challenge.js';
@@ -69,7 +70,7 @@ export function createSsoEndpoints(kit: AuthEndpointKit, sso: SsoSetup, helpers:
   const headers = { 'referrer-policy': 'no-referrer', 'cache-control': 'no-store' };
 
   const query = (ctx: RequestContext): URLSearchParams => new URLSearchParams(ctx.target?.query ?? '');
-  const refused = (ctx: RequestContext, code: 'AUTH_SSO_CODE_INVALID' | 'AUTH_SSO_STATE_INVALID' | 'BAD_REQUEST', reason: string, extra: Record<string, unknown> = {}): GatewayError => {
+  const refused = (ctx: RequestContext, code: 'AUTH_SSO_CODE_INVALID' | 'AUTH_SSO_STATE_INVALID' | 'BAD_REQUEST', reason: string, extra: EventFields<'auth.sso_refused'> = {}): GatewayError => {
     log.security('auth.sso_refused', { requestId: ctx.id, code, reason, host: kit.thisHost(ctx), clientIp: ctx.address?.client.address, ...extra });
     return new GatewayError(code, reason);
   };

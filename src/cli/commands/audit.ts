@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import pg from 'pg';
 import { configPathFromEnv, processEnv, type Env } from '../../config/env.js';
+import { DEFAULTS } from '../../config/defaults.js';
 import { loadConfigFile } from '../../config/load.js';
 import { parseDuration } from '../../config/units.js';
 import { FileHeadStore, PostgresHeadStore, type HeadRecord } from '../../audit/writer/heads.js';
@@ -51,7 +52,7 @@ function settings(env: Env): Settings {
     return { dir: cfg.log.dir, databaseUrl: cfg.stores.databaseUrl, node: cfg.log.node ?? hostname() };
   } catch {
     // An auditor's machine may hold only the logs: the environment alone is enough.
-    return { dir: env.LOG_DIR || 'logs', databaseUrl: env.DATABASE_URL || undefined, node: env.LOG_NODE || hostname() };
+    return { dir: env.LOG_DIR || DEFAULTS.logDir, databaseUrl: env.DATABASE_URL || undefined, node: env.LOG_NODE || hostname() };
   }
 }
 

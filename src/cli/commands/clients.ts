@@ -40,7 +40,7 @@ export const clientsCommand: Command = {
       }
       if (sub === 'disable' || sub === 'enable') {
         if (!(await auth.store.updateClient(name, { disabled: sub === 'disable' }))) throw new CliError(`no client ${name}`);
-        log.security(`admin.client_${sub}d`, { client: name });
+        log.security(sub === 'disable' ? 'admin.client_disabled' : 'admin.client_enabled', { client: name });
         process.stderr.write(`client ${name} ${sub}d\n`);
         return 0;
       }

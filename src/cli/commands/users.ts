@@ -83,7 +83,7 @@ export const usersCommand: Command = {
           // does not bring back a session someone may have kept meanwhile.
           const patch = sub === 'disable' ? { disabled: true, sessionsValidFrom: new Date() } : { disabled: false };
           if (!(await auth.store.updateUser(name, patch))) throw new CliError(`no user ${name}`);
-          log.security(`admin.user_${sub}d`, { user: name });
+          log.security(sub === 'disable' ? 'admin.user_disabled' : 'admin.user_enabled', { user: name });
           process.stderr.write(`user ${name} ${sub}d${sub === 'disable' ? ' (open sessions end at their next request and websockets close: at once on gateways that share Redis, within about 10 s on one without it)' : ''}\n`);
           return 0;
         }

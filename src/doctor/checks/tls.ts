@@ -1,11 +1,13 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DEFAULTS } from '../../config/defaults.js';
+import { routeHosts } from '../../routing/route-hosts.js';
 import { tlsPolicy } from '../../tls/options.js';
 import { clientCertHosts, readClientCa } from '../../tls/client-certs.js';
 import { findingResults } from './policy.js';
 import { acmeFixStatus, acmeReplaces, acmeStateLine } from './acme-disk.js';
-import { pass, prodFail, type Check, type CheckResult, type DoctorContext } from '../types.js';
+import { pass, prodFail, type Check, type CheckResult } from '../types.js';
 
 /** Renew before this: certificate tools renew at 30 days, so 14 means renewal is failing. */
 export const CERT_EXPIRY_WARNING_DAYS = 14;
@@ -14,11 +16,6 @@ export const MIN_HSTS_SECONDS = 15_552_000;
 const MIN_RSA_BITS = 2048;
 const DAY_MS = 86_400_000;
 const OLD_TLS = /\b(SSLv2|SSLv3|TLSv1|TLSv1\.1)\b(?!\.)/;
-
-/** The hosts the routes answer on: the certificate must cover each, or browsers refuse. */
-function routeHosts(ctx: DoctorContext): string[] {
-  return [...new Set((ctx.config?.routes ?? []).flatMap((r) => (r.host ? [r.host] : [])))];
-}
 
 function keyStrength(x509: X509Certificate): string | undefined {
   const d = x509.publicKey.asymmetricKeyDetails;
@@ -44,7 +41,8 @@ export const certificateCheck: Check = (ctx) => {
   if (daysLeft >= 0 && daysLeft < CERT_EXPIRY_WARNING_DAYS) {
     out.push({ id: 'certificate', status: prodFail(ctx), message: `the certificate expires in ${daysLeft} days (${info.validTo.toISOString()})`, fix: ctx.config.tls.acme ? `ACME renews at two thirds of the lifetime, so it is not renewing: ${acmeStateLine(ctx)} (see the acme check and acme.order_failed in the security log)` : 'renew it now and check why automatic renewal did not (certbot renew --dry-run)' });
   }
-  const uncovered = routeHosts(ctx).filter((h) => x509.checkHost(h) === undefined);
+  // The hosts the routes answer on: the certificate must cover each, or browsers refuse.
+  const uncovered = [...routeHosts(ctx.config.routes)].filter((h) => x509.checkHost(h) === undefined);
   if (uncovered.length > 0) {
     // With ACME the gateway orders one for every host at start; it serves this one for the hosts it covers meanwhile.
     if (ctx.config.tls.acme) out.push({ id: 'certificate', status: acmeFixStatus(ctx), message: `the certificate does not cover ${uncovered.join(', ')}: ACME orders one covering every route host when the gateway starts`, fix: `start the gateway and watch for acme.certificate_issued; ${acmeStateLine(ctx)} (see the acme check)` });
@@ -85,9 +83,9 @@ export const tlsMinVersionCheck: Check = (ctx) => {
 export const hstsCheck: Check = (ctx) => {
   if (!ctx.config) return [];
   const { hstsMaxAge, hstsIncludeSubDomains } = ctx.config.tls;
-  if (hstsMaxAge <= 0) return [{ id: 'hsts', status: prodFail(ctx), message: 'HSTS is off (tls.hstsMaxAge: 0)', fix: `tls.hstsMaxAge: ${31_536_000}` }];
+  if (hstsMaxAge <= 0) return [{ id: 'hsts', status: prodFail(ctx), message: 'HSTS is off (tls.hstsMaxAge: 0)', fix: `tls.hstsMaxAge: ${DEFAULTS.hstsMaxAge}` }];
   const out: CheckResult[] = [];
-  if (hstsMaxAge < MIN_HSTS_SECONDS) out.push({ id: 'hsts', status: 'WARN', message: `HSTS max-age is ${hstsMaxAge} s (under 180 days)`, fix: 'tls.hstsMaxAge: 31536000' });
+  if (hstsMaxAge < MIN_HSTS_SECONDS) out.push({ id: 'hsts', status: 'WARN', message: `HSTS max-age is ${hstsMaxAge} s (under 180 days)`, fix: `tls.hstsMaxAge: ${DEFAULTS.hstsMaxAge}` });
   if (!hstsIncludeSubDomains) out.push({ id: 'hsts', status: 'WARN', message: 'HSTS without includeSubDomains: sibling hosts can be stripped to HTTP', fix: 'tls.hstsIncludeSubDomains: true' });
   return out.length > 0 ? out : [pass('hsts', `max-age=${hstsMaxAge}; includeSubDomains`)];
 };

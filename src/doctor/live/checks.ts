@@ -2,6 +2,8 @@ import { createHmac } from 'node:crypto';
 import { isIP } from 'node:net';
 import tls, { type SecureVersion } from 'node:tls';
 import type { RouteConfig } from '../../config/schema.js';
+import { DEFAULTS } from '../../config/defaults.js';
+import { routeHosts } from '../../routing/route-hosts.js';
 import { CERT_EXPIRY_WARNING_DAYS, MIN_HSTS_SECONDS } from '../checks/tls.js';
 import { pass, type CheckResult, type Status } from '../types.js';
 import { handshake, request, type HttpAnswer, type Target } from './probes.js';
@@ -15,7 +17,7 @@ export const BACKEND_PORTS: ReadonlyMap<number, string> = new Map([
   [8000, 'CRM API'],
   [8080, 'NocoDB'],
   [3000, 'Metabase'],
-  [9090, 'gateway admin'],
+  [DEFAULTS.adminPort, 'gateway admin'],
 ]);
 
 export interface LiveContext {
@@ -88,7 +90,7 @@ export async function liveCertificateCheck(lc: LiveContext): Promise<CheckResult
   if (!r.ok) return [{ id: 'live-certificate', status: 'FAIL', message: `${r.error}: no TLS handshake with ${lc.address}:${lc.port}` }];
   const out: CheckResult[] = [];
   if (!r.authorized) out.push({ id: 'live-certificate', status: prodFail(lc), message: `the certificate is not trusted (${r.authorizationError ?? 'unknown reason'})`, fix: lc.ca ? 'the chain does not lead to the CA given with --ca' : "install a certificate from a public CA (Let's Encrypt), with its full chain" });
-  const hosts = [...new Set(lc.routes.flatMap((route) => (route.host ? [route.host] : [])))];
+  const hosts = [...routeHosts(lc.routes)];
   const uncovered = (hosts.length > 0 ? hosts : [host]).filter((h) => tls.checkServerIdentity(h, r.cert) !== undefined);
   if (uncovered.length > 0) out.push({ id: 'live-certificate', status: prodFail(lc), message: `the certificate does not name ${uncovered.join(', ')}`, fix: 'reissue it for every route host' });
   const validTo = new Date(r.cert.valid_to);

@@ -1,12 +1,13 @@
 import type { RouteConfig } from '../../config/schema.js';
+import { DEFAULTS } from '../../config/defaults.js';
 import type { CheckResult } from '../types.js';
 import { BACKEND_PORTS, LIVE_CHECK_IDS, LIVE_CHECKS, type LiveContext } from './checks.js';
 import { reachTarget, type TargetReach } from './target.js';
 
 /** Longest wait of one live probe. */
 export const DEFAULT_LIVE_TIMEOUT_MS = 5_000;
-/** The gateway's ports when no config says otherwise (config/schema.ts defaults). */
-const DEFAULT_GATEWAY_PORTS = { https: 8443, http: 8880 };
+/** The gateway's ports when no config says otherwise. */
+const DEFAULT_GATEWAY_PORTS = { https: DEFAULTS.httpsPort, http: DEFAULTS.httpPort };
 
 export interface LiveOptions {
   /** The deployment as clients reach it: `https://example.com` or `https://203.0.113.5:8443`. */

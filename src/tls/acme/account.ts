@@ -106,7 +106,7 @@ export function accountKey(dataDir: string, directoryUrl: string, log: Logger): 
 /**
  * A client for the directory with its account registered (or found: a known key gets its
  * existing account back, RFC 8555 §7.3.1). Registering accepts the CA's terms of service, as
- * configuring ACME_DIRECTORY_URL does (README "Certificates from ACME").
+ * configuring ACME_DIRECTORY_URL does (docs/deployment.md, "Certificates from ACME").
  */
 export async function accountClient(cfg: AcmeConfig, dataDir: string, log: Logger): Promise<acme.Client> {
   const client = new acme.Client({ directoryUrl: cfg.directoryUrl, accountKey: accountKey(dataDir, cfg.directoryUrl, log), backoffAttempts: 12, backoffMin: 500, backoffMax: 10_000 });

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import type { GatewayConfig } from '../../config/schema.js';
+import { routeHosts } from '../../routing/route-hosts.js';
 
 export interface AcmeHosts {
   /** The names the one certificate covers: every routed host a public CA can validate, sorted. */
@@ -16,7 +17,7 @@ export interface AcmeHosts {
 export function acmeHosts(cfg: GatewayConfig): AcmeHosts {
   const names = new Set<string>();
   const skipped: { host: string; why: string }[] = [];
-  for (const host of new Set(cfg.routes.flatMap((r) => (r.host ? [r.host] : [])))) {
+  for (const host of routeHosts(cfg.routes)) {
     const bare = host.replace(/^\[|\]$/g, '');
     if (isIP(bare) !== 0) skipped.push({ host, why: 'an IP address' });
     else if (host === 'localhost' || host.endsWith('.localhost')) skipped.push({ host, why: 'a loopback name' });

@@ -6,6 +6,7 @@ import { dirname } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import * as acme from 'acme-client';
 import type { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
 import type { AcmeConfig, GatewayConfig } from '../../config/schema.js';
 import type { Logger } from '../../log/logger.js';
 import type { RaiseAlert } from '../../audit/alerts/rules.js';
@@ -18,7 +19,7 @@ import { acmeHosts } from './hosts.js';
 import { acmeUnusable } from './on-disk.js';
 import { createHttp01Responder, type Http01Responder } from './http01.js';
 import { localOrderLock, orderLockScope, redisOrderLock, ORDER_LOCK_TTL_MS, type OrderClaim, type OrderLock } from './lock.js';
-import { acmeMetrics } from './metrics.js';
+import { createAcmeMetrics } from './metrics.js';
 import { describeAcmeError, orderCertificate } from './order.js';
 import { ariCertId, backoffDelay, BACKOFF_FIRST_MS, BACKOFF_MAX_MS, parseRenewalInfo, renewalTime, type SuggestedWindow } from './renewal.js';
 import { writeAcmeState, type AcmeState } from './state.js';
@@ -44,6 +45,8 @@ export interface AcmeDeps {
   readonly log: Logger;
   readonly raise?: RaiseAlert | undefined;
   readonly redis?: Redis | undefined;
+  /** The gateway's metrics registry: the ACME gauges are registered there when ACME starts. */
+  readonly registry: Registry;
 }
 
 export interface AcmeService {
@@ -74,7 +77,7 @@ function readPair(cfg: GatewayConfig): CertificatePair | undefined {
 }
 
 /**
- * ACME for the whole gateway (README "Certificates from ACME"): one certificate for every
+ * ACME for the whole gateway (docs/deployment.md, "Certificates from ACME"): one certificate for every
  * routed host, ordered when missing (or not covering the hosts, or not a CA's), renewed at two
  * thirds of its lifetime or when the CA's renewal window (ARI) opens earlier, written to
  * TLS_CERT_FILE / TLS_KEY_FILE for the reloader to serve. One instance orders at a time (a
@@ -84,6 +87,7 @@ function readPair(cfg: GatewayConfig): CertificatePair | undefined {
 export async function createAcme(cfg: GatewayConfig, deps: AcmeDeps, opts: AcmeOptions = {}): Promise<AcmeService> {
   const settings = cfg.tls.acme as AcmeConfig;
   const { log, redis } = deps;
+  const acmeMetrics = createAcmeMetrics(deps.registry);
   const agent = configureAcmeHttp(settings);
   acme.setLogger((message) => log.app('debug', 'acme-client', { message }));
   const challenges = redis ? redisChallenges(redis) : memoryChallenges();
