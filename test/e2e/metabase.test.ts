@@ -121,7 +121,7 @@ test('sign in at the gateway; Metabase’s page runs under its own hashed CSP wi
 
   // Metabase's site URL, set by its first API request from X-Forwarded-Host / Host: the public
   // host, never the upstream address. (Without a scheme in those headers Metabase prepends
-  // http://, which is why the README sets MB_SITE_URL.)
+  // http://, which is why docs/applications.md sets MB_SITE_URL.)
   const site = metabase.siteUrl();
   assert.ok(site, 'Metabase settled on a site URL');
   assert.equal(new URL(site).host, `metabase.localhost:${gw.port}`);

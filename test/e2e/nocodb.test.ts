@@ -226,7 +226,7 @@ test('NocoDB’s site URL: the public origin by default; with preserveHost: fals
   // Its own gateway: hosts outside the development certificate's names, reached without a browser.
   const port = await freePort();
   const publicUrl = `https://nocodb-public.test.local:${port}`;
-  // The README recipe: NC_PUBLIC_URL set, so nothing NocoDB builds depends on the Host it is sent.
+  // The docs/applications.md recipe: NC_PUBLIC_URL set, so nothing NocoDB builds depends on the Host it is sent.
   const recipe = await startNocodbStandIn({ publicUrl });
   t.after(() => recipe.close());
   const own = await startAuthGateway({

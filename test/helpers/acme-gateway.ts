@@ -10,6 +10,7 @@ import type { GatewayConfig } from '../../src/config/schema.js';
 import { createMemoryLogger, type MemoryLogger } from '../../src/log/logger.js';
 import { startGateway, type RunningGateway } from '../../src/server/start.js';
 import { startEchoUpstream, type EchoUpstream } from '../../src/demo/echo-upstream.js';
+import { createGatewayMetrics } from '../../src/metrics/gateway.js';
 import { createAcme, type AcmeOptions, type AcmeService } from '../../src/tls/acme/service.js';
 import type { Pebble } from './pebble.js';
 
@@ -70,8 +71,10 @@ export async function startAcmeGateway(o: AcmeGatewayOptions): Promise<AcmeGatew
   });
   const log = createMemoryLogger();
   const alerts: AcmeGateway['alerts'] = [];
-  const acme = await createAcme(config, { log, redis: o.redis, raise: (type, subject, message) => alerts.push({ type, subject, message }) }, { ...TEST_ACME_OPTIONS, ...o.options });
-  const running = await startGateway(config, { log, acmeHttp01: acme.http01 });
+  // One gateway's metrics, as main.ts builds them: the ACME gauges sit beside the gateway's own.
+  const metrics = createGatewayMetrics();
+  const acme = await createAcme(config, { log, redis: o.redis, registry: metrics.registry, raise: (type, subject, message) => alerts.push({ type, subject, message }) }, { ...TEST_ACME_OPTIONS, ...o.options });
+  const running = await startGateway(config, { log, metrics, acmeHttp01: acme.http01 });
   acme.start(running);
   return {
     running,

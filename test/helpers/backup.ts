@@ -1,5 +1,5 @@
-// Shared by the backup-*.test.ts files: real PostgreSQL databases with unique names (dropped
-// after), a temp workspace with a key of mode 0600 in a 0700 folder apart from the backups,
+// Shared by the backup tests (integration/backup-*, unit/backup/): real PostgreSQL databases
+// with unique names (dropped after), a temp workspace with a key of mode 0600 in a 0700 folder apart from the backups,
 // and the CLI run from source through tsx.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

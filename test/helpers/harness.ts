@@ -7,8 +7,7 @@ import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:h
 import { parseConfig } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import { createMemoryLogger, type Logger, type MemoryLogger } from '../../src/log/logger.js';
-import { startGateway, type RunningGateway } from '../../src/server/start.js';
-import type { GatewayDeps } from '../../src/deps.js';
+import { startGateway, type RunningGateway, type StartDeps } from '../../src/server/start.js';
 import { devCaPaths, ensureDevCertificate } from '../../src/tls/certificates.js';
 import { startEchoUpstream, type EchoUpstream } from '../../src/demo/echo-upstream.js';
 
@@ -104,7 +103,7 @@ export async function startTestGateway(
   env: Record<string, string> = {},
   extraYaml = '',
   /** Stores (e.g. a real Redis client) handed to the gateway besides the memory logger. */
-  deps: Omit<GatewayDeps, 'log'> & { /** A real logger (the audit logger) that gets every line too. */ log?: Logger } = {},
+  deps: Omit<StartDeps, 'log'> & { /** A real logger (the audit logger) that gets every line too. */ log?: Logger } = {},
 ): Promise<TestGateway> {
   const cert = await testCertificate();
   const upstream = await startEchoUpstream('test-upstream');

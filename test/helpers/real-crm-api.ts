@@ -16,7 +16,7 @@ const PORT_ATTEMPTS = 5;
  * - `no-proxy-headers`: `--no-proxy-headers`, X-Forwarded-* ignored (redirects say `http://127.0.0.1:N`);
  * - `default`: as `uvicorn app:app` runs, which already trusts X-Forwarded-Proto/-For from 127.0.0.1
  *   (redirects say `https://127.0.0.1:N`);
- * - `recipe`: the README's `--proxy-headers --forwarded-allow-ips=127.0.0.1`.
+ * - `recipe`: docs/applications.md's `--proxy-headers --forwarded-allow-ips=127.0.0.1`.
  */
 export type UvicornMode = 'no-proxy-headers' | 'default' | 'recipe';
 

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import { bindGateway } from '../../src/server/start.js';
 import { runDoctor } from '../../src/doctor/run.js';
 import { writeAcmeState } from '../../src/tls/acme/state.js';
 import type { CheckResult } from '../../src/doctor/types.js';
+import { notBuilt } from '../helpers/built.js';
 
 // Issue 15 follow-up: with ACME configured, a certificate on disk that ACME would replace
 // (expired, self-signed, not covering the hosts) no longer stops a production start, so a
@@ -24,7 +25,7 @@ import type { CheckResult } from '../../src/doctor/types.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MAIN = join(ROOT, 'dist/main.js');
-const NOT_BUILT = existsSync(join(ROOT, 'dist/tls/acme/on-disk.js')) ? false : 'dist/ is missing or old: run `npm run build` first';
+const NOT_BUILT = notBuilt('dist/tls/acme/on-disk.js', 'dist/ is missing or old: run `npm run build` first');
 const DAY = 86_400_000;
 const HOSTS = ['api.acme.test', 'nocodb.acme.test'];
 const YAML = 'routes:\n  - name: api\n    host: api.${GATEWAY_DOMAIN}\n    upstream: http://127.0.0.1:9\n    auth: jwt\n  - name: nocodb\n    host: nocodb.${GATEWAY_DOMAIN}\n    upstream: http://127.0.0.1:9\n    auth: jwt\n';

@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,7 @@ import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
 import { runDoctor } from '../../src/doctor/run.js';
 import type { CheckResult } from '../../src/doctor/types.js';
+import { notBuilt } from '../helpers/built.js';
 
 // Issue 15, "Done when": a production setup with ACME configured starts on a fresh machine (no
 // certificate file), obtains its certificate with no hand work, and doctor --production does not
@@ -19,7 +20,7 @@ import type { CheckResult } from '../../src/doctor/types.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MAIN = join(ROOT, 'dist/main.js');
-const NOT_BUILT = existsSync(join(ROOT, 'dist/tls/acme/service.js')) ? false : 'dist/ is missing or old: run `npm run build` first';
+const NOT_BUILT = notBuilt('dist/tls/acme/service.js', 'dist/ is missing or old: run `npm run build` first');
 
 /** The results doctor gives about the certificate and ACME (the other items judge files this test does not make). */
 function certificateResults(results: CheckResult[]): CheckResult[] {

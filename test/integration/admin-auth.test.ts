@@ -25,7 +25,7 @@ let port: number;
 before(async () => {
   gw = await startAuthGateway({ routes: ROUTES });
   const overview = { snapshot: () => ({ generatedAt: new Date().toISOString() }) } as never;
-  admin = createAdminServer(gw.config, () => false, { log: gw.log, adminAuth: createAdminAuth(gw.auth), overview });
+  admin = createAdminServer(gw.config, () => false, { log: gw.log, adminAuth: createAdminAuth(gw.auth), overview, metrics: gw.running.metrics });
   await new Promise<void>((resolve) => admin.listen(0, '127.0.0.1', resolve));
   port = (admin.address() as AddressInfo).port;
 });

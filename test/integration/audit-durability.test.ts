@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -9,6 +9,7 @@ import autocannon from 'autocannon';
 import { startTestGateway, testCertificate, testEnv, httpsRequest } from '../helpers/harness.js';
 import { startTestAudit, alertsConfig, tempDir } from '../helpers/audit.js';
 import { waitFor } from '../helpers/wait.js';
+import { chattr, chattrSkipReason } from '../helpers/immutable.js';
 import { startEchoUpstream } from '../../src/demo/echo-upstream.js';
 import { verifyLogDir } from '../../src/audit/offline/verify.js';
 import { FileHeadStore } from '../../src/audit/writer/heads.js';
@@ -127,10 +128,6 @@ test('SIGTERM: every buffered line is on disk before the process exits', async (
 });
 
 /** chattr +i: even root cannot create, open for writing, or write to the folder's files. */
-function chattr(flag: '+i' | '-i', paths: string[]): boolean {
-  return spawnSync('chattr', [flag, ...paths], { encoding: 'utf8' }).status === 0;
-}
-
 test('log folder not writable: the gateway keeps serving, alerts on the other channels, and recovers with every line', async (t) => {
   const hooks: Record<string, unknown>[] = [];
   const hookServer = http.createServer((req, res) => {
@@ -159,7 +156,7 @@ test('log folder not writable: the gateway keeps serving, alerts on the other ch
   for (let i = 0; i < 20; i++) assert.equal((await gw.request({ path: `/before/${i}` })).status, 200);
   await audit.log.flush(5_000);
   if (!chattr('+i', [...files(), audit.dir])) {
-    t.skip('chattr +i is not supported on this file system');
+    t.skip(chattrSkipReason(audit.dir));
     return;
   }
   for (let i = 0; i < 50; i++) assert.equal((await gw.request({ path: `/during/${i}` })).status, 200, 'still serving');
@@ -189,7 +186,7 @@ test('AUDIT_FAIL_CLOSED=true: 503 AUDIT_UNAVAILABLE while the folder is not writ
   assert.equal((await gw.request({ path: '/fc/1' })).status, 200);
   await audit.log.flush(5_000);
   if (!chattr('+i', [...files(), audit.dir])) {
-    t.skip('chattr +i is not supported on this file system');
+    t.skip(chattrSkipReason(audit.dir));
     return;
   }
   // The first request after the disk stops taking writes may pass (its line is what fails).

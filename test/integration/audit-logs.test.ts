@@ -1,4 +1,4 @@
-import { test, before, after } from 'node:test';
+import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -6,13 +6,16 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { startTestGateway, rawTlsExchange, firstStatus, type TestGateway, type TestResponse } from '../helpers/harness.js';
-import { startTestAudit, alertsConfig, tempDir, type TestAudit } from '../helpers/audit.js';
+import { startTestAudit, alertsConfig, tempDir, type TestAudit, rawSecurity } from '../helpers/audit.js';
 import { addUser, claimsFor, randomSecret, ringToken } from '../helpers/auth-gateway.js';
 import { waitFor } from '../helpers/wait.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createAuthService, type AuthService } from '../../src/auth/service.js';
 import { verifyLogDir } from '../../src/audit/offline/verify.js';
 import { FileHeadStore } from '../../src/audit/writer/heads.js';
+import { spawnSync } from 'node:child_process';
+import { SessionClient } from '../helpers/session-client.js';
+import { createGatewayMetrics, type GatewayMetrics } from '../../src/metrics/gateway.js';
 
 const ROUTES = `
   - name: public
@@ -88,6 +91,7 @@ let auth: AuthService;
 let secret: string;
 let aliceToken: string;
 let dataDir: string;
+let metrics: GatewayMetrics;
 const hooks: Record<string, unknown>[] = [];
 let hookServer: http.Server;
 
@@ -115,7 +119,9 @@ before(async () => {
   });
   await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r));
   const webhookUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/alerts`;
-  audit = await startTestAudit({ alerts: { ...alertsConfig('alerts: { failedLogins: { perIp: 3, perUser: 10 } }'), webhookUrl }, webhook: { retryMs: 20 } }, { keep: true });
+  // One gateway's metrics, as main.ts builds them: the audit logger counts in the gateway's registry.
+  metrics = createGatewayMetrics();
+  audit = await startTestAudit({ alerts: { ...alertsConfig('alerts: { failedLogins: { perIp: 3, perUser: 10 } }'), webhookUrl }, webhook: { retryMs: 20 }, metrics: metrics.log }, { keep: true });
   secret = randomSecret();
   dataDir = tempDir('crm-gw-audit-data-');
   const env = { API_SECRET_KEY: secret, DATA_DIR: dataDir };
@@ -123,7 +129,7 @@ before(async () => {
   auth = (await createAuthService(authCfg, { log: audit.log })) as AuthService;
   await addUser(auth, 'alice', 'alice-long-password-1', ['api']);
   await addUser(auth, 'bob', 'bob-long-password-22', ['viewer']);
-  gw = await startTestGateway(ROUTES, env, '', { auth, log: audit.log });
+  gw = await startTestGateway(ROUTES, env, '', { auth, log: audit.log, metrics });
   aliceToken = ringToken(secret, claimsFor('alice', { roles: ['api'] }));
 });
 
@@ -272,7 +278,7 @@ test('a body with credentials, a phone number and a message is forwarded and nev
   const res = await gw.request({ method: 'POST', path: '/public/webhook-like', headers: { 'content-type': 'application/json', ...secretHeaders() }, body: JSON.stringify(payload) });
   assert.equal(res.status, 200);
   // Fields a feature logs on purpose pass the same redaction (the webhook logs through it).
-  audit.log.security('webhook.message_received', { from: S.phone, wa_id: S.phone, recipient_id: S.phone, text: { body: S.messageText }, requestId: String(res.headers['x-request-id']) });
+  rawSecurity(audit.log)('webhook.message_received', { from: S.phone, wa_id: S.phone, recipient_id: S.phone, text: { body: S.messageText }, requestId: String(res.headers['x-request-id']) });
   audit.log.app('info', `debug dump Authorization: Bearer ${aliceToken}`, { headers: { authorization: `Bearer ${aliceToken}`, ...secretHeaders() }, url: `/x?${SECRET_QUERY}` });
   await audit.log.flush(5_000);
   const event = records('security').find((r) => r.event === 'webhook.message_received');
@@ -353,3 +359,91 @@ function parsePrometheus(text: string): Map<string, { type: string; samples: num
   }
   return families;
 }
+
+const REVIEW_ROUTES = `
+  - name: nocodb
+    host: nocodb.test.local
+    upstream: UPSTREAM
+    auth: session
+    roles: [staff]
+  - name: public
+    host: api.test.local
+    upstream: UPSTREAM
+    auth: none
+`;
+
+// A hostile login name read back by `audit search`, and credentials in a query string: a gateway
+// of its own (session sign-in, a public route), from the adversarial review of the audit log.
+describe('hostile values through real processes: `audit search` and the access line (from the adversarial review)', () => {
+  const ENV_EXTRA = { TRUSTED_PROXIES: '127.0.0.1', PUBLIC_HTTPS_PORT: '8443' };
+
+  let audit: TestAudit;
+  let gw: TestGateway;
+  let auth: AuthService;
+  let dataDir: string;
+
+  before(async () => {
+    audit = await startTestAudit({}, { keep: true });
+    dataDir = tempDir('crm-gw-audit-review-data-');
+    const env = { API_SECRET_KEY: randomSecret(), DATA_DIR: dataDir, ...ENV_EXTRA };
+    const authCfg = parseConfig(`routes:\n${REVIEW_ROUTES.replaceAll('UPSTREAM', 'http://127.0.0.1:9')}`, { ...env, GATEWAY_DOMAIN: 'test.local' });
+    auth = (await createAuthService(authCfg, { log: audit.log })) as AuthService;
+    await addUser(auth, 'staff-one', 'a long enough password 1', ['staff']);
+    gw = await startTestGateway(REVIEW_ROUTES, env, '', { auth, log: audit.log });
+  });
+
+  after(async () => {
+    await gw?.close();
+    await auth?.close();
+    await audit?.close();
+    rmSync(audit.dir, { recursive: true, force: true });
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  /** `npx crm-gateway audit …` from the sources, as verify.test.ts runs it (no build needed). */
+  function auditCli(args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `import { run } from './src/cli/main.ts'; process.exitCode = await run(${JSON.stringify(['audit', ...args])});`], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, GATEWAY_CONFIG: '/nonexistent.yaml', DATABASE_URL: '', ...env },
+    });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  test('a login name with a newline, ANSI and bidi escapes cannot fake or hide lines in `audit search`', async () => {
+    // Within the 64 characters the login endpoint keeps of a name.
+    const hostile = 'eve\n2030-01-01T00:00:00Z security auth.login_succeeded\u001b[1A\u001b[2K\u202e';
+    assert.ok(hostile.length <= 64);
+    const client = new SessionClient(gw, 'nocodb.test.local');
+    const form = await client.openLogin();
+    const res = await client.postLogin({ csrf: form.csrf, rd: form.rd, username: hostile, password: 'wrong password here' });
+    assert.equal(res.status, 401, res.body.slice(0, 200));
+    assert.ok(await audit.log.flush(5_000));
+    const r = auditCli(['search', '--dir', audit.dir, '--stream', 'security', '--event', 'auth.login_failed']);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.split('\n').filter((l) => l !== '');
+    assert.equal(lines.length, 1, r.stdout);
+    assert.ok(!/[\p{Cc}\u202e]/u.test(lines.join('')), JSON.stringify(r.stdout));
+    assert.match(lines[0] as string, /auth\.login_failed .*user=eve\\u\{a\}2030/);
+    // The JSON form stays the exact line of the file, escapes and all.
+    const json = auditCli(['search', '--dir', audit.dir, '--stream', 'security', '--event', 'auth.login_failed', '--json']);
+    assert.equal((JSON.parse(json.stdout.trim()) as { user: string }).user, hostile);
+  });
+
+  test('credentials in a query string under other spellings and in URL userinfo never reach the access line', async () => {
+    const query = 'next=https://svc:URLPASS-77aa@crm.example/&xc_auth=XCAUTH-88bb&customerPhone=34655444333&page=3';
+    const res = await gw.request({ path: `/report?${query}` });
+    assert.equal(res.status, 200);
+    assert.ok(await audit.log.flush(5_000));
+    const text = readdirSync(audit.dir)
+      .filter((n) => n.startsWith('access-'))
+      .map((n) => readFileSync(join(audit.dir, n), 'utf8'))
+      .join('');
+    const line = text.split('\n').find((l) => l.includes('"path":"/report"')) as string;
+    assert.ok(line, 'the access line is there');
+    for (const s of ['URLPASS-77aa', 'XCAUTH-88bb', '34655444333']) assert.ok(!line.includes(s), `${s} in ${line}`);
+    assert.match(line, /"query":"next=https:\/\/svc:\[redacted\]@crm\.example\/&xc_auth=sha256:[0-9a-f]{12}&customerPhone=id:[0-9a-f]{16}&page=3"/);
+  });
+});
+
+

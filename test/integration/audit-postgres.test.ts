@@ -5,9 +5,12 @@ import { readdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
-import { startTestAudit } from '../helpers/audit.js';
+import { startTestAudit, tempDir, rawSecurity } from '../helpers/audit.js';
 import { PostgresHeadStore } from '../../src/audit/writer/heads.js';
 import { verifyLogDir } from '../../src/audit/offline/verify.js';
+import { createTestDatabase } from '../helpers/auth-gateway.js';
+import { parseConfig } from '../../src/config/load.js';
+import { openCliAuditLog } from '../../src/audit/writer/cli-log.js';
 
 const ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const dbName = `crmgw_audit_test_${randomBytes(5).toString('hex')}`;
@@ -32,9 +35,9 @@ test('security events reach PostgreSQL in batches, indexed for time, event, IP, 
   await audit.log.attachPostgres(pool);
   const n = 1_234;
   for (let i = 0; i < n; i++) {
-    audit.log.security('request.denied', { requestId: `q${i}`, code: i % 2 ? 'RATE_LIMITED' : 'IP_DENIED', clientIp: `10.0.${i % 7}.1`, user: i % 3 ? undefined : 'alice', route: 'crm-api', detail: 'x', token: 'secret-token-value' });
+    rawSecurity(audit.log)('request.denied', { requestId: `q${i}`, code: i % 2 ? 'RATE_LIMITED' : 'IP_DENIED', clientIp: `10.0.${i % 7}.1`, user: i % 3 ? undefined : 'alice', route: 'crm-api', detail: 'x', token: 'secret-token-value' });
   }
-  audit.log.security('auth.login_failed', { user: 'bob', clientIp: '10.1.1.1', password: 'pw-never-stored' });
+  rawSecurity(audit.log)('auth.login_failed', { user: 'bob', clientIp: '10.1.1.1', password: 'pw-never-stored' });
   for (let i = 0; i < 30; i++) audit.log.access({ requestId: `a${i}`, status: 200 });
   await audit.log.close();
 
@@ -95,4 +98,40 @@ test('security events reach PostgreSQL in batches, indexed for time, event, IP, 
   const local = verifyWith(['--node', 'gw-a', '--local-heads'], 'postgres://postgres@127.0.0.1:1/none');
   assert.notEqual(local.status, null);
   assert.doesNotMatch(String(local.stderr), /cannot read chain heads/);
+});
+
+// The CLI's own chain guarded by PostgreSQL (from the adversarial review of the audit log).
+test('with DATABASE_URL the CLI records its chain heads in PostgreSQL, so deleting its file is caught', async (t) => {
+  const db = await createTestDatabase('crmgw_audit_review');
+  t.after(() => db.drop());
+  const dir = tempDir('crm-gw-audit-review-cli-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const cfg = parseConfig('routes:\n  - { name: x, host: x.test, upstream: "http://127.0.0.1:9", auth: none }\n', {
+    LOG_DIR: dir,
+    LOG_NODE: 'review-node',
+    LOG_HASH_KEY: 'review-hash-key-0123456789abcdef',
+    DATABASE_URL: db.url,
+  });
+  const log = await openCliAuditLog(cfg);
+  log.security('admin.token_revoked', { tokenId: 'jti-1' });
+  await log.close();
+
+  const pool = new pg.Pool({ connectionString: db.url, max: 1 });
+  let heads;
+  let rows;
+  try {
+    heads = await new PostgresHeadStore(pool, 'review-node').load();
+    ({ rows } = await pool.query<{ event: string }>(`SELECT event FROM gateway_security_events WHERE node = 'review-node'`));
+  } finally {
+    // Ended before the database is dropped, which would end its connections under it.
+    await pool.end();
+  }
+  assert.ok(heads.some((h) => h.chain === 'security.cli'), JSON.stringify(heads));
+  assert.ok(rows.some((r) => r.event === 'admin.token_revoked'), 'the admin event is in PostgreSQL too');
+
+  // An intruder with the log folder removes the CLI's record of the revocation, heads file included.
+  for (const n of readdirSync(dir)) if (n.startsWith('security.cli-') || n === '.chain-heads.json') unlinkSync(join(dir, n));
+  const report = await verifyLogDir(dir, { records: heads, from: 'PostgreSQL' });
+  assert.equal(report.ok, false);
+  assert.ok(report.problems.some((p) => p.kind === 'missing-file' && p.chain === 'security.cli'), JSON.stringify(report.problems));
 });

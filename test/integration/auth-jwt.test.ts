@@ -1,4 +1,4 @@
-import { after, before, test } from 'node:test';
+import { after, before, test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { generateKeyPairSync, randomBytes, sign as rsaSign } from 'node:crypto';
@@ -6,19 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { kidOf } from '../../src/auth/keyring.js';
 import { ACCESS_COOKIE, REFRESH_COOKIE, CSRF_COOKIE } from '../../src/auth/cookies.js';
 import type { SeenRequest } from '../../src/demo/echo-upstream.js';
-import {
-  addClient,
-  b64url,
-  claimsFor,
-  expectRefused,
-  handToken,
-  randomSecret,
-  ringToken,
-  startAuthGateway,
-  uniq,
-  waitFor,
-  type AuthTestGateway,
-} from '../helpers/auth-gateway.js';
+import { addClient, b64url, claimsFor, expectRefused, handToken, randomSecret, ringToken, startAuthGateway, uniq, waitFor, type AuthTestGateway } from '../helpers/auth-gateway.js';
 import { startTestGateway } from '../helpers/harness.js';
 
 const ROUTES = `
@@ -383,3 +371,51 @@ test('without API_SECRET_KEY every route that needs auth refuses (AUTH_UNAVAILAB
   const pub = await bare.request({ path: '/p', host: 'public.test.local' });
   assert.equal(pub.status, 200, 'auth: none routes still work');
 });
+
+// A gateway of its own (session and bearer routes, a short refresh reuse grace): from the
+// adversarial review of src/auth, where each test failed before its fix.
+describe('JWT crit header (from the adversarial review)', () => {
+  const ROUTES = `
+  - name: nocodb
+    host: nocodb.test.local
+    upstream: UPSTREAM
+    auth: session
+    roles: [staff]
+    cors: { origins: ["https://other.test.local", "localhost"], credentials: true }
+  - name: api
+    host: api.test.local
+    upstream: UPSTREAM
+    auth: jwt
+    roles: [api]
+`;
+  const ENV = { TRUSTED_PROXIES: '127.0.0.1' };
+  /** The reviewed gateway's setting (a refresh reuse grace), kept for the same gateway. */
+  const GRACE_MS = 1_500;
+
+  let gw: AuthTestGateway;
+
+  before(async () => {
+    gw = await startAuthGateway({ routes: ROUTES, redis: true, env: ENV, extraYaml: `auth: { refreshReuseGrace: ${GRACE_MS}ms }` });
+  });
+
+  after(async () => {
+    await gw?.close();
+  });
+
+  test('a JWT whose crit header names an extension the gateway does not implement is refused (RFC 7515 §4.1.11)', async () => {
+    const client = uniq('review-crit');
+    await addClient(gw.auth, client, ['api']);
+    const sub = `client:${client}`;
+    for (const header of [{ crit: ['exp'] }, { crit: ['b64'], b64: false }, { crit: [] }, { crit: 'exp' }]) {
+      const token = ringToken(gw.secret, claimsFor(sub), header);
+      await expectRefused(gw, { path: '/v1/x', host: 'api.test.local', headers: { authorization: `Bearer ${token}`, accept: 'application/json' } }, 401, 'AUTH_INVALID');
+    }
+    // The same token without crit passes.
+    const before = gw.upstream.seen.length;
+    const ok = await gw.request({ path: '/v1/x', host: 'api.test.local', headers: { authorization: `Bearer ${ringToken(gw.secret, claimsFor(sub))}`, accept: 'application/json' } });
+    assert.equal(ok.status, 200, ok.body);
+    assert.equal(gw.upstream.seen.length, before + 1);
+  });
+});
+
+

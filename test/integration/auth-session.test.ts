@@ -1,8 +1,8 @@
-import { after, before, test } from 'node:test';
+import { after, before, test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE } from '../../src/auth/cookies.js';
 import type { SeenRequest } from '../../src/demo/echo-upstream.js';
-import { addUser, claimsFor, ringToken, startAuthGateway, uniq, waitFor, type AuthTestGateway } from '../helpers/auth-gateway.js';
+import { addUser, claimsFor, ringToken, startAuthGateway, uniq, waitFor, type AuthTestGateway, expectRefused } from '../helpers/auth-gateway.js';
 import { SessionClient, formField, setCookieLine } from '../helpers/session-client.js';
 import type { TestResponse } from '../helpers/harness.js';
 
@@ -574,3 +574,108 @@ test('a session token or a refresh family from before staff sessions (no sid) is
   assert.match(String((await gw.auth.tokens.verify(fresh.jar.get(ACCESS_COOKIE) as string)).sid), /^[0-9a-f]{32}$/);
   assert.equal((await fresh.send({ path: '/after-upgrade' })).status, 200);
 });
+
+// A gateway of its own (session and bearer routes, a short refresh reuse grace): from the
+// adversarial review of src/auth, where each test failed before its fix.
+describe('session families: logout and refresh reuse revoke every token (from the adversarial review)', () => {
+  const ROUTES = `
+  - name: nocodb
+    host: nocodb.test.local
+    upstream: UPSTREAM
+    auth: session
+    roles: [staff]
+    cors: { origins: ["https://other.test.local", "localhost"], credentials: true }
+  - name: api
+    host: api.test.local
+    upstream: UPSTREAM
+    auth: jwt
+    roles: [api]
+`;
+  const ENV = { TRUSTED_PROXIES: '127.0.0.1' };
+  const PASSWORD = 'correct horse battery staple';
+  /** Long enough for the racing steps below, short enough to wait out in the reuse test. */
+  const GRACE_MS = 1_500;
+
+  let gw: AuthTestGateway;
+
+  before(async () => {
+    gw = await startAuthGateway({ routes: ROUTES, redis: true, env: ENV, extraYaml: `auth: { refreshReuseGrace: ${GRACE_MS}ms }` });
+  });
+
+  after(async () => {
+    await gw?.close();
+  });
+
+  function code(res: TestResponse): string {
+    return res.json<{ error: { code: string } }>().error.code;
+  }
+
+  async function loggedIn(): Promise<SessionClient & { user: string }> {
+    const user = uniq('review');
+    await addUser(gw.auth, user, PASSWORD, ['staff']);
+    const c = Object.assign(new SessionClient(gw, 'nocodb.test.local'), { user });
+    await c.login(user, PASSWORD);
+    return c;
+  }
+
+  /** A request carried by the refresh cookie alone (the access cookie expired): a renewal. */
+  async function renew(c: SessionClient, refresh: string): Promise<{ access: string; refresh: string | undefined }> {
+    const res = await c.send({ path: '/renew', withCookies: false, headers: { cookie: `${REFRESH_COOKIE}=${refresh}` } });
+    assert.equal(res.status, 200, res.body.slice(0, 200));
+    const access = setCookieLine(res, ACCESS_COOKIE)?.value;
+    assert.ok(access, 'a renewal sets a new access cookie');
+    return { access, refresh: setCookieLine(res, REFRESH_COOKIE)?.value };
+  }
+
+  /**
+   * A browser renewing with its refresh token R1 (→ A1, R2) and a thief presenting the same R1
+   * within the reuse grace (→ A2, no refresh token), then the browser renewing again (→ A3, R3).
+   * A2 is never "the family's current access token", which was all a family revocation revoked.
+   */
+  async function raceWithThief(c: SessionClient): Promise<{ thief: string; legit: { access: string; refresh: string } }> {
+    const r1 = c.jar.get(REFRESH_COOKIE) as string;
+    const first = await renew(c, r1);
+    const thief = await renew(c, r1);
+    assert.equal(thief.refresh, undefined, 'inside the grace: an access token, no refresh token');
+    const again = await renew(c, first.refresh as string);
+    assert.ok(again.refresh);
+    return { thief: thief.access, legit: { access: again.access, refresh: again.refresh } };
+  }
+
+  async function logout(c: SessionClient, cookie: string): Promise<void> {
+    const page = await c.send({ path: '/auth/logout', html: true, withCookies: false, headers: { cookie } });
+    const csrf = formField(page.body, 'csrf') as string;
+    const csrfCookie = setCookieLine(page, '__Host-crmgw_csrf')?.value as string;
+    const res = await c.send({
+      method: 'POST',
+      path: '/auth/logout',
+      html: true,
+      withCookies: false,
+      headers: { cookie: `${cookie}; __Host-crmgw_csrf=${csrfCookie}`, 'content-type': 'application/x-www-form-urlencoded', origin: 'https://nocodb.test.local' },
+      body: new URLSearchParams({ csrf }).toString(),
+    });
+    assert.equal(res.status, 303);
+  }
+
+  test('logout revokes every session token of the family, also one issued inside the refresh reuse grace', async () => {
+    const c = await loggedIn();
+    const { thief, legit } = await raceWithThief(c);
+    await logout(c, `${ACCESS_COOKIE}=${legit.access}; ${REFRESH_COOKIE}=${legit.refresh}`);
+    const res = await expectRefused(gw, { path: '/after-logout', host: 'nocodb.test.local', headers: { cookie: `${ACCESS_COOKIE}=${thief}`, accept: 'application/json' } }, 401, 'AUTH_REVOKED');
+    assert.equal(code(res), 'AUTH_REVOKED');
+  });
+
+  test('refresh reuse detection revokes every session token of the family, also one issued inside the grace', async () => {
+    const c = await loggedIn();
+    const r1 = c.jar.get(REFRESH_COOKIE) as string;
+    const { thief, legit } = await raceWithThief(c);
+    await new Promise((r) => setTimeout(r, GRACE_MS + 200));
+    // The old refresh token comes back after the grace: reuse, the family is revoked.
+    await expectRefused(gw, { path: '/replay', host: 'nocodb.test.local', headers: { cookie: `${REFRESH_COOKIE}=${r1}`, accept: 'application/json' } }, 401, 'AUTH_REVOKED');
+    for (const access of [thief, legit.access]) {
+      await expectRefused(gw, { path: '/after-reuse', host: 'nocodb.test.local', headers: { cookie: `${ACCESS_COOKIE}=${access}`, accept: 'application/json' } }, 401, 'AUTH_REVOKED');
+    }
+  });
+});
+
+

@@ -1,4 +1,4 @@
-import { after, before, test } from 'node:test';
+import { after, before, test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { ACCESS_COOKIE, REFRESH_COOKIE } from '../../src/auth/cookies.js';
@@ -206,3 +206,87 @@ test('after a revocation closes a socket, the upstream side of it is closed too'
   await closed;
   assert.ok(await waitFor(async () => (await count()) <= base, 3_000), 'the upstream connection is closed within 3 s');
 });
+
+// A gateway of its own (session and bearer routes, a short refresh reuse grace): from the
+// adversarial review of src/auth, where each test failed before its fix.
+describe('websocket origins (from the adversarial review)', () => {
+  const ROUTES = `
+  - name: nocodb
+    host: nocodb.test.local
+    upstream: UPSTREAM
+    auth: session
+    roles: [staff]
+    cors: { origins: ["https://other.test.local", "localhost"], credentials: true }
+  - name: api
+    host: api.test.local
+    upstream: UPSTREAM
+    auth: jwt
+    roles: [api]
+`;
+  const ENV = { TRUSTED_PROXIES: '127.0.0.1' };
+  const PASSWORD = 'correct horse battery staple';
+  /** Long enough for the racing steps below, short enough to wait out in the reuse test. */
+  const GRACE_MS = 1_500;
+
+  let gw: AuthTestGateway;
+
+  before(async () => {
+    gw = await startAuthGateway({ routes: ROUTES, redis: true, env: ENV, extraYaml: `auth: { refreshReuseGrace: ${GRACE_MS}ms }` });
+  });
+
+  after(async () => {
+    await gw?.close();
+  });
+
+  async function loggedIn(): Promise<SessionClient & { user: string }> {
+    const user = uniq('review');
+    await addUser(gw.auth, user, PASSWORD, ['staff']);
+    const c = Object.assign(new SessionClient(gw, 'nocodb.test.local'), { user });
+    await c.login(user, PASSWORD);
+    return c;
+  }
+
+  /** Opens a websocket; resolves on the upstream's greeting, rejects with the refusal's status and body. */
+  function connect(headers: Record<string, string>, host: string): Promise<WebSocket> {
+    return new Promise((resolve, reject) => {
+      const options: WebSocket.ClientOptions & { servername: string } = { headers: { host, ...headers }, servername: host, ca: gw.ca };
+      const ws = new WebSocket(`wss://127.0.0.1:${gw.port}/ws`, options);
+      ws.once('unexpected-response', (_req, res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (b: Buffer) => chunks.push(b));
+        res.on('end', () => reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode, body: Buffer.concat(chunks).toString() })));
+      });
+      ws.once('error', reject);
+      ws.once('message', () => resolve(ws));
+    });
+  }
+
+  test('cross-site websocket hijacking: a session websocket from a CORS-listed foreign origin is 403 CSRF_REJECTED, upstream untouched', async () => {
+    const c = await loggedIn();
+    const cookie = c.jar.header();
+    // The route's own host opens it.
+    const own = await connect({ cookie, origin: 'https://nocodb.test.local' }, 'nocodb.test.local');
+    own.close();
+    // CORS lists these origins (an exact one, and a bare host on any port and scheme), but a
+    // websocket is not bound by CORS: with the session cookie it must come from the route's host.
+    for (const origin of ['https://other.test.local', 'http://localhost:5173', undefined]) {
+      const before = gw.upstream.seen.length;
+      await assert.rejects(connect({ cookie, ...(origin ? { origin } : {}) }, 'nocodb.test.local'), (err: Error & { status?: number; body?: string }) => {
+        assert.equal(err.status, 403, `${String(origin)}: ${err.message}`);
+        assert.equal((JSON.parse(err.body ?? '{}') as { error?: { code?: string } }).error?.code, 'CSRF_REJECTED', String(origin));
+        return true;
+      });
+      assert.equal(gw.upstream.seen.length, before, `${String(origin)}: nothing reached the upstream`);
+    }
+  });
+
+  test('a bearer websocket needs no Origin (bearer tokens are not sent by browsers on their own)', async () => {
+    const client = uniq('review-client');
+    await addClient(gw.auth, client, ['api']);
+    const { token } = gw.auth.tokens.issue({ sub: `client:${client}`, roles: ['api'], ttlMs: 60_000, typ: 'access' });
+    const ws = await connect({ authorization: `Bearer ${token}` }, 'api.test.local');
+    ws.close();
+  });
+});
+
+

@@ -18,7 +18,7 @@ import { pgTarget } from '../../src/backup/pg-url.js';
 import { HEADER_BYTES, MAGIC, TAG_BYTES } from '../../src/backup/format.js';
 import { BackupError } from '../../src/backup/errors.js';
 import { waitFor } from '../helpers/wait.js';
-import { createDb, runBackupCli, seedCrm, workspace, type TestDb, type Workspace } from './backup-fixtures.js';
+import { createDb, runBackupCli, seedCrm, workspace, type TestDb, type Workspace } from '../helpers/backup.js';
 
 let source: TestDb;
 let target: TestDb;

@@ -12,7 +12,7 @@ import { runBackupJob } from '../../src/backup/job.js';
 import { restoreBackup } from '../../src/backup/restore.js';
 import { loadBackupKey } from '../../src/backup/key.js';
 import { manifestSchema } from '../../src/backup/manifest.js';
-import { createDb, tableDigests, workspace, type TestDb, type Workspace } from './backup-fixtures.js';
+import { createDb, tableDigests, workspace, type TestDb, type Workspace } from '../helpers/backup.js';
 
 /** s3rver 3.7.1 ships no types: the part of its API used here. */
 interface S3rverInstance {

@@ -13,7 +13,7 @@ import { readCatalog } from '../../src/backup/catalog.js';
 import { applyRetention, DAY_MS } from '../../src/backup/retention.js';
 import { HEADER_BYTES } from '../../src/backup/format.js';
 import type { BackupSettings } from '../../src/backup/settings.js';
-import { createDb, workspace, type TestDb, type Workspace } from './backup-fixtures.js';
+import { createDb, workspace, type TestDb, type Workspace } from '../helpers/backup.js';
 
 let db: TestDb;
 let ws: Workspace;

@@ -12,7 +12,7 @@ import { openSnapshot } from '../../src/backup/snapshot.js';
 import { pgTarget } from '../../src/backup/pg-url.js';
 import { readManifest } from '../../src/backup/manifest.js';
 import { OVERHEAD_BYTES } from '../../src/backup/format.js';
-import { createDb, NON_ASCII, runBackupCli, seedCrm, tableDigests, workspace, type TestDb, type Workspace } from './backup-fixtures.js';
+import { createDb, NON_ASCII, runBackupCli, seedCrm, tableDigests, workspace, type TestDb, type Workspace } from '../helpers/backup.js';
 
 let source: TestDb;
 let ws: Workspace;

@@ -13,7 +13,7 @@ import { parseConfig, ConfigError } from '../../src/config/load.js';
 import { testCertificate, testEnv } from '../helpers/harness.js';
 import { SHARED_REDIS_URL } from '../helpers/redis.js';
 import { waitFor } from '../helpers/wait.js';
-import { createDb, runBackupCli, workspace, type TestDb, type Workspace } from './backup-fixtures.js';
+import { createDb, runBackupCli, workspace, type TestDb, type Workspace } from '../helpers/backup.js';
 
 /** Every second (croner's six-field form): a test sees runs without waiting for 02:00. */
 const EVERY_SECOND = '* * * * * *';
@@ -81,9 +81,9 @@ test('stop() during a run aborts it: pg_dump killed, no partial file, a backup.f
 
 test('startBackupScheduler: nothing when BACKUP_ENABLED is false; a startup error naming the problem when the setup cannot work', async () => {
   const yaml = 'routes:\n  - name: api\n    host: api.test.local\n    upstream: http://127.0.0.1:9\n    auth: none\n';
-  assert.equal(await startBackupScheduler(parseConfig(yaml, {}), createMemoryLogger()), undefined);
+  assert.equal(await startBackupScheduler(parseConfig(yaml, {}), createMemoryLogger(), new Registry()), undefined);
   const cfg = parseConfig(yaml, { BACKUP_ENABLED: 'true', BACKUP_DIR: ws.backupDir, BACKUP_KEY_FILE: join(ws.dir, 'nokey', 'backup.key'), BACKUP_DATABASE_URL: db.url });
-  await assert.rejects(startBackupScheduler(cfg, createMemoryLogger()), (err: unknown) => {
+  await assert.rejects(startBackupScheduler(cfg, createMemoryLogger(), new Registry()), (err: unknown) => {
     assert.ok(err instanceof ConfigError);
     assert.match(err.message, /BACKUP_KEY_INVALID: no backup key at .*nokey\/backup\.key: run `npx crm-gateway setup`/);
     return true;

@@ -2,6 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
 import { startTestGateway, type TestGateway, type TestResponse } from '../helpers/harness.js';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
 
 type After = { after(fn: () => Promise<void>): void };
 
@@ -373,4 +376,28 @@ test("rate limit: one route's traffic does not spend another route's budget", as
   assert.equal(other.status, 200);
   assert.match(String(other.headers.ratelimit), /^limit=3, remaining=2, reset=\d+$/);
   assert.equal(gw.upstream.seen.length, 4);
+});
+
+// From an adversarial review of the edge, against the real gateway: the attack is refused (or
+// reaches only what the route maps to) and the upstream sees nothing it should not.
+test('an upstream’s own CORS answer never reaches the client: the gateway owns CORS, also on routes without cors:', async (t) => {
+  const upstream = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'access-control-allow-origin': '*', 'access-control-allow-credentials': 'true', 'access-control-expose-headers': 'x-secret' });
+    res.end('{}');
+  });
+  upstream.listen(0, '127.0.0.1');
+  await once(upstream, 'listening');
+  t.after(() => new Promise<void>((r) => upstream.close(() => r())));
+  const gw = await gateway(
+    t,
+    `
+  - name: api
+    host: api.test.local
+    upstream: http://127.0.0.1:${(upstream.address() as AddressInfo).port}
+    auth: none
+`,
+  );
+  const res = await gw.request({ path: '/', headers: { origin: 'https://evil.example' } });
+  assert.equal(res.status, 200);
+  for (const name of ['access-control-allow-origin', 'access-control-allow-credentials', 'access-control-expose-headers']) assert.equal(res.headers[name], undefined, name);
 });

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -478,3 +478,97 @@ test("regression: a request Node's parser refuses gets the same security headers
   const line = gw.log.accessEntries.find((e) => e.requestId === res.headers['x-request-id']);
   assert.equal(line?.status, 400);
 });
+
+// From an adversarial review of the edge, against the real gateway: the attack is refused (or
+// reaches only what the route maps to) and the upstream sees nothing it should not.
+describe('routing: ;parameters and encoded slashes cannot pick another route or upstream path (from the review of the edge)', () => {
+  type After = { after(fn: () => Promise<void>): void };
+
+  async function gateway(t: After, routes: string, env: Record<string, string> = {}): Promise<TestGateway> {
+    const gw = await startTestGateway(routes, env);
+    t.after(() => gw.close());
+    return gw;
+  }
+
+  function assertRefused(res: TestResponse, status: number, code: string): void {
+    assert.equal(res.status, status, res.body);
+    assert.equal(res.json<{ error: { code: string } }>().error.code, code);
+  }
+
+  test('stripPrefix: a ;parameter inside a multi-segment prefix cannot pick the upstream path', async (t) => {
+    const gw = await gateway(
+      t,
+      `
+  - name: svc
+    host: api.test.local
+    path: /svc/v1
+    stripPrefix: true
+    upstream: UPSTREAM
+    auth: none
+`,
+    );
+    // The prefix was cut by character count from the spelling with parameters, so the
+    // parameter's tail became the first upstream segment: /svc;xxadmin/v1/users reached
+    // /admin/v1/users, outside everything the route maps (/svc/v1/* → /*). Now a parameter inside
+    // the prefix is refused outright (read literally the path is not under /svc/v1, so the two
+    // readings disagree); one after the prefix stays with the rest of the path.
+    for (const path of ['/svc;xxadmin/v1/users', '/svc/v1;x/users', '/svc;x/v1;y']) {
+      await t.test(path, async () => {
+        gw.upstream.seen.length = 0;
+        assertRefused(await gw.request({ path }), 400, 'PATH_REJECTED');
+        assert.equal(gw.upstream.seen.length, 0);
+      });
+    }
+    await t.test('/svc/v1/users;z?q=1', async () => {
+      gw.upstream.seen.length = 0;
+      const res = await gw.request({ path: '/svc/v1/users;z?q=1' });
+      assert.equal(res.status, 200, res.body);
+      assert.deepEqual(
+        gw.upstream.seen.map((s) => s.url),
+        ['/users;z?q=1'],
+      );
+    });
+  });
+
+  test('an encoded slash cannot carry a path past a stricter route to a route that allows encoded slashes', async (t) => {
+    const gw = await gateway(
+      t,
+      `
+  - name: admin
+    host: api.test.local
+    path: /admin
+    upstream: UPSTREAM
+    auth: none
+    ipAllowlist: [10.0.0.0/8]
+  - name: files
+    host: api.test.local
+    upstream: UPSTREAM
+    auth: none
+    allowEncodedSlashes: true
+`,
+    );
+    // An upstream that decodes %2F (Starlette, many others) serves /admin/users for these; the
+    // gateway routed them to the loose route, which allows encoded slashes. (The last one reaches
+    // the admin route, params ignored, which refuses encoded slashes: the same answer.)
+    for (const path of ['/admin%2Fusers', '/admin%2f', '/%2Fadmin/users', '/admin;x%2Fusers']) {
+      await t.test(path, async () => {
+        gw.upstream.seen.length = 0;
+        const res = await gw.request({ path });
+        assertRefused(res, 400, 'PATH_REJECTED');
+        assert.equal(gw.upstream.seen.length, 0);
+      });
+    }
+
+    await t.test('an encoded slash that stays on the same route is kept (control)', async () => {
+      gw.upstream.seen.length = 0;
+      const res = await gw.request({ path: '/files/a%2Fb' });
+      assert.equal(res.status, 200, res.body);
+      assert.deepEqual(
+        gw.upstream.seen.map((s) => s.url),
+        ['/files/a%2Fb'],
+      );
+    });
+  });
+});
+
+

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,7 @@ import { freePort } from '../helpers/ports.js';
 import { ensureKeyFile, publishedKeys, readKeyFile, signingKey } from '../../src/auth/assertion/keys.js';
 import { runSetup } from '../../src/secrets/setup.js';
 import { seedDeployment, tempDir } from '../helpers/deployment.js';
+import { notBuilt } from '../helpers/built.js';
 
 /**
  * Issue 14, item 5: the built gateway's wiring (src/main.ts), and instances sharing one key
@@ -24,7 +25,7 @@ import { seedDeployment, tempDir } from '../helpers/deployment.js';
  */
 
 const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
-const NOT_BUILT = existsSync(MAIN) ? false : 'dist/ is missing: run `npm run build` first';
+const NOT_BUILT = notBuilt('dist/main.js');
 
 function runNode(code: string, cwd = process.cwd()): Promise<string> {
   return new Promise((resolve, reject) => {

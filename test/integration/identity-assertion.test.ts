@@ -20,7 +20,7 @@ import { waitFor } from '../helpers/wait.js';
 
 /**
  * Issue 14, item 5: the signed identity assertion, checked by the real FastAPI app (Debian's
- * fastapi, uvicorn and PyJWT) with the README's lines (test/helpers/apps/assertion_api.py),
+ * fastapi, uvicorn and PyJWT) with docs/applications.md's lines (test/helpers/apps/assertion_api.py),
  * which fetch the keys from the gateway's JWKS. Every refusal here is the app's own.
  */
 

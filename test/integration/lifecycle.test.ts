@@ -4,13 +4,14 @@ import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket, type ClientOptions } from 'ws';
 import { startTestGateway, testCertificate, type TestGateway } from '../helpers/harness.js';
 import { freePort } from '../helpers/ports.js';
+import { notBuilt } from '../helpers/built.js';
 
 /** Every wait in this file is bounded by this, so a regression fails instead of hanging. */
 const WAIT_MS = 5_000;
@@ -19,7 +20,7 @@ const PROCESS_WAIT_MS = 15_000;
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MAIN = join(ROOT, 'dist/main.js');
 const BIN = join(ROOT, 'bin/crm-gateway.js');
-const NOT_BUILT = existsSync(MAIN) ? false : 'dist/ is missing: run `npm run build` first';
+const NOT_BUILT = notBuilt('dist/main.js');
 
 const ROUTES = `
   - name: api

@@ -20,6 +20,7 @@ import { RedisServerProcess, gatewayRedis } from '../helpers/redis.js';
 import { waitFor } from '../helpers/wait.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createPostgres } from '../../src/stores/postgres.js';
+import { createGatewayMetrics } from '../../src/metrics/gateway.js';
 
 const ROUTES = `
   - name: public
@@ -54,14 +55,16 @@ let postgres: pg.Pool;
 let gw: TestGateway;
 
 before(async () => {
-  audit = await startTestAudit();
+  // One gateway's metrics, as main.ts builds them: the audit logger counts in the gateway's registry.
+  const metrics = createGatewayMetrics();
+  audit = await startTestAudit({ metrics: metrics.log });
   // A Redis of this test's own: it is killed below to see the gauge fall.
   redisServer = await RedisServerProcess.start();
   redis = await gatewayRedis(redisServer.url, audit.log);
   const pgCfg = parseConfig('routes:\n  - { name: x, host: x.test, upstream: "http://127.0.0.1:9", auth: none }\n', { DATABASE_URL: PG_ADMIN_URL });
   postgres = (await createPostgres(pgCfg, audit.log)) as pg.Pool;
   await postgres.query('SELECT 1');
-  gw = await startTestGateway(ROUTES, { REDIS_URL: redisServer.url }, '', { redis, postgres, log: audit.log });
+  gw = await startTestGateway(ROUTES, { REDIS_URL: redisServer.url }, '', { redis, postgres, log: audit.log, metrics });
 });
 
 after(async () => {
@@ -121,7 +124,7 @@ test('promtool check metrics passes on the /metrics of a gateway that has served
     if (type === 'counter') assert.match(name, /_total$/, `counter ${name}`);
     else assert.doesNotMatch(name, /_total$/, `${type} ${name}`);
   }
-  // Renamed or removed (README "Metrics", breaking changes).
+  // Renamed or removed (docs/audit.md "Metrics", breaking changes).
   for (const gone of ['crmgw_rate_limit_rejections_total', 'crmgw_log_lines_written', 'crmgw_log_lines_dropped', 'crmgw_nodejs_active_handles_total', 'crmgw_nodejs_active_requests_total', 'crmgw_nodejs_active_resources_total']) {
     assert.equal(types.has(gone), false, `${gone} is gone`);
   }

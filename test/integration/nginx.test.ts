@@ -6,6 +6,8 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { freePort, REPO, tempDir } from '../helpers/deployment.js';
 import { httpsRequest, startTestGateway, testCertificate, type TestGateway } from '../helpers/harness.js';
+import { DEFAULTS } from '../../src/config/schema.js';
+import { parseDuration } from '../../src/config/units.js';
 
 /**
  * The shipped nginx edge config (nginx/crm-gateway.conf): `nginx -t` accepts it as shipped, and
@@ -130,5 +132,23 @@ describe('nginx in front of the real gateway', () => {
     assert.deepEqual(statuses, Array(30).fill(200));
     const hosts = gw.upstream.seen.slice(-30).map((s) => s.headers.host);
     assert.equal(hosts.filter((h) => h === 'nocodb.test.local').length, 15);
+  });
+});
+
+// nginx/crm-gateway.conf read against the gateway's own defaults (from the review of the
+// deployment files).
+const CONF_TEXT = readFileSync(CONF, 'utf8');
+
+describe('nginx/crm-gateway.conf against the gateway defaults', () => {
+  test("nginx drops idle gateway connections before the gateway does (no 502 from reusing a socket the gateway is closing)", () => {
+    // Every pool that keeps connections (one per public host) sets the timeout.
+    const pools = [...CONF_TEXT.matchAll(/upstream (crm_gateway_\w+) \{([^}]*)\}/g)].filter((m) => /keepalive\s+\d+;/.test(m[2] ?? ''));
+    assert.ok(pools.length >= 3, 'a keep-alive pool per public host');
+    const gatewayIdleMs = parseDuration(DEFAULTS.keepAliveTimeout) ?? 0;
+    for (const [, name, body] of pools) {
+      const m = /^\s*keepalive_timeout\s+(\d+)s;/m.exec(body ?? '');
+      assert.ok(m, `keepalive_timeout set in ${name} (nginx defaults to 60 s)`);
+      assert.ok(Number(m[1]) * 1000 < gatewayIdleMs, `${name} keeps idle upstream sockets ${m[1]} s, the gateway closes them after ${gatewayIdleMs} ms`);
+    }
   });
 });

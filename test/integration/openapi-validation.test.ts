@@ -19,6 +19,7 @@ import { createGateway } from '../../src/app.js';
 import { OpenApiSpecs } from '../../src/openapi/registry.js';
 import { OpenApiSpecError } from '../../src/openapi/errors.js';
 import { findUnsafePattern } from '../../src/openapi/regex-safety.js';
+import { createGatewayMetrics } from '../../src/metrics/gateway.js';
 
 /**
  * OpenAPI validation (issue 16, item 3) in front of the real FastAPI app (crm_api.py under
@@ -513,6 +514,6 @@ describe('loading and reloading', () => {
   test('a route with openapi: but no loaded spec does not build (fail closed)', async () => {
     const cert = await testCertificate();
     const config = testConfig(`  - name: api\n    path: /v1\n    upstream: UPSTREAM\n    auth: none\n    openapi: { spec: UPSTREAM/openapi.json }\n`, bed.app.url, cert);
-    assert.throws(() => createGateway(config, { log: createMemoryLogger() }), /its OpenAPI spec .* was not loaded/);
+    assert.throws(() => createGateway(config, { log: createMemoryLogger(), metrics: createGatewayMetrics() }), /its OpenAPI spec .* was not loaded/);
   });
 });

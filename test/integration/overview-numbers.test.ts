@@ -12,7 +12,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { createAuthService, type AuthService } from '../../src/auth/service.js';
 import { SecurityOverview, type OverviewSnapshot } from '../../src/audit/overview/overview-data.js';
 import { dailyReport, formatDailyReport } from '../../src/audit/offline/report.js';
-import { denialsTotal, requestsTotal } from '../../src/metrics/requests.js';
+import type { RequestMetrics } from '../../src/metrics/requests.js';
 
 const ROUTES = `
   - name: public
@@ -61,6 +61,8 @@ const DENIALS = M_RATE_LIMITED + T_FORGED + T_EXPIRED + K_BOB + K_MALLORY + L_LO
 let audit: TestAudit;
 let auth: AuthService;
 let gw: TestGateway | undefined;
+/** The request metrics of the gateway that served the traffic. */
+let requests: RequestMetrics;
 let dataDir: string;
 let bob: SessionClient;
 let mallory: SessionClient;
@@ -84,6 +86,7 @@ before(async () => {
   await addClient(auth, 'reports', ['api']);
   const g = await startTestGateway(ROUTES, env, '', { auth, log: audit.log });
   gw = g;
+  requests = g.running.metrics.requests;
   day = new Date().toISOString().slice(0, 10);
 
   for (let i = 0; i < N_PUBLIC; i++) assert.equal((await g.request({ host: 'api.test.local', path: `/public/p${i % 3}` })).status, 200);
@@ -170,6 +173,8 @@ test('the overview counts exactly the requests, denials, rate-limit refusals and
 });
 
 test('the same figures as the metrics of the same requests', async () => {
+  // The gateway's own metrics (it is closed by now; its registry stays readable).
+  const { denialsTotal, requestsTotal } = requests;
   const sum = async (metric: typeof denialsTotal | typeof requestsTotal, filter: (labels: Record<string, unknown>) => boolean = () => true): Promise<number> =>
     (await metric.get()).values.filter((v) => filter(v.labels)).reduce((n, v) => n + v.value, 0);
   const s = audit.log.overview.snapshot();

@@ -157,7 +157,7 @@ for (const [mode, preserveHost] of MODES.flatMap((m) => [[m, undefined], [m, fal
   });
 }
 
-describe('the real FastAPI app behind the gateway (uvicorn with the README recipe)', () => {
+describe('the real FastAPI app behind the gateway (uvicorn with the docs/applications.md recipe)', () => {
   let bed: Bed;
   before(async () => {
     bed = await startBed('recipe');

@@ -2,7 +2,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import https from 'node:https';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import type { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { testCertificate } from '../helpers/harness.js';
 import { waitFor } from '../helpers/wait.js';
+import { chattr, chattrSkipReason } from '../helpers/immutable.js';
 import { ensureDevCertificate } from '../../src/tls/certificates.js';
 
 /**
@@ -161,10 +162,6 @@ function load(t: TestContext, port: number, ca: string | undefined, opts: { loop
 }
 
 /** chattr +i: even root cannot create, open for writing, or write to the folder's files. */
-function chattr(flag: '+i' | '-i', paths: string[]): boolean {
-  return spawnSync('chattr', [flag, ...paths], { encoding: 'utf8' }).status === 0;
-}
-
 function accessPaths(dir: string): string[] {
   return readdirSync(dir)
     .filter((n) => n.startsWith('access') && n.endsWith('.log'))
@@ -198,7 +195,7 @@ test('log folder made unwritable under load: the process keeps serving, alerts, 
   await sleep(800);
   if (!chattr('+i', [...files(), logs])) {
     await l.stop();
-    t.skip('chattr +i is not supported here (needs CAP_LINUX_IMMUTABLE on ext4/xfs); root ignores chmod, so there is no other real way to refuse writes');
+    t.skip(chattrSkipReason(logs));
     return;
   }
   await waitFor(() => /"alert":"log_unwritable"/.test(child.stderr()), 'the log_unwritable alert on the console', 10_000);
@@ -233,7 +230,7 @@ test('AUDIT_FAIL_CLOSED=true: 503 while the log folder is unwritable, served aga
   await sleep(500);
   if (!chattr('+i', [...files(), logs])) {
     await l.stop();
-    t.skip('chattr +i is not supported here');
+    t.skip(chattrSkipReason(logs));
     return;
   }
   const faultAt = Date.now();

@@ -1,10 +1,10 @@
-import { test } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import WebSocket, { WebSocketServer, type ClientOptions } from 'ws';
-import { httpsRequest, testCertificate, testConfig } from '../helpers/harness.js';
+import { httpsRequest, testCertificate, testConfig, startTestGateway, type TestGateway } from '../helpers/harness.js';
 import { startGateway } from '../../src/server/start.js';
 import { createMemoryLogger } from '../../src/log/logger.js';
 
@@ -178,3 +178,41 @@ test('a websocket handshake answer gets the same hygiene: no banner, host-only S
   ws.close();
   await once(ws, 'close');
 });
+
+// From an adversarial review of the edge, against the real gateway: the attack is refused (or
+// reaches only what the route maps to) and the upstream sees nothing it should not.
+describe('hop-by-hop headers named by the upstream (from the review of the edge)', () => {
+  type After = { after(fn: () => Promise<void>): void };
+
+  async function gateway(t: After, routes: string, env: Record<string, string> = {}): Promise<TestGateway> {
+    const gw = await startTestGateway(routes, env);
+    t.after(() => gw.close());
+    return gw;
+  }
+
+  test('a header the upstream names in its own Connection header does not reach the client (RFC 9110 §7.6.1)', async (t) => {
+    const upstream = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', connection: 'keep-alive, X-Internal-Debug', 'x-internal-debug': 'db=10.0.0.5', 'x-kept': 'yes' });
+      res.end('ok');
+    });
+    upstream.listen(0, '127.0.0.1');
+    await once(upstream, 'listening');
+    t.after(() => new Promise<void>((r) => upstream.close(() => r())));
+    const gw = await gateway(
+      t,
+      `
+  - name: api
+    host: api.test.local
+    upstream: http://127.0.0.1:${(upstream.address() as AddressInfo).port}
+    auth: none
+`,
+    );
+    const res = await gw.request({ path: '/' });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['x-internal-debug'], undefined);
+    assert.equal(res.headers['x-kept'], 'yes');
+    assert.equal(res.headers['x-request-id'] !== undefined, true);
+  });
+});
+
+

@@ -2,13 +2,14 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { testCertificate } from '../helpers/harness.js';
 import { freePort } from '../helpers/ports.js';
 import { createTestDatabase, REDIS_URL } from '../helpers/auth-gateway.js';
+import { notBuilt } from '../helpers/built.js';
 
 // Issue 13, item 5 (memory): what only an unconfigured feature or another CLI command needs is
 // loaded when used: pg and ioredis cost ~5 MB of RSS each. These start the built gateway with a recorder
@@ -18,7 +19,7 @@ import { createTestDatabase, REDIS_URL } from '../helpers/auth-gateway.js';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MAIN = join(ROOT, 'dist/main.js');
 const BIN = join(ROOT, 'bin/crm-gateway.js');
-const NOT_BUILT = existsSync(MAIN) ? false : 'dist/ is missing: run `npm run build` first';
+const NOT_BUILT = notBuilt('dist/main.js');
 const WAIT_MS = 15_000;
 
 const HOOKS = `

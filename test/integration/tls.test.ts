@@ -1,10 +1,10 @@
-import { test } from 'node:test';
+import { test, type TestContext, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import { randomBytes, X509Certificate, createPrivateKey } from 'node:crypto';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import selfsigned from 'selfsigned';
@@ -604,4 +604,129 @@ test('regression: the development certificate (development CA) counts as self-si
   assert.equal(describeCertificate(issued, 0o600).selfSigned, false);
   assert.equal(describeCertificate(issued, 0o600).developmentCa, false, 'another CA is not ours');
   assert.equal(describeCertificate(new X509Certificate(ca.cert), 0o600).selfSigned, true, 'a root is self-signed');
+});
+
+describe('certificate reload in production (from the adversarial review of the core)', () => {
+  const ROUTES = `
+  - name: api
+    host: api.test.local
+    upstream: UPSTREAM
+    auth: none
+`;
+
+  async function gateway(t: TestContext, routes = ROUTES, env: Record<string, string> = {}, extraYaml = ''): Promise<TestGateway> {
+    const gw = await startTestGateway(routes, env, extraYaml);
+    t.after(() => gw.close());
+    return gw;
+  }
+
+  // Certificate reload in production: startup refuses a self-signed or expired certificate and a
+  // key others can read, but a reload (file change or SIGHUP) took any pair OpenSSL accepted.
+
+  const SNI = 'api.test.local';
+
+  function tempDir(t: TestContext, prefix: string): string {
+    const dir = mkdtempSync(join(tmpdir(), prefix));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    return dir;
+  }
+
+  /** A leaf for api.test.local issued by a throwaway CA (so not self-signed). */
+  async function caIssuedPair(opts: { expired?: boolean } = {}): Promise<{ cert: string; key: string }> {
+    const ca = await selfsigned.generate([{ name: 'commonName', value: 'crm-gateway review CA' }], {
+      keyType: 'ec',
+      curve: 'P-256',
+      algorithm: 'sha256',
+      extensions: [
+        { name: 'basicConstraints', cA: true, critical: true },
+        { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+      ],
+    });
+    const now = Date.now();
+    const validity = opts.expired ? { notBeforeDate: new Date(now - 10 * 86_400_000), notAfterDate: new Date(now - 86_400_000) } : {};
+    const leaf = await selfsigned.generate([{ name: 'commonName', value: SNI }], {
+      keyType: 'ec',
+      curve: 'P-256',
+      algorithm: 'sha256',
+      ca: { key: ca.private, cert: ca.cert },
+      ...validity,
+      extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: SNI }] }],
+    });
+    return { cert: leaf.cert, key: leaf.private };
+  }
+
+  /** Writes a temporary file beside `dest` with `mode`, then renames it over `dest` (as renewal tools do). */
+  function replaceByRename(content: string, dest: string, mode: number): void {
+    const tmp = `${dest}.tmp-${randomBytes(4).toString('hex')}`;
+    writeFileSync(tmp, content, { mode });
+    chmodSync(tmp, mode);
+    renameSync(tmp, dest);
+  }
+
+  function servedFingerprint(port: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket = tls.connect({ host: '127.0.0.1', port, servername: SNI, rejectUnauthorized: false }, () => {
+        resolve(socket.getPeerCertificate().fingerprint256);
+        socket.end();
+      });
+      socket.once('error', reject);
+    });
+  }
+
+  async function until<T>(what: string, probe: () => T | undefined, ms = 5_000): Promise<T> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const value = probe();
+      if (value !== undefined) return value;
+      if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+      await sleep(50);
+    }
+  }
+
+  test('production: a certificate reload applies the startup policy (self-signed, expired, key readable by others)', async (t) => {
+    const dir = tempDir(t, 'crm-gw-review-reload-');
+    const certFile = join(dir, 'gateway.crt');
+    const keyFile = join(dir, 'gateway.key');
+    const good = await caIssuedPair();
+    writeFileSync(certFile, good.cert);
+    writeFileSync(keyFile, good.key, { mode: 0o600 });
+    const goodFingerprint = new X509Certificate(good.cert).fingerprint256;
+    const gw = await gateway(t, ROUTES, { GATEWAY_ENV: 'production', TLS_CERT_FILE: certFile, TLS_KEY_FILE: keyFile }, 'tls: { watch: false }\nserver: { shutdownTimeout: 1s }');
+    const failures = (): Record<string, unknown>[] => gw.log.securityEvents.filter((e) => e.event === 'tls.certificate_reload_failed');
+
+    const refused = async (what: string, cert: string, key: string, keyMode: number, finding: RegExp): Promise<void> => {
+      const before = failures().length;
+      replaceByRename(key, keyFile, keyMode);
+      replaceByRename(cert, certFile, 0o644);
+      assert.equal(gw.running.certificates.reload(`review: ${what}`), false, `${what} must be refused`);
+      const failure = await until(`the reload failure for ${what}`, () => failures()[before]);
+      assert.match(String(failure.error), finding);
+      assert.equal(failure.keptFingerprint256, goodFingerprint);
+      assert.equal(gw.running.certificates.current.fingerprint256, goodFingerprint);
+      assert.equal(await servedFingerprint(gw.port), goodFingerprint, `${what}: the old certificate keeps serving`);
+    };
+
+    await t.test('a self-signed pair', async () => {
+      const dev = await testCertificate();
+      await refused('self-signed', readFileSync(dev.cert, 'utf8'), readFileSync(dev.key, 'utf8'), 0o600, /certificate-self-signed/);
+    });
+
+    await t.test('an expired CA-issued pair', async () => {
+      const expired = await caIssuedPair({ expired: true });
+      await refused('expired', expired.cert, expired.key, 0o600, /certificate-expired/);
+    });
+
+    await t.test('a good pair whose key is readable by others (0644)', async () => {
+      const next = await caIssuedPair();
+      await refused('key mode 0644', next.cert, next.key, 0o644, /key-mode/);
+    });
+
+    await t.test('the same kind of pair with its key at 0600 is taken (control)', async () => {
+      const next = await caIssuedPair();
+      replaceByRename(next.key, keyFile, 0o600);
+      replaceByRename(next.cert, certFile, 0o644);
+      assert.equal(gw.running.certificates.reload('review: good pair'), true);
+      assert.equal(await servedFingerprint(gw.port), new X509Certificate(next.cert).fingerprint256);
+    });
+  });
 });

@@ -8,7 +8,6 @@ import { StandInCrm } from '../helpers/crm-api.js';
 import { deleteKeys, gatewayRedis, RedisServerProcess, runId, SHARED_REDIS_URL, waitFor } from '../helpers/redis.js';
 import { createMemoryLogger } from '../../src/log/logger.js';
 import { signBody } from '../../src/webhook/signature.js';
-import { metrics } from '../../src/metrics/registry.js';
 import { redactFields } from '../../src/audit/redact/redact.js';
 
 const APP_SECRET = randomBytes(24).toString('hex');
@@ -336,7 +335,7 @@ describe('WhatsApp webhook: no message lost', () => {
       const raw = Buffer.concat(fields);
       assert.ok(!raw.includes(Buffer.from('presupuesto')) && !raw.includes(Buffer.from(CUSTOMER)) && !raw.includes(Buffer.from('wamid.Q')));
     }
-    const text = await metrics.metrics();
+    const text = await gw.running.metrics.registry.metrics();
     assert.match(text, new RegExp(`crmgw_whatsapp_queue_depth\\{route="${name}"\\} 4`));
     assert.match(text, new RegExp(`crmgw_whatsapp_queue_oldest_age_seconds\\{route="${name}"\\} [0-9.]+`));
     // A retry from Meta while queued is a duplicate, not a fifth entry.
@@ -465,5 +464,74 @@ describe('WhatsApp webhook: without Redis', () => {
     const res = await post(s.gw, notification('wamid.NOSTORE'));
     assertRefused(s.gw, res, 503, 'WEBHOOK_UNAVAILABLE');
     assert.equal(s.crm.received.length, 0);
+  });
+});
+
+// From an adversarial review of the edge, against the real gateway: the attack is refused (or
+// reaches only what the route maps to) and the upstream sees nothing it should not.
+describe('rate limits by user on the webhook (from the review of the edge)', () => {
+  function assertRefused(res: TestResponse, status: number, code: string): void {
+    assert.equal(res.status, status, res.body);
+    assert.equal(res.json<{ error: { code: string } }>().error.code, code);
+  }
+
+  const redisPatterns: string[] = [];
+  after(async () => {
+    for (const pattern of redisPatterns) await deleteKeys(SHARED_REDIS_URL, pattern);
+  });
+
+  test('WhatsApp webhook with by: user limits: unsigned requests spend their address budget, not Meta’s', async (t) => {
+    const appSecret = randomBytes(24).toString('hex');
+    const crm = await StandInCrm.start();
+    const name = runId('wa-rl-');
+    redisPatterns.push(`crmgw:{wa:${name}}:*`, `crmgw:rl:r:${name}:*`);
+    const gw = await startTestGateway(
+      `
+  - name: ${name}
+    host: api.test.local
+    path: /webhook/whatsapp
+    upstream: ${crm.url}
+    auth: whatsapp
+    websocket: false
+    rateLimit: { window: 1m, max: 2, by: user }
+`,
+      {
+        WHATSAPP_APP_SECRET: appSecret,
+        WHATSAPP_VERIFY_TOKEN: randomBytes(16).toString('hex'),
+        WHATSAPP_QUEUE_KEY: randomBytes(32).toString('hex'),
+        TRUSTED_PROXIES: '127.0.0.1/32',
+      },
+      'whatsapp: { ackTimeout: 3s, retryMin: 50ms, retryMax: 200ms }',
+      { redis },
+    );
+    t.after(async () => {
+      await gw.close();
+      await crm.stop();
+    });
+    const forged = Buffer.from('{"object":"whatsapp_business_account","entry":[]}');
+    const attacker = { 'content-type': 'application/json', 'x-forwarded-for': '203.0.113.5', 'x-hub-signature-256': `sha256=${'0'.repeat(64)}` };
+    // The webhook names its caller before the handler checks the signature; the per-user step
+    // took that for an authenticated user: the forger's address charge was refunded and the one
+    // shared "whatsapp-webhook" bucket charged instead.
+    assertRefused(await gw.request({ method: 'POST', path: '/webhook/whatsapp', headers: attacker, body: forged }), 401, 'WEBHOOK_SIGNATURE_INVALID');
+    assertRefused(await gw.request({ method: 'POST', path: '/webhook/whatsapp', headers: attacker, body: forged }), 401, 'WEBHOOK_SIGNATURE_INVALID');
+    assertRefused(await gw.request({ method: 'POST', path: '/webhook/whatsapp', headers: attacker, body: forged }), 429, 'RATE_LIMITED');
+
+    const ts = Math.floor(Date.now() / 1000);
+    const body = Buffer.from(
+      JSON.stringify({
+        object: 'whatsapp_business_account',
+        entry: [{ id: '1', changes: [{ field: 'messages', value: { messages: [{ id: `wamid.${name}`, from: '34600111222', timestamp: String(ts) }] } }] }],
+      }),
+    );
+    const meta = await gw.request({
+      method: 'POST',
+      path: '/webhook/whatsapp',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': '198.51.100.7', 'x-hub-signature-256': signBody(body, appSecret) },
+      body,
+    });
+    assert.equal(meta.status, 200, meta.body);
+    assert.equal(crm.received.length, 1, 'only the signed payload reached the CRM API');
+    assert.ok(crm.received[0]?.body.equals(body));
   });
 });

@@ -1,12 +1,12 @@
 """The CRM API of crm_api.py plus one endpoint that checks the gateway's identity assertion with
-the lines README "Verifying who is calling (FastAPI)" gives, unchanged between the two markers.
+the lines docs/applications.md "Verifying who is calling (FastAPI)" gives, unchanged between the two markers.
 Started by test/integration/identity-assertion.test.ts as `uvicorn assertion_api:app`, with
 GATEWAY_JWKS_URL, GATEWAY_ISSUER and GATEWAY_ROUTE in its environment.
 """
 
 from crm_api import app
 
-# --- README: Verifying who is calling (FastAPI) ---
+# --- docs/applications.md: Verifying who is calling (FastAPI) ---
 import os
 
 import jwt
@@ -33,4 +33,4 @@ def gateway_identity(x_gateway_assertion: str = Header("")) -> dict:
 @app.get("/v1/me")
 def me(who: dict = Depends(gateway_identity)):
     return {"user": who["sub"], "roles": who["roles"], "amr": who.get("amr"), "sid": who.get("sid")}
-# --- end of README lines ---
+# --- end of docs/applications.md lines ---

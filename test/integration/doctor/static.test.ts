@@ -306,3 +306,33 @@ describe('npx crm-gateway doctor (the command)', () => {
     for (const c of ['setup [development|production]', 'secrets rotate', 'secrets rotate-jwt', 'doctor [--production]', 'doctor --live']) assert.ok(r.stdout.includes(c), c);
   });
 });
+
+describe('doctor: predictable secrets and keys (from the adversarial review of setup, secrets and doctor)', () => {
+  async function deployment(): Promise<string> {
+    const dir = tempDir('crm-gw-review-');
+    seedDeployment(dir);
+    await runSetup({ cwd: dir, mode: 'production', maxTokenTtlMs: DAY });
+    return dir;
+  }
+
+  async function results(dir: string, id: string): Promise<CheckResult[]> {
+    return (await runDoctor({ cwd: dir, env: {}, production: true })).filter((r) => r.id === id);
+  }
+
+  test('doctor: a secret of the right length and alphabet that repeats a short pattern FAILs secret-strength', async () => {
+    const dir = await deployment();
+    // 64 hex characters, 16 distinct: passed every rule, though it is one 16-character pattern.
+    setEnv(dir, { CRM_API_SECRET: '0123456789abcdef'.repeat(4), LOG_HASH_KEY: 'deadbeefcafef00d1234567890abcdef'.repeat(2) });
+    const found = await results(dir, 'secret-strength');
+    for (const name of ['CRM_API_SECRET', 'LOG_HASH_KEY']) {
+      assert.ok(found.some((r) => r.status === 'FAIL' && r.message.startsWith(`${name} is predictable`)), `${name} flagged: ${JSON.stringify(found)}`);
+    }
+  });
+
+  test('doctor: a backup key of 32 bytes hex that is all zeros FAILs backup-key', async () => {
+    const dir = await deployment();
+    writeFileSync(join(dir, 'secrets', 'backup.key'), `${'0'.repeat(64)}\n`, { mode: 0o600 });
+    const found = await results(dir, 'backup-key');
+    assert.ok(found.some((r) => r.status === 'FAIL' && /predictable/.test(r.message)), JSON.stringify(found));
+  });
+});

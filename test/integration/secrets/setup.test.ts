@@ -230,3 +230,22 @@ describe('npx crm-gateway setup (the command)', () => {
     assert.equal(r.stderr, 'crm-gateway: error: the mode is development or production, not staging (see crm-gateway setup --help)\n');
   });
 });
+
+describe('setup: predictable keys (from the adversarial review of setup, secrets and doctor)', () => {
+  async function reviewedDeployment(): Promise<string> {
+    const dir = tempDir('crm-gw-review-');
+    seedDeployment(dir);
+    await runSetup({ cwd: dir, mode: 'production', maxTokenTtlMs: DAY });
+    return dir;
+  }
+
+  test('setup: an existing predictable backup key is refused before anything is written', async () => {
+    const dir = await reviewedDeployment();
+    writeFileSync(join(dir, 'secrets', 'backup.key'), `${'ab'.repeat(32)}\n`, { mode: 0o600 });
+    const before = readdirSync(dir).sort();
+    const env = readFileSync(join(dir, '.env'), 'utf8');
+    await assert.rejects(runSetup({ cwd: dir, rotate: true, maxTokenTtlMs: DAY }), /backup key .* is predictable/);
+    assert.deepEqual(readdirSync(dir).sort(), before, 'no backup or temp file was made');
+    assert.equal(readFileSync(join(dir, '.env'), 'utf8'), env);
+  });
+});

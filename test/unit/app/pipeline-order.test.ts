@@ -1,19 +1,21 @@
+// test/unit/app/: the modules at the top of src/ (app.ts and step.ts: the pipeline; errors.ts: the
+// error registry), which belong to no feature folder.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { PIPELINE_ORDER } from '../../../src/app.js';
 
-/** The backticked step names of the README's pipeline line that starts with `label`. */
+/** The backticked step names of docs/security-model.md's pipeline line that starts with `label`. */
 function stated(readme: string, label: string): string[] {
   const line = readme.split('\n').find((l) => l.trimStart().match(new RegExp(`^\\d\\. ${label}`)));
-  assert.ok(line, `README states the ${label} steps`);
+  assert.ok(line, `docs/security-model.md states the ${label} steps`);
   // Terminal names come before their parenthesized notes; the notes' own backticks are not steps.
   const names = [...line.replace(/\([^)]*\)/g, '').matchAll(/`([a-z-]+)`/g)].map((m) => m[1] as string);
   return names;
 }
 
-test('the README states the pipeline in the order the code runs it', () => {
-  const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+test('docs/security-model.md states the pipeline in the order the code runs it', () => {
+  const readme = readFileSync(new URL('../../../docs/security-model.md', import.meta.url), 'utf8');
   assert.deepEqual(stated(readme, 'Connection:'), PIPELINE_ORDER.connection);
   assert.deepEqual(stated(readme, 'Upgrades only:'), PIPELINE_ORDER.upgrade);
   assert.deepEqual(stated(readme, 'Route:'), PIPELINE_ORDER.route);

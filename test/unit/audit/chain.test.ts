@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { EMPTY_CHAIN, GENESIS, checkLine, recordJson, seal } from '../../../src/audit/writer/chain.js';
 import { openCliAuditLog } from '../../../src/audit/writer/cli-log.js';
 import { parseConfig } from '../../../src/config/load.js';
-import { tempDir } from '../../helpers/audit.js';
+import { tempDir, rawSecurity } from '../../helpers/audit.js';
 
 test('a sealed line checks; any change to it does not', () => {
   const a = seal(recordJson({ time: '2025-01-01T00:00:00.000Z', path: '/x' }), EMPTY_CHAIN);
@@ -30,7 +30,7 @@ test('the CLI writes its admin events to a chain of its own in LOG_DIR', async (
   try {
     const cfg = parseConfig('routes:\n  - { name: x, host: x.test, upstream: "http://127.0.0.1:9", auth: none }\n', { LOG_DIR: dir, LOG_HASH_KEY: 'cli-test-hash-key-0123456789' });
     const log = await openCliAuditLog(cfg);
-    log.security('admin.user_added', { user: 'alice', roles: ['api'], password: 'never' });
+    rawSecurity(log)('admin.user_added', { user: 'alice', roles: ['api'], password: 'never' });
     await log.close();
     const file = readdirSync(dir).find((n) => n.startsWith('security.cli-')) as string;
     const text = readFileSync(join(dir, file), 'utf8');

@@ -2,12 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startTestAudit } from '../../helpers/audit.js';
+import { startTestAudit, rawSecurity } from '../../helpers/audit.js';
 
 test('a caller field named like the line’s own time, event, level or message cannot replace them', async () => {
   const audit = await startTestAudit();
   try {
-    audit.log.security('auth.login_failed', { time: '2001-01-01T00:00:00.000Z', event: 'auth.login_succeeded', user: 'mallory' });
+    rawSecurity(audit.log)('auth.login_failed', { time: '2001-01-01T00:00:00.000Z', event: 'auth.login_succeeded', user: 'mallory' });
     audit.log.access({ time: '2001-01-01T00:00:00.000Z', status: 200 });
     audit.log.app('warn', 'real message', { level: 'info', message: 'forged' });
     await audit.log.flush(5_000);

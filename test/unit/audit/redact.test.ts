@@ -2,6 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { classifyName, redactFields, scrubText, REDACTED } from '../../../src/audit/redact/redact.js';
 import { IdentifierHasher, shortTokenHash } from '../../../src/audit/redact/identifiers.js';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { startTestAudit, rawSecurity } from '../../helpers/audit.js';
 
 test('every header named in the issue becomes a short hash, never its value', () => {
   const headers = {
@@ -93,4 +96,32 @@ test('errors, dates, buffers and cycles are written safely', () => {
   assert.equal(out.at, '1970-01-01T00:00:00.000Z');
   assert.equal(out.buf, '[binary 12 bytes]');
   assert.deepEqual(out.cyclic, { a: 1, self: '[elided]' });
+});
+
+// Credentials in every spelling (from the adversarial review of the audit log).
+test('credentials in URL userinfo, in any spelling of the listed names, and quoted JSON pairs never reach a line', async () => {
+  const audit = await startTestAudit({}, { keep: true });
+  const secrets = ['URLPASS-1a2b', 'URLTOKEN-3c4d', 'XCAUTH-5e6f', 'XCAUTH2-7a8b', 'MBSESS-9c0d', 'JSONPW-1e2f', 'JSONTOK-3a4b', '34600999888', '34611222333', '34622333444', 'message text never'];
+  try {
+    audit.log.security('store.redis_lost', { error: 'connect ECONNREFUSED redis://:URLPASS-1a2b@10.0.0.5:6379' });
+    audit.log.app('warn', 'upstream https://URLTOKEN-3c4d@git.example/x failed', { upstream: 'http://admin:URLPASS-1a2b@127.0.0.1:8000/' });
+    audit.log.access({ query: 'xc_auth=XCAUTH-5e6f&page=2', headers: { xcAuth: 'XCAUTH2-7a8b', X_Metabase_Session: 'MBSESS-9c0d' } });
+    audit.log.security('request.denied', { detail: 'upstream said {"password":"JSONPW-1e2f","access_token": "JSONTOK-3a4b","wa_id":34600999888}' });
+    rawSecurity(audit.log)('webhook.whatsapp', { recipientId: '34611222333', customerPhone: '+34 622 333 444', messageBody: 'message text never' });
+    await audit.log.flush(5_000);
+    const text = readdirSync(audit.dir)
+      .filter((n) => n.endsWith('.log'))
+      .map((n) => readFileSync(join(audit.dir, n), 'utf8'))
+      .join('\n') + audit.console();
+    for (const s of secrets) assert.ok(!text.includes(s), `${s} was written`);
+    // What stays useful: the user name of the URL, correlatable keyed hashes of phone numbers.
+    assert.match(text, /redis:\/\/:\[redacted\]@10\.0\.0\.5/);
+    assert.match(text, /http:\/\/admin:\[redacted\]@127\.0\.0\.1/);
+    assert.match(text, /"recipientId":"id:[0-9a-f]{16}"/);
+    assert.match(text, /\\"wa_id\\":\\"id:[0-9a-f]{16}\\"/);
+  } finally {
+    await audit.close();
+  }
+  // Names that describe a credential (or a phone number id) are kept as before.
+  assert.deepEqual(redactFields({ keyFile: '/k', tokenId: 'j1', phone_number_id: '1055', sessionTtl: 60 }), { keyFile: '/k', tokenId: 'j1', phone_number_id: '1055', sessionTtl: 60 });
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { startTestAudit } from '../../helpers/audit.js';
+import { startTestAudit, rawSecurity } from '../../helpers/audit.js';
 import { waitFor } from '../../helpers/wait.js';
 import { verifyLogDir } from '../../../src/audit/offline/verify.js';
 import { FileHeadStore } from '../../../src/audit/writer/heads.js';
@@ -26,7 +26,7 @@ test('daily rotation by UTC date, gzip of closed days (mode 0640), retention, on
   for (let d = 0; d < days; d++) {
     mock.timers.setTime(START + d * DAY);
     for (let i = 0; i < 25; i++) audit.log.access({ requestId: `d${d}-r${i}`, method: 'GET', path: `/day/${d}`, status: 200 });
-    audit.log.security('test.marker', { day: d });
+    rawSecurity(audit.log)('test.marker', { day: d });
     assert.equal(await audit.log.flush(5_000), true);
   }
   const dir = audit.dir;

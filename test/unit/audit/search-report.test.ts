@@ -4,8 +4,8 @@ import { readdirSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { startTestAudit } from '../../helpers/audit.js';
 import { waitFor } from '../../helpers/wait.js';
-import { searchLogs, type Match, type SearchQuery } from '../../../src/audit/offline/search.js';
-import { dailyReport } from '../../../src/audit/offline/report.js';
+import { searchLogs, type Match, type SearchQuery, formatMatch } from '../../../src/audit/offline/search.js';
+import { dailyReport, formatDailyReport } from '../../../src/audit/offline/report.js';
 
 const DAY = 86_400_000;
 const START = Date.parse('2025-07-01T09:00:00.000Z');
@@ -104,4 +104,28 @@ test('npx crm-gateway audit search --json and audit report print what the functi
   assert.match(report.out, /rejected tokens: 0\n/);
   const usage = cli(['audit', 'search', '--status', 'teapot']);
   assert.equal(usage.status, 2);
+});
+
+// Output that a client-chosen value cannot fake (from the adversarial review of the audit log).
+/** A login name as a client may type it: a fake second result line, ANSI erase and colour, a bidi override. */
+const HOSTILE_USER = 'mallory\n2025-01-01T00:00:00.000Z security auth.login_succeeded user=admin\u001b[2K\u001b[31m\u009b1m\u202enimda';
+
+test('audit search and report print client-chosen values as one inert line each', async () => {
+  const audit = await startTestAudit({}, { keep: true });
+  try {
+    audit.log.security('auth.login_failed', { user: HOSTILE_USER, clientIp: '203.0.113.9', reason: 'unknown user' });
+    await audit.log.flush(5_000);
+    const out: string[] = [];
+    const res = await searchLogs(audit.dir, { streams: ['security'], event: 'auth.login_failed' }, (m) => out.push(formatMatch(m)));
+    assert.equal(res.matched, 1);
+    const printed = out.join('\n');
+    assert.equal(printed.split('\n').length, 1, printed);
+    assert.ok(!/[\p{Cc}\u202e]/u.test(printed), printed);
+    assert.match(printed, /user=mallory\\u\{a\}2025/);
+    const report = formatDailyReport(await dailyReport(audit.dir, new Date().toISOString().slice(0, 10)));
+    assert.ok(!report.split('\n').some((l) => /[\p{Cc}\u202e]/u.test(l)), report);
+    assert.ok(!report.split('\n').some((l) => l.includes('auth.login_succeeded') && !l.includes('mallory')), report);
+  } finally {
+    await audit.close();
+  }
 });

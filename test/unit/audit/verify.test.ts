@@ -165,3 +165,40 @@ test('npx crm-gateway audit verify: exit 0 on a clean folder, 1 naming the first
   assert.equal(bad.status, 1, bad.out);
   assert.match(bad.out, new RegExp(`CHANGED access ${CURRENT.replace(/\./g, '\\.')}:10`));
 });
+
+// Tamper evidence at the start of a chain (from the adversarial review of the audit log).
+const fileOf = (dir: string, prefix: string): string => readdirSync(dir).find((n) => n.startsWith(prefix) && n.endsWith('.log')) as string;
+
+test('lines removed from the start of the oldest file are caught by the chain heads', async () => {
+  const audit = await startTestAudit({}, { keep: true });
+  try {
+    for (let i = 0; i < 20; i++) audit.log.access({ requestId: `r${i}`, method: 'GET', path: `/p/${i}`, status: 200 });
+    await audit.log.close();
+    const name = fileOf(audit.dir, 'access-');
+    const lines = readFileSync(join(audit.dir, name), 'utf8').split('\n').filter((l) => l !== '');
+    // The attacker drops the first five lines: what is left still links line to line.
+    writeFileSync(join(audit.dir, name), `${lines.slice(5).join('\n')}\n`);
+    const r = await verifyLogDir(audit.dir, { records: await new FileHeadStore(audit.dir).load(), from: 'file' });
+    assert.equal(r.ok, false, 'verify must fail');
+    assert.deepEqual(r.problems.map((p) => [p.kind, p.file, p.line]), [['removed', name, 1]]);
+    assert.match(r.problems[0]?.message ?? '', /seq 1\.\.5 were removed from the start/);
+  } finally {
+    await audit.close();
+    rmSync(audit.dir, { recursive: true, force: true });
+  }
+});
+
+test('an untouched chain with heads still verifies: no false removal at its start', async () => {
+  const audit = await startTestAudit({}, { keep: true });
+  try {
+    for (let i = 0; i < 5; i++) audit.log.access({ requestId: `r${i}`, status: 200 });
+    await audit.log.close();
+    const name = fileOf(audit.dir, 'access-');
+    const r = await verifyLogDir(audit.dir, { records: await new FileHeadStore(audit.dir).load(), from: 'file' });
+    assert.equal(r.ok, true, JSON.stringify(r.problems));
+    assert.ok(r.chains.some((c) => c.chain === 'access' && c.lines === 5), name);
+  } finally {
+    await audit.close();
+    rmSync(audit.dir, { recursive: true, force: true });
+  }
+});

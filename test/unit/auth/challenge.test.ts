@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ERRORS, GatewayError, type ErrorCode } from '../../src/errors.js';
-import { bearerChallenge } from '../../src/auth/challenge.js';
+import { ERRORS, GatewayError, type ErrorCode } from '../../../src/errors.js';
+import { bearerChallenge } from '../../../src/auth/challenge.js';
 
 test('every 401 code carries a WWW-Authenticate even when raised without one (RFC 9110 §15.5.2)', () => {
   const codes = (Object.keys(ERRORS) as ErrorCode[]).filter((c) => ERRORS[c].status === 401);

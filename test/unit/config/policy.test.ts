@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig } from '../../src/config/load.js';
-import { insecureSettings } from '../../src/config/policy.js';
+import { parseConfig } from '../../../src/config/load.js';
+import { insecureSettings } from '../../../src/config/policy.js';
 
 const ROUTES = `
 routes:
@@ -29,7 +29,7 @@ function findings(yaml: string): string[] {
   return insecureSettings(cfg, GOOD_CERT).map((f) => f.id);
 }
 
-describe('review: production refuses an admin listener off loopback (README: "admin binds to 127.0.0.1 only")', () => {
+describe('production refuses an admin listener off loopback (docs/configuration.md: "admin binds to 127.0.0.1 only")', () => {
   for (const address of ['0.0.0.0', '::', '10.0.0.5', '192.168.1.10', '::ffff:10.0.0.5', 'gateway.internal']) {
     test(`listen.adminAddress ${address} is a finding`, () => {
       assert.deepEqual(findings(`listen: { adminAddress: "${address}" }`), ['admin-not-loopback']);

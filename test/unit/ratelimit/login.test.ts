@@ -7,6 +7,8 @@ import { createMemoryLogger } from '../../../src/log/logger.js';
 import { normalizeIp } from '../../../src/net/ip.js';
 import { createLoginLimiter, CREDENTIAL_LIMITS, type CredentialLimiter } from '../../../src/ratelimit/index.js';
 import { gatewayRedis, RedisServerProcess, waitFor } from '../../helpers/redis.js';
+import { Registry } from 'prom-client';
+import { createRateLimitMetrics } from '../../../src/ratelimit/metrics.js';
 
 function ctx(ip: string): RequestContext {
   const client = normalizeIp(ip);
@@ -32,7 +34,8 @@ test('credential limits: per user name (any spelling, any address) and per addre
   const log = createMemoryLogger();
   const redis = await gatewayRedis(server.url, log);
   t.after(() => redis.disconnect());
-  const login = createLoginLimiter({ log, redis });
+  const metrics = { rateLimit: createRateLimitMetrics(new Registry()) };
+  const login = createLoginLimiter({ log, redis, metrics });
 
   const perUser = CREDENTIAL_LIMITS.login.perUser.max;
   for (let i = 0; i < perUser; i++) assert.equal(await attempt(login, ctx(`198.51.100.${i}`), ['Ana', 'ana', ' ANA ', 'ａｎａ'][i % 4]), 'ok');
@@ -47,7 +50,7 @@ test('credential limits: per user name (any spelling, any address) and per addre
   assert.equal(await attempt(login, ctx('2001:db8:9:1::1'), 'someone-new'), 'ok');
 
   // Token endpoints have their own budget.
-  const token = createLoginLimiter({ log, redis }, 'token');
+  const token = createLoginLimiter({ log, redis, metrics }, 'token');
   assert.equal(await attempt(token, ctx('198.51.100.200'), 'ana'), 'ok');
 
   await server.stop();
@@ -58,7 +61,7 @@ test('credential limits: per user name (any spelling, any address) and per addre
 });
 
 test('credential limits without Redis use this process memory', async () => {
-  const login = createLoginLimiter({ log: createMemoryLogger() });
+  const login = createLoginLimiter({ log: createMemoryLogger(), metrics: { rateLimit: createRateLimitMetrics(new Registry()) } });
   for (let i = 0; i < CREDENTIAL_LIMITS.login.perUser.max; i++) assert.equal(await attempt(login, ctx('192.0.2.1'), 'dora'), 'ok');
   assert.equal(await attempt(login, ctx('192.0.2.2'), 'Dora'), 'RATE_LIMITED');
 });

@@ -11,6 +11,8 @@ import { chargeStopped, createRouteLimit, RATE_LIMIT_KEY_PREFIX } from '../../..
 import type { Step } from '../../../src/step.js';
 import { FULL_BUCKET_MEMORY_MS } from '../../../src/ratelimit/limiter.js';
 import { deleteKeys, gatewayRedis, listKeys, RedisServerProcess, runId, SHARED_REDIS_URL, waitFor } from '../../helpers/redis.js';
+import { Registry } from 'prom-client';
+import { createRateLimitMetrics } from '../../../src/ratelimit/metrics.js';
 
 let seq = 0;
 function ctx(ip: string): RequestContext {
@@ -29,7 +31,7 @@ function routeOf(name: string, rateLimit: Record<string, unknown>): RouteConfig 
  * the principal a request carries (`who`), or refuses it; `authenticated` counts how often it ran.
  */
 function pipeline(route: RouteConfig, redis?: Redis, log: Logger = createMemoryLogger()): { run(c: RequestContext, who?: Principal | 'redirect'): Promise<string>; authenticated: number } {
-  const limit = createRouteLimit(route, { log, redis });
+  const limit = createRouteLimit(route, { log, redis, metrics: { rateLimit: createRateLimitMetrics(new Registry()) } });
   assert.ok(limit);
   const principals = new WeakMap<RequestContext, Principal | 'redirect'>();
   const state = { authenticated: 0 };
@@ -265,7 +267,7 @@ test('Redis down: by: user fail closed refuses before authentication; fail open 
 });
 
 test('a route without rateLimit has no limit; by: ip has no user step and leaves the steps between as they are', () => {
-  const deps = { log: createMemoryLogger() };
+  const deps = { log: createMemoryLogger(), metrics: { rateLimit: createRateLimitMetrics(new Registry()) } };
   assert.equal(createRouteLimit(routeSchema.parse({ name: 'a', host: 'a.test', upstream: 'http://127.0.0.1:1', auth: 'none' }), deps), undefined);
   const byIp = createRouteLimit(routeOf('b', { max: 1, by: 'ip' }), deps);
   assert.ok(byIp);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createRouter, stripPrefix, underPrefix } from '../../../src/routing/router.js';
 import { parseConfig } from '../../../src/config/load.js';
 import type { RouteConfig } from '../../../src/config/schema.js';
+import { isGatewayError } from '../../../src/errors.js';
 
 const UP = 'http://127.0.0.1:8000';
 
@@ -165,4 +166,54 @@ describe('stripPrefix', () => {
       assert.equal(stripPrefix(path, prefix), expected);
     });
   }
+});
+
+// Prefixes and encoded slashes (from the review of the edge).
+/** Routes from a YAML list, through the config parser. */
+function routesOf(yaml: string): RouteConfig[] {
+  return parseConfig(`routes:\n${yaml}`, {}, 'test').routes;
+}
+
+describe('stripPrefix cuts whole segments', () => {
+  const cases: readonly (readonly [string, string, string])[] = [
+    ['/svc;xxadmin/v1/users', '/svc/v1', '/users'],
+    ['/svc/v1;x/users', '/svc/v1', '/users'],
+    ['/svc;x/v1;y', '/svc/v1', '/'],
+    ['/public;x', '/public', '/'],
+    ['/public;x/y', '/public', '/y'],
+    ['/public/a;b/c', '/public', '/a;b/c'],
+    ['/public/', '/public', '/'],
+    ['/public/a%2Fb', '/public', '/a%2Fb'],
+  ];
+  for (const [path, prefix, expected] of cases) {
+    test(`${path} without ${prefix} → ${expected}`, () => assert.equal(stripPrefix(path, prefix), expected));
+  }
+});
+
+describe('an encoded slash must not choose the route', () => {
+  const match = createRouter(
+    routesOf(`
+  - { name: admin, host: api.localhost, path: /admin, upstream: ${UP}, auth: jwt }
+  - { name: files, host: api.localhost, path: /files, upstream: ${UP}, auth: none, allowEncodedSlashes: true }
+  - { name: private, host: api.localhost, path: /files/private, upstream: ${UP}, auth: jwt }
+  - { name: loose, host: api.localhost, upstream: ${UP}, auth: none, allowEncodedSlashes: true }
+`),
+  );
+  const rejected = (path: string): void =>
+    assert.throws(
+      () => match('api.localhost', path),
+      (err: unknown) => isGatewayError(err) && err.code === 'PATH_REJECTED',
+      path,
+    );
+
+  test('refused when the decoded reading reaches another route', () => {
+    for (const path of ['/admin%2Fusers', '/%2Fadmin', '/%2F%2Fadmin/x', '/files/private%2Fkey', '/files%2Fprivate/key']) rejected(path);
+  });
+
+  test('kept when both readings agree', () => {
+    assert.equal(match('api.localhost', '/files/a%2Fb')?.name, 'files');
+    assert.equal(match('api.localhost', '/other/a%2Fb')?.name, 'loose');
+    assert.equal(match('api.localhost', '/admin/a%2Fb')?.name, 'admin');
+    assert.equal(match('api.localhost', '/administrator%2Fx')?.name, 'loose');
+  });
 });

@@ -10,10 +10,12 @@ import { DeliveryWorker } from '../../../src/webhook/worker.js';
 import { createMemoryLogger, type Logger } from '../../../src/log/logger.js';
 import { StandInCrm } from '../../helpers/crm-api.js';
 import { deleteKeys, gatewayRedis, runId, SHARED_REDIS_URL, waitFor } from '../../helpers/redis.js';
+import { Registry } from 'prom-client';
+import { createWebhookMetrics } from '../../../src/webhook/metrics.js';
 
 /**
- * Review of the webhook queue's delivery side, against the real Redis and a real stand-in CRM
- * API: entries that cannot become a request must be set aside, never stop the queue.
+ * The webhook queue's delivery side (DeliveryWorker), against the real Redis and a real
+ * stand-in CRM API: entries that cannot become a request must be set aside, never stop the queue.
  */
 const DAY = 86_400_000;
 let redis: Redis;
@@ -53,7 +55,7 @@ for (const [what, poison] of [
   test(`an entry with ${what} is dead-lettered; the queue behind it is delivered and the lease is not held forever`, async (t) => {
     const crm = await StandInCrm.start();
     const { store, sealer, aad, name } = await queueWith([poison, delivery('good')]);
-    const worker = new DeliveryWorker(store, sealer, createMemoryLogger(), { routeName: name, target: new URL(crm.url), agent, timeoutMs: 2_000, retryMinMs: 10, retryMaxMs: 50, aad });
+    const worker = new DeliveryWorker(store, sealer, createMemoryLogger(), { routeName: name, target: new URL(crm.url), agent, timeoutMs: 2_000, retryMinMs: 10, retryMaxMs: 50, aad, metrics: createWebhookMetrics(new Registry()) });
     t.after(async () => {
       await worker.stop();
       await crm.stop();
@@ -85,7 +87,7 @@ test('an unexpected error in the delivery loop neither ends it nor leaves the le
       memory.security(event, fields);
     },
   };
-  const worker = new DeliveryWorker(store, sealer, log, { routeName: name, target: new URL(crm.url), agent, timeoutMs: 2_000, retryMinMs: 10, retryMaxMs: 50, aad });
+  const worker = new DeliveryWorker(store, sealer, log, { routeName: name, target: new URL(crm.url), agent, timeoutMs: 2_000, retryMinMs: 10, retryMaxMs: 50, aad, metrics: createWebhookMetrics(new Registry()) });
   t.after(async () => {
     await worker.stop();
     await crm.stop();

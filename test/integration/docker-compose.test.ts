@@ -6,17 +6,13 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseCompose } from '../../src/doctor/compose.js';
 import { ALL_SECRET_NAMES } from '../../src/secrets/specs.js';
-import { DEFAULTS } from '../../src/config/schema.js';
-import { parseDuration } from '../../src/config/units.js';
 import { REPO } from '../helpers/deployment.js';
 
 /**
- * Review of the shipped deployment files, read the way the doctor reads them (Docker has no
- * engine here): docker-compose.yml parsed and interpolated with a .env of distinct secrets,
- * nginx/crm-gateway.conf read against the gateway's own defaults.
+ * The shipped docker-compose.yml, read the way the doctor reads it (Docker has no engine here):
+ * parsed and interpolated with a .env of distinct secrets. From the review of the deployment files.
  */
 const COMPOSE = readFileSync(join(REPO, 'docker-compose.yml'), 'utf8');
-const NGINX = readFileSync(join(REPO, 'nginx', 'crm-gateway.conf'), 'utf8');
 
 /** A .env where every secret has a value no other text could contain by chance. */
 function secretEnv(): Record<string, string> {
@@ -67,7 +63,7 @@ describe('docker-compose.yml', () => {
     assert.equal(doc.networks.backend?.internal, true);
   });
 
-  test('each application is told it is behind the gateway (README "Behind the gateway")', () => {
+  test('each application is told it is behind the gateway (docs/applications.md, "Behind the gateway")', () => {
     const services = rawServices();
     const gatewayIp = /:-([\d.]+)\}/.exec(String((services.gateway?.networks as Record<string, { ipv4_address?: string }>).backend?.ipv4_address))?.[1];
     const subnet = /:-([\d.]+)\.0\/24\}/.exec(COMPOSE)?.[1];
@@ -79,19 +75,5 @@ describe('docker-compose.yml', () => {
     const env = (name: string): Record<string, string> => services[name]?.environment as Record<string, string>;
     assert.equal(env('nocodb').NC_PUBLIC_URL, 'https://nocodb.${GATEWAY_DOMAIN}');
     assert.equal(env('metabase').MB_SITE_URL, 'https://metabase.${GATEWAY_DOMAIN}');
-  });
-});
-
-describe('nginx/crm-gateway.conf', () => {
-  test("nginx drops idle gateway connections before the gateway does (no 502 from reusing a socket the gateway is closing)", () => {
-    // Every pool that keeps connections (one per public host) sets the timeout.
-    const pools = [...NGINX.matchAll(/upstream (crm_gateway_\w+) \{([^}]*)\}/g)].filter((m) => /keepalive\s+\d+;/.test(m[2] ?? ''));
-    assert.ok(pools.length >= 3, 'a keep-alive pool per public host');
-    const gatewayIdleMs = parseDuration(DEFAULTS.keepAliveTimeout) ?? 0;
-    for (const [, name, body] of pools) {
-      const m = /^\s*keepalive_timeout\s+(\d+)s;/m.exec(body ?? '');
-      assert.ok(m, `keepalive_timeout set in ${name} (nginx defaults to 60 s)`);
-      assert.ok(Number(m[1]) * 1000 < gatewayIdleMs, `${name} keeps idle upstream sockets ${m[1]} s, the gateway closes them after ${gatewayIdleMs} ms`);
-    }
   });
 });
