@@ -7,6 +7,7 @@ import { kidOf } from '../../src/auth/keyring.js';
 import { ACCESS_COOKIE, REFRESH_COOKIE, CSRF_COOKIE } from '../../src/auth/cookies.js';
 import type { SeenRequest } from '../../src/demo/echo-upstream.js';
 import { addClient, b64url, claimsFor, expectRefused, handToken, randomSecret, ringToken, startAuthGateway, uniq, waitFor, type AuthTestGateway } from '../helpers/auth-gateway.js';
+import { startReviewedAuthGateway } from '../helpers/reviewed-auth-gateway.js';
 import { startTestGateway } from '../helpers/harness.js';
 
 const ROUTES = `
@@ -375,27 +376,10 @@ test('without API_SECRET_KEY every route that needs auth refuses (AUTH_UNAVAILAB
 // A gateway of its own (session and bearer routes, a short refresh reuse grace): from the
 // adversarial review of src/auth, where each test failed before its fix.
 describe('JWT crit header (from the adversarial review)', () => {
-  const ROUTES = `
-  - name: nocodb
-    host: nocodb.test.local
-    upstream: UPSTREAM
-    auth: session
-    roles: [staff]
-    cors: { origins: ["https://other.test.local", "localhost"], credentials: true }
-  - name: api
-    host: api.test.local
-    upstream: UPSTREAM
-    auth: jwt
-    roles: [api]
-`;
-  const ENV = { TRUSTED_PROXIES: '127.0.0.1' };
-  /** The reviewed gateway's setting (a refresh reuse grace), kept for the same gateway. */
-  const GRACE_MS = 1_500;
-
   let gw: AuthTestGateway;
 
   before(async () => {
-    gw = await startAuthGateway({ routes: ROUTES, redis: true, env: ENV, extraYaml: `auth: { refreshReuseGrace: ${GRACE_MS}ms }` });
+    gw = await startReviewedAuthGateway();
   });
 
   after(async () => {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE } from '../../src/auth/cookies.js';
 import type { SeenRequest } from '../../src/demo/echo-upstream.js';
 import { addUser, claimsFor, ringToken, startAuthGateway, uniq, waitFor, type AuthTestGateway, expectRefused } from '../helpers/auth-gateway.js';
+import { startReviewedAuthGateway, signedInStaff, REVIEW_GRACE_MS } from '../helpers/reviewed-auth-gateway.js';
 import { SessionClient, formField, setCookieLine } from '../helpers/session-client.js';
 import type { TestResponse } from '../helpers/harness.js';
 
@@ -578,28 +579,10 @@ test('a session token or a refresh family from before staff sessions (no sid) is
 // A gateway of its own (session and bearer routes, a short refresh reuse grace): from the
 // adversarial review of src/auth, where each test failed before its fix.
 describe('session families: logout and refresh reuse revoke every token (from the adversarial review)', () => {
-  const ROUTES = `
-  - name: nocodb
-    host: nocodb.test.local
-    upstream: UPSTREAM
-    auth: session
-    roles: [staff]
-    cors: { origins: ["https://other.test.local", "localhost"], credentials: true }
-  - name: api
-    host: api.test.local
-    upstream: UPSTREAM
-    auth: jwt
-    roles: [api]
-`;
-  const ENV = { TRUSTED_PROXIES: '127.0.0.1' };
-  const PASSWORD = 'correct horse battery staple';
-  /** Long enough for the racing steps below, short enough to wait out in the reuse test. */
-  const GRACE_MS = 1_500;
-
   let gw: AuthTestGateway;
 
   before(async () => {
-    gw = await startAuthGateway({ routes: ROUTES, redis: true, env: ENV, extraYaml: `auth: { refreshReuseGrace: ${GRACE_MS}ms }` });
+    gw = await startReviewedAuthGateway();
   });
 
   after(async () => {
@@ -610,13 +593,7 @@ describe('session families: logout and refresh reuse revoke every token (from th
     return res.json<{ error: { code: string } }>().error.code;
   }
 
-  async function loggedIn(): Promise<SessionClient & { user: string }> {
-    const user = uniq('review');
-    await addUser(gw.auth, user, PASSWORD, ['staff']);
-    const c = Object.assign(new SessionClient(gw, 'nocodb.test.local'), { user });
-    await c.login(user, PASSWORD);
-    return c;
-  }
+  const loggedIn = (): Promise<SessionClient & { user: string }> => signedInStaff(gw);
 
   /** A request carried by the refresh cookie alone (the access cookie expired): a renewal. */
   async function renew(c: SessionClient, refresh: string): Promise<{ access: string; refresh: string | undefined }> {
@@ -669,7 +646,7 @@ describe('session families: logout and refresh reuse revoke every token (from th
     const c = await loggedIn();
     const r1 = c.jar.get(REFRESH_COOKIE) as string;
     const { thief, legit } = await raceWithThief(c);
-    await new Promise((r) => setTimeout(r, GRACE_MS + 200));
+    await new Promise((r) => setTimeout(r, REVIEW_GRACE_MS + 200));
     // The old refresh token comes back after the grace: reuse, the family is revoked.
     await expectRefused(gw, { path: '/replay', host: 'nocodb.test.local', headers: { cookie: `${REFRESH_COOKIE}=${r1}`, accept: 'application/json' } }, 401, 'AUTH_REVOKED');
     for (const access of [thief, legit.access]) {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { ACCESS_COOKIE, REFRESH_COOKIE } from '../../src/auth/cookies.js';
 import { addClient, addUser, claimsFor, ringToken, startAuthGateway, uniq, waitFor, type AuthTestGateway } from '../helpers/auth-gateway.js';
+import { startReviewedAuthGateway, signedInStaff } from '../helpers/reviewed-auth-gateway.js';
 import { SessionClient } from '../helpers/session-client.js';
 
 const ROUTES = `
@@ -210,41 +211,17 @@ test('after a revocation closes a socket, the upstream side of it is closed too'
 // A gateway of its own (session and bearer routes, a short refresh reuse grace): from the
 // adversarial review of src/auth, where each test failed before its fix.
 describe('websocket origins (from the adversarial review)', () => {
-  const ROUTES = `
-  - name: nocodb
-    host: nocodb.test.local
-    upstream: UPSTREAM
-    auth: session
-    roles: [staff]
-    cors: { origins: ["https://other.test.local", "localhost"], credentials: true }
-  - name: api
-    host: api.test.local
-    upstream: UPSTREAM
-    auth: jwt
-    roles: [api]
-`;
-  const ENV = { TRUSTED_PROXIES: '127.0.0.1' };
-  const PASSWORD = 'correct horse battery staple';
-  /** Long enough for the racing steps below, short enough to wait out in the reuse test. */
-  const GRACE_MS = 1_500;
-
   let gw: AuthTestGateway;
 
   before(async () => {
-    gw = await startAuthGateway({ routes: ROUTES, redis: true, env: ENV, extraYaml: `auth: { refreshReuseGrace: ${GRACE_MS}ms }` });
+    gw = await startReviewedAuthGateway();
   });
 
   after(async () => {
     await gw?.close();
   });
 
-  async function loggedIn(): Promise<SessionClient & { user: string }> {
-    const user = uniq('review');
-    await addUser(gw.auth, user, PASSWORD, ['staff']);
-    const c = Object.assign(new SessionClient(gw, 'nocodb.test.local'), { user });
-    await c.login(user, PASSWORD);
-    return c;
-  }
+  const loggedIn = (): Promise<SessionClient & { user: string }> => signedInStaff(gw);
 
   /** Opens a websocket; resolves on the upstream's greeting, rejects with the refusal's status and body. */
   function connect(headers: Record<string, string>, host: string): Promise<WebSocket> {
