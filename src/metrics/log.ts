@@ -56,29 +56,17 @@ export function createLogMetrics(registry: Registry = new Registry()): LogMetric
     registers,
   });
 
+  /** At scrape: each stream's `value`, summed over every sink registered here. */
+  const collectPerStream = (value: StreamValue) =>
+    function (this: Gauge<'stream'> | Counter<'stream'>): void {
+      this.reset();
+      for (const source of statusSources) for (const s of source()) this.inc({ stream: s.chain }, value(s));
+    };
   const perStream = (name: string, help: string, value: StreamValue): Gauge<'stream'> =>
-    new Gauge({
-      name,
-      help,
-      labelNames: ['stream'] as const,
-      registers,
-      collect() {
-        this.reset();
-        for (const source of statusSources) for (const s of source()) this.inc({ stream: s.chain }, value(s));
-      },
-    });
+    new Gauge({ name, help, labelNames: ['stream'] as const, registers, collect: collectPerStream(value) });
   /** A sink's own since-start count, exposed as the counter it is (read at scrape, never decreasing while the sink lives). */
   const perStreamCounter = (name: string, help: string, value: StreamValue): Counter<'stream'> =>
-    new Counter({
-      name,
-      help,
-      labelNames: ['stream'] as const,
-      registers,
-      collect() {
-        this.reset();
-        for (const source of statusSources) for (const s of source()) this.inc({ stream: s.chain }, value(s));
-      },
-    });
+    new Counter({ name, help, labelNames: ['stream'] as const, registers, collect: collectPerStream(value) });
 
   const logBacklogBytes = perStream('crmgw_log_backlog_bytes', 'Bytes of log lines held in memory, not yet on disk (the log write backlog), by stream.', (s) => s.backlogBytes);
   const logQueuedLines = perStream('crmgw_log_backlog_lines', 'Log lines waiting to be handed to the file, by stream.', (s) => s.queuedLines);
