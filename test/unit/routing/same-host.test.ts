@@ -63,12 +63,18 @@ describe('namesRequestHost: an Origin naming the Host the request was sent to', 
   });
 
   test("CORS's old root-dot pattern dropped a dot before any colon; no Host that reaches CORS has one", () => {
-    // Only a malformed IPv6 literal tells the two patterns apart. The request-target step
-    // refuses that Host (HOST_INVALID) before any route step, CORS included, runs.
-    const origin = new URL('https://[::1:2]');
-    assert.equal(corsBefore(origin, '[::1.:2]'), true);
-    assert.equal(namesRequestHost(origin, '[::1.:2]', { dottedHost: true }), false);
+    // Two kinds of malformed Host tell the two patterns apart: a dot inside an IPv6 literal
+    // (the old pattern matched more) and a dot after the port (the new one lets the dot before
+    // the port stand for the root). The request-target step refuses both (HOST_INVALID) before
+    // any route step, CORS included, runs.
+    const v6 = new URL('https://[::1:2]');
+    assert.equal(corsBefore(v6, '[::1.:2]'), true);
+    assert.equal(namesRequestHost(v6, '[::1.:2]', { dottedHost: true }), false);
     assert.equal(normalizeHost('[::1.:2]'), undefined);
+    const dotted = new URL('https://a.example.:8443');
+    assert.equal(corsBefore(dotted, 'a.example.:8443.'), false);
+    assert.equal(namesRequestHost(dotted, 'a.example.:8443.', { dottedHost: true }), true);
+    assert.equal(normalizeHost('a.example.:8443.'), undefined);
     assert.equal(normalizeHost('app.example.:'), undefined);
   });
 });
