@@ -1,11 +1,26 @@
 import { findingResults } from './policy.js';
 import { pass, type Check, type CheckResult } from '../types.js';
 
-/** The architecture's development defaults: in production they let local pages call the API. */
-const DEV_ORIGINS = new Set(['localhost', '127.0.0.1', '[::1]']);
+/** The host an origin entry names, read as the CORS step reads it (src/policy/cors.ts): case and a root dot do not matter. */
+function entryHost(entry: string): string | undefined {
+  if (!/^https?:\/\//i.test(entry)) return entry.toLowerCase().replace(/\.$/, '');
+  try {
+    return new URL(entry).hostname.replace(/\.$/, '');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The architecture's development defaults and their like: in production they let local pages call the API. */
+function isDevHost(host: string): boolean {
+  return host === 'localhost' || host.endsWith('.localhost') || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
+}
 
 function devOrigins(origins: readonly string[]): string[] {
-  return origins.filter((o) => DEV_ORIGINS.has(o) || /^https?:\/\/(localhost|127\.0\.0\.1)(:\d+)?$/.test(o));
+  return origins.filter((o) => {
+    const host = entryHost(o);
+    return host !== undefined && isDevHost(host);
+  });
 }
 
 export const corsCheck: Check = (ctx) => {
