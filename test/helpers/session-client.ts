@@ -43,11 +43,11 @@ interface Requester {
  */
 export class SessionClient {
   readonly jar = new CookieJar();
-  readonly ip = randomClientIp();
 
   constructor(
     private readonly gw: Requester,
     readonly host: string,
+    readonly ip: string = randomClientIp(),
   ) {}
 
   async send(opts: RequestOptions & { html?: boolean; withCookies?: boolean }): Promise<TestResponse> {
@@ -85,5 +85,44 @@ export class SessionClient {
     const res = await this.postLogin({ csrf: form.csrf, rd: form.rd, username, password });
     assert.equal(res.status, 303, `login of ${username}: ${res.status} ${res.body.slice(0, 300)}`);
     return res;
+  }
+}
+
+/**
+ * One browser across hosts: a SessionClient (cookie jar) per host, as a browser keeps host-only
+ * cookies, all from one client address. `navigate` follows redirects from host to host.
+ */
+export class HostBrowser {
+  readonly hosts = new Map<string, SessionClient>();
+  readonly ip = randomClientIp();
+
+  /** `port`: every hop must stay on https at this port (the public port the gateway builds URLs with). */
+  constructor(
+    private readonly gw: Requester,
+    private readonly port?: number,
+  ) {}
+
+  on(host: string): SessionClient {
+    let c = this.hosts.get(host);
+    if (!c) this.hosts.set(host, (c = new SessionClient(this.gw, host, this.ip)));
+    return c;
+  }
+
+  /** Navigates until an answer that is not a redirect; returns every hop (URL and answer). */
+  async navigate(url: string, max = 12): Promise<{ url: string; res: TestResponse }[]> {
+    const hops: { url: string; res: TestResponse }[] = [];
+    let next = url;
+    for (let i = 0; i < max; i++) {
+      const u = new URL(next);
+      if (this.port !== undefined) {
+        assert.equal(u.protocol, 'https:', `hop ${next}`);
+        assert.equal(u.port, String(this.port), `hop ${next}`);
+      }
+      const res = await this.on(u.hostname).send({ path: `${u.pathname}${u.search}`, html: true });
+      hops.push({ url: next, res });
+      if (![301, 302, 303, 307, 308].includes(res.status)) return hops;
+      next = new URL(String(res.headers.location), next).href;
+    }
+    assert.fail(`more than ${max} redirects from ${url}`);
   }
 }

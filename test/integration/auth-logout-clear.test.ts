@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE } from '../../src/auth/cookies.js';
 import { addUser, startAuthGateway, uniq, waitFor, type AuthTestGateway } from '../helpers/auth-gateway.js';
 import type { TestResponse } from '../helpers/harness.js';
-import { SessionClient, formField, setCookieLine } from '../helpers/session-client.js';
+import { HostBrowser, SessionClient, formField, setCookieLine } from '../helpers/session-client.js';
 
 // Issue #12 item 3: logout leaves no application session behind on any session host, and a
 // login clears the site data of the host it happens on. Hostile: the clearing hop is no open
@@ -51,16 +51,6 @@ async function user(): Promise<string> {
 
 const code = (res: TestResponse): string => res.json<{ error: { code: string } }>().error.code;
 
-/** A browser with one cookie jar per host, as a real one keeps host-only cookies. */
-class Browser {
-  readonly hosts = new Map<string, SessionClient>();
-  on(host: string): SessionClient {
-    let c = this.hosts.get(host);
-    if (!c) this.hosts.set(host, (c = new SessionClient(gw, host)));
-    return c;
-  }
-}
-
 async function logout(c: SessionClient): Promise<TestResponse> {
   const page = await c.send({ path: '/auth/logout', html: true });
   return c.send({
@@ -73,7 +63,7 @@ async function logout(c: SessionClient): Promise<TestResponse> {
 }
 
 /** Follows the 303s of the chain like a browser (each host with its own jar); returns every hop's answer. */
-async function follow(b: Browser, first: TestResponse): Promise<TestResponse[]> {
+async function follow(b: HostBrowser, first: TestResponse): Promise<TestResponse[]> {
   const hops: TestResponse[] = [];
   let location = String(first.headers.location);
   while (location.includes('/auth/clear')) {
@@ -89,7 +79,7 @@ async function follow(b: Browser, first: TestResponse): Promise<TestResponse[]> 
 }
 
 test('logout clears site data on every session host, this one last, then lands on its login page; nothing reaches an upstream', async () => {
-  const b = new Browser();
+  const b = new HostBrowser(gw);
   const name = await user();
   const nocodb = b.on('nocodb.test.local');
   await nocodb.login(name, PASSWORD);
@@ -119,7 +109,7 @@ test('logout clears site data on every session host, this one last, then lands o
 });
 
 test('each hop ends the session that host carries: a Metabase session of the same browser is revoked too', async () => {
-  const b = new Browser();
+  const b = new HostBrowser(gw);
   const name = await user();
   await b.on('nocodb.test.local').login(name, PASSWORD);
   const metabase = b.on('metabase.test.local');
@@ -137,7 +127,7 @@ test('each hop ends the session that host carries: a Metabase session of the sam
 });
 
 test('hostile hops: no ticket, a forged, replayed or other-host ticket, or POST is a 4xx that clears nothing and redirects nowhere', async () => {
-  const b = new Browser();
+  const b = new HostBrowser(gw);
   await b.on('nocodb.test.local').login(await user(), PASSWORD);
   const first = new URL(String((await logout(b.on('nocodb.test.local'))).headers.location));
   const ticket = first.searchParams.get('token') as string;
@@ -162,7 +152,7 @@ test('hostile hops: no ticket, a forged, replayed or other-host ticket, or POST 
 });
 
 test('the hop takes no destination from the link: extra parameters cannot send the browser off the gateway', async () => {
-  const b = new Browser();
+  const b = new HostBrowser(gw);
   await b.on('nocodb.test.local').login(await user(), PASSWORD);
   const first = new URL(String((await logout(b.on('nocodb.test.local'))).headers.location));
   const ticket = first.searchParams.get('token') as string;

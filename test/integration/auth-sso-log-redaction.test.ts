@@ -14,7 +14,7 @@ import { shortTokenHash } from '../../src/audit/redact/identifiers.js';
 import { startTestAudit, type TestAudit } from '../helpers/audit.js';
 import { REDIS_URL, addUser, randomSecret, uniq } from '../helpers/auth-gateway.js';
 import { httpsRequest, testCertificate, testConfig, type RequestOptions, type TestResponse } from '../helpers/harness.js';
-import { SessionClient, formField, setCookieLine } from '../helpers/session-client.js';
+import { HostBrowser, formField, setCookieLine } from '../helpers/session-client.js';
 
 // The SSO hand-off's one-time code and state travel in URLs (src/auth/sso/handoff.ts): neither
 // may reach the access or security log files (src/audit/redact/redact.ts, URL_CREDENTIAL_NAMES), while
@@ -69,34 +69,6 @@ after(async () => {
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
-/** One browser: a cookie jar per host, one client address; follows redirects across hosts. */
-class Browser {
-  readonly hosts = new Map<string, SessionClient>();
-  on(host: string): SessionClient {
-    let c = this.hosts.get(host);
-    if (!c) {
-      c = new SessionClient(requester, host);
-      const first = this.hosts.values().next().value;
-      if (first) (c as { ip: string }).ip = first.ip;
-      this.hosts.set(host, c);
-    }
-    return c;
-  }
-
-  async navigate(url: string, max = 12): Promise<{ url: string; res: TestResponse }[]> {
-    const hops: { url: string; res: TestResponse }[] = [];
-    let next = url;
-    for (let i = 0; i < max; i++) {
-      const u = new URL(next);
-      const res = await this.on(u.hostname).send({ path: `${u.pathname}${u.search}`, html: true });
-      hops.push({ url: next, res });
-      if (![301, 302, 303, 307, 308].includes(res.status)) return hops;
-      next = new URL(String(res.headers.location), next).href;
-    }
-    assert.fail(`more than ${max} redirects from ${url}`);
-  }
-}
-
 const origin = (host: string): string => `https://${host}:${PORT}`;
 
 function logText(stream: 'access' | 'security' | 'app'): string {
@@ -113,7 +85,7 @@ const records = (stream: 'access' | 'security'): Record<string, unknown>[] =>
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 test('an SSO hand-off (signed out, then signed in, then a replayed code): no code or state in the access or security log files', async () => {
-  const b = new Browser();
+  const b = new HostBrowser(requester);
   const name = uniq('ssolog');
   await addUser(auth, name, PASSWORD, ['staff']);
 

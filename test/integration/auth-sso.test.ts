@@ -6,7 +6,7 @@ import { ACCESS_COOKIE, REFRESH_COOKIE, SSO_STATE_COOKIE } from '../../src/auth/
 import type { SeenRequest } from '../../src/demo/echo-upstream.js';
 import { addUser, startAuthGateway, uniq, type AuthTestGateway } from '../helpers/auth-gateway.js';
 import type { TestResponse } from '../helpers/harness.js';
-import { SessionClient, formField, setCookieLine } from '../helpers/session-client.js';
+import { HostBrowser, SessionClient, formField, setCookieLine } from '../helpers/session-client.js';
 
 // Issue 14, item 1: one login for every session host, host-bound cookies handed over through a
 // one-time code (src/auth/sso/handoff.ts), and one logout that ends the session on every host.
@@ -56,43 +56,9 @@ async function user(): Promise<string> {
 const errorCode = (res: TestResponse): string => res.json<{ error: { code: string } }>().error.code;
 const claimsOf = (jwt: string): Record<string, unknown> => JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString('utf8')) as Record<string, unknown>;
 
-/** A browser: one cookie jar per host (host-only cookies), one client address. */
-class Browser {
-  readonly hosts = new Map<string, SessionClient>();
-  on(host: string): SessionClient {
-    let c = this.hosts.get(host);
-    if (!c) {
-      c = new SessionClient(gw, host);
-      const first = this.hosts.values().next().value;
-      if (first) (c as { ip: string }).ip = first.ip;
-      this.hosts.set(host, c);
-    }
-    return c;
-  }
-
-  /**
-   * Navigates like a browser: follows redirects across hosts, each host with its own jar, until
-   * an answer that is not a redirect. Returns every hop (URL and answer).
-   */
-  async navigate(url: string, max = 12): Promise<{ url: string; res: TestResponse }[]> {
-    const hops: { url: string; res: TestResponse }[] = [];
-    let next = url;
-    for (let i = 0; i < max; i++) {
-      const u = new URL(next);
-      assert.equal(u.protocol, 'https:', `hop ${next}`);
-      assert.equal(u.port, String(PORT), `hop ${next}`);
-      const res = await this.on(u.hostname).send({ path: `${u.pathname}${u.search}`, html: true });
-      hops.push({ url: next, res });
-      if (![301, 302, 303, 307, 308].includes(res.status)) return hops;
-      next = new URL(String(res.headers.location), next).href;
-    }
-    assert.fail(`more than ${max} redirects from ${url}`);
-  }
-}
-
 const origin = (host: string): string => `https://${host}:${PORT}`;
 
-async function loggedIn(b: Browser, name: string, host = S): Promise<TestResponse> {
+async function loggedIn(b: HostBrowser, name: string, host = S): Promise<TestResponse> {
   return b.on(host).login(name, PASSWORD);
 }
 
@@ -101,7 +67,7 @@ function lastSeen(path: string): SeenRequest | undefined {
 }
 
 test('signed in on the sign-in host, a second host gets its own session through the hand-off: one code, host-bound cookies, same session', async () => {
-  const b = new Browser();
+  const b = new HostBrowser(gw, PORT);
   const name = await user();
   await loggedIn(b, name);
   const sAccess = claimsOf(b.on(S).jar.get(ACCESS_COOKIE) as string);
@@ -150,7 +116,7 @@ test('signed in on the sign-in host, a second host gets its own session through 
 });
 
 test('not signed in anywhere: a second host sends the browser to sign in on the sign-in host once, then back with a session', async () => {
-  const b = new Browser();
+  const b = new HostBrowser(gw, PORT);
   const name = await user();
   const hops = await b.navigate(`${origin(T)}/report`);
   const page = hops.at(-1) as { url: string; res: TestResponse };
@@ -170,7 +136,7 @@ test('not signed in anywhere: a second host sends the browser to sign in on the 
 });
 
 test('a direct login on another host than the sign-in host still works and also signs in the sign-in host', async () => {
-  const b = new Browser();
+  const b = new HostBrowser(gw, PORT);
   const name = await user();
   const t0 = performance.now();
   const posted = await loggedIn(b, name, T);
@@ -201,7 +167,7 @@ async function logout(c: SessionClient): Promise<TestResponse> {
 }
 
 test('one logout ends the session on every host: copies of all three hosts\' cookies are refused afterwards, even before the chain clears them', async () => {
-  const b = new Browser();
+  const b = new HostBrowser(gw, PORT);
   const name = await user();
   await loggedIn(b, name);
   await b.navigate(`${origin(T)}/`);
@@ -227,7 +193,7 @@ test('one logout ends the session on every host: copies of all three hosts\' coo
 });
 
 /** Runs the hand-off up to the code for T and returns the callback URL, without following it. */
-async function codeFor(b: Browser, host = T): Promise<string> {
+async function codeFor(b: HostBrowser, host = T): Promise<string> {
   const begin = await b.on(host).send({ path: '/auth/sso/begin?rd=%2Fhere', html: true });
   assert.equal(begin.status, 302);
   const start = new URL(String(begin.headers.location));
@@ -237,7 +203,7 @@ async function codeFor(b: Browser, host = T): Promise<string> {
   return location;
 }
 
-async function refused(b: Browser, url: string, status: number, code: string, cookie?: string): Promise<TestResponse> {
+async function refused(b: HostBrowser, url: string, status: number, code: string, cookie?: string): Promise<TestResponse> {
   const u = new URL(url);
   const before = gw.upstream.seen.length;
   const events = gw.log.securityEvents.length;
@@ -253,19 +219,19 @@ async function refused(b: Browser, url: string, status: number, code: string, co
 }
 
 test('a code replayed: the second use is refused (AUTH_SSO_CODE_INVALID), even with the right state cookie', async () => {
-  const b = new Browser();
+  const b = new HostBrowser(gw, PORT);
   await loggedIn(b, await user());
   const callback = await codeFor(b);
   const state = b.on(T).jar.get(SSO_STATE_COOKIE) as string;
   const first = await b.navigate(callback);
   assert.equal(first.at(-1)?.res.status, 200);
   // An attacker who saw the URL, with the state cookie too.
-  const other = new Browser();
+  const other = new HostBrowser(gw, PORT);
   await refused(other, callback, 400, 'AUTH_SSO_CODE_INVALID', `${SSO_STATE_COOKIE}=${state}`);
 });
 
 test('a code redeemed on another host than it was minted for is refused, and is gone for its own host too', async () => {
-  const b = new Browser();
+  const b = new HostBrowser(gw, PORT);
   await loggedIn(b, await user());
   const callback = await codeFor(b, T);
   // The api host has its own state cookie: it began a flow of its own.
@@ -277,12 +243,12 @@ test('a code redeemed on another host than it was minted for is refused, and is 
 
 test('login CSRF: a code without this browser\'s state cookie, or with another flow\'s, is refused (AUTH_SSO_STATE_INVALID)', async () => {
   // The attacker signs in and runs the hand-off up to the code...
-  const attacker = new Browser();
+  const attacker = new HostBrowser(gw, PORT);
   const mallory = await user();
   await loggedIn(attacker, mallory);
   const callback = await codeFor(attacker);
   // ...and lures the victim's browser to it: no state cookie there.
-  const victim = new Browser();
+  const victim = new HostBrowser(gw, PORT);
   await refused(victim, callback, 400, 'AUTH_SSO_STATE_INVALID');
   // A victim who began a flow of their own has a state cookie, but not the attacker's.
   const callback2 = await codeFor(attacker);
@@ -293,7 +259,7 @@ test('login CSRF: a code without this browser\'s state cookie, or with another f
 });
 
 test('cookie tossing: a state cookie or a session cookie sent twice (a sibling subdomain planted one) is refused', async () => {
-  const b = new Browser();
+  const b = new HostBrowser(gw, PORT);
   await loggedIn(b, await user());
   const callback = await codeFor(b);
   const state = b.on(T).jar.get(SSO_STATE_COOKIE) as string;
@@ -310,7 +276,7 @@ test('cookie tossing: a state cookie or a session cookie sent twice (a sibling s
 });
 
 test('open redirects through the hand-off are refused: rd to a foreign host, to http:, to //evil; to= a host that is not a session host', async () => {
-  const b = new Browser();
+  const b = new HostBrowser(gw, PORT);
   await loggedIn(b, await user());
   for (const rd of ['https://evil.example/x', `http://${T}:${PORT}/x`, '//evil.example/x', `https://${T}.evil.example:${PORT}/`, `https://${T}:444/x`, '/\\evil.example']) {
     const hops = await b.navigate(`${origin(T)}/auth/sso/begin?rd=${encodeURIComponent(rd)}`);
@@ -347,7 +313,7 @@ function ownLocations(hops: { url: string; res: TestResponse }[]): void {
 // passed the return-URL check, and the callback cut the origin off: `Location: //evil.example/phish`.
 test('open redirects through a path that starts with two slashes (//, ///, /%2F%2F, /\\): the hand-off and a sign-in end on our host', async () => {
   const name = await user();
-  const b = new Browser();
+  const b = new HostBrowser(gw, PORT);
   await loggedIn(b, name);
   for (const path of ['//evil.example/phish', '///evil.example/phish', '/%2F%2Fevil.example/phish', '/\\evil.example/phish', '/%5Cevil.example/phish']) {
     const hops = await b.navigate(`${origin(T)}/auth/sso/begin?rd=${encodeURIComponent(`${origin(T)}${path}`)}`);
@@ -357,7 +323,7 @@ test('open redirects through a path that starts with two slashes (//, ///, /%2F%
   }
   // A password sign-in on T with rd on S whose path is //evil: through S's hand-off, back on our hosts.
   for (const path of ['//evil.example/x', '///evil.example/x', '/%2F%2Fevil.example/x']) {
-    const fresh = new Browser();
+    const fresh = new HostBrowser(gw, PORT);
     const form = await fresh.on(T).openLogin();
     const posted = await fresh.on(T).postLogin({ csrf: form.csrf, rd: `${origin(S)}${path}`, username: name, password: PASSWORD });
     assert.equal(posted.status, 303, posted.body.slice(0, 200));
@@ -369,7 +335,7 @@ test('open redirects through a path that starts with two slashes (//, ///, /%2F%
 });
 
 test('malformed and unknown codes, and a code for a session ended meanwhile, are refused', async () => {
-  const b = new Browser();
+  const b = new HostBrowser(gw, PORT);
   await loggedIn(b, await user());
   await b.on(T).send({ path: '/auth/sso/begin?rd=%2F', html: true });
   await refused(b, `${origin(T)}/auth/sso/callback`, 400, 'AUTH_SSO_CODE_INVALID');
@@ -382,7 +348,7 @@ test('malformed and unknown codes, and a code for a session ended meanwhile, are
 });
 
 test('ending a session closes its websockets on every host (the session end is one revocation)', async () => {
-  const b = new Browser();
+  const b = new HostBrowser(gw, PORT);
   await loggedIn(b, await user());
   await b.navigate(`${origin(T)}/`);
   const sockets = await Promise.all(
