@@ -97,8 +97,6 @@ export const gatewaySchema = z.strictObject({
 
 export type GatewayConfig = z.output<typeof gatewaySchema>;
 export type RouteConfig = z.output<typeof routeSchema>;
-export type CorsConfig = NonNullable<RouteConfig['cors']>;
 export type AlertsConfig = GatewayConfig['alerts'];
-export type LogConfig = GatewayConfig['log'];
 export type ContainmentConfig = GatewayConfig['containment'];
 export type AcmeConfig = NonNullable<GatewayConfig['tls']['acme']>;

@@ -1,6 +1,5 @@
 import { isIP } from 'node:net';
 import { parseDuration } from '../config/units.js';
-import { DEFAULTS } from '../config/defaults.js';
 import { NAME_PATTERN } from '../auth/store/types.js';
 import { OIDC_SUBJECT_PATTERN } from '../auth/oidc/rules.js';
 import { canonicalIpv6, normalizeIp } from '../net/ip.js';
@@ -34,8 +33,6 @@ export interface Block {
  * typo (`10.0.0.0/1` for `/16`) that would lock out customers and operators alike.
  */
 export const WIDEST_CIDR = { ipv4: 8, ipv6: 32 } as const;
-/** Longest block the CLI accepts unless `containment.maxDuration` says otherwise. */
-export const DEFAULT_MAX_BLOCK = DEFAULTS.containmentMaxDuration;
 /** A reason is for people reading the audit log: one line, bounded. */
 export const MAX_REASON_LENGTH = 500;
 

@@ -6,7 +6,6 @@ import { parseConfig } from '../../../src/config/load.js';
 import { DEFAULTS as SCHEMA_DEFAULTS, DEFAULT_CORS_EXPOSE, type GatewayConfig } from '../../../src/config/schema.js';
 import { parseDuration, parseSize } from '../../../src/config/units.js';
 import { DEFAULT_MAX_TOKEN_TTL_MS } from '../../../src/secrets/keyring.js';
-import { DEFAULT_MAX_BLOCK } from '../../../src/containment/model.js';
 
 /** Only what has no default of its own, plus the optional parts whose fields have defaults. */
 const MINIMAL = `
@@ -125,6 +124,5 @@ describe('config/defaults.ts is the one source of the defaults', () => {
 
   test('the fallbacks used without a config are the schema defaults', () => {
     assert.equal(DEFAULT_MAX_TOKEN_TTL_MS, cfg.auth.maxTokenTtl);
-    assert.equal(parseDuration(DEFAULT_MAX_BLOCK), cfg.containment.maxDuration);
   });
 });
