@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { BrowserContext, ConsoleMessage, Page } from 'playwright-core';
 import { startTestGateway, type TestGateway } from '../helpers/harness.js';
-import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
+import { launchBrowser, openPage as openBrowserPage, type TestBrowser } from '../helpers/browser.js';
 
 const TEST_TIMEOUT_MS = 60_000;
 const SCREENSHOT = join(tmpdir(), 'crm-gateway-e2e-error-page.png');
@@ -73,13 +73,9 @@ after(async () => {
 
 /** A fresh context and page; console messages and CSP violations are collected. */
 async function openPage(t: { after(fn: () => Promise<void>): void }): Promise<{ page: Page; console: ConsoleMessage[]; context: BrowserContext }> {
-  const context = await browser.newContext();
-  t.after(() => context.close());
-  const page = await context.newPage();
+  const { page, context } = await openBrowserPage(browser, t);
   const messages: ConsoleMessage[] = [];
   page.on('console', (m) => messages.push(m));
-  // Injected by the debugger, so the page's own CSP does not apply to this listener.
-  await page.addInitScript('window.__cspViolations = []; document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI));');
   return { page, console: messages, context };
 }
 

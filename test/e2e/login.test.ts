@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, type TestBrowser, signInAtGateway } from '../helpers/browser.js';
+import type { Page } from 'playwright-core';
+import { launchBrowser, openPage, type TestBrowser, signInAtGateway } from '../helpers/browser.js';
 import { ACCESS_COOKIE, REFRESH_COOKIE } from '../../src/auth/cookies.js';
 import { addUser, startAuthGateway, type AuthTestGateway } from '../helpers/auth-gateway.js';
 import { freePort } from '../helpers/ports.js';
@@ -45,15 +45,6 @@ after(async () => {
   await gw?.close();
 });
 
-async function openPage(t: { after(fn: () => Promise<void>): void }): Promise<{ page: Page; context: BrowserContext }> {
-  const context = await browser.newContext();
-  t.after(() => context.close());
-  const page = await context.newPage();
-  // Injected by the debugger, so the page's own CSP does not apply to this listener.
-  await page.addInitScript('window.__cspViolations = []; document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI));');
-  return { page, context };
-}
-
 async function signIn(page: Page, user: string, password: string): Promise<void> {
   await signInAtGateway(page, user, password);
 }
@@ -68,7 +59,7 @@ async function shownEcho(page: Page): Promise<Echo> {
 }
 
 test('a browser is sent to the login page, signs in, lands on the page it asked for, then logs out and is turned away', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const { page, context } = await openPage(t);
+  const { page, context } = await openPage(browser, t);
   const seenBefore = gw.upstream.seen.length;
 
   // 1. Not signed in: the gateway's login page, with the return path.
@@ -131,7 +122,7 @@ test('a browser is sent to the login page, signs in, lands on the page it asked 
 });
 
 test('a return URL on another gateway host: the browser follows the redirect after sign-in (CSP form-action allows it)', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const { page } = await openPage(t);
+  const { page } = await openPage(browser, t);
   const blocked: string[] = [];
   page.on('console', (m) => {
     if (/Content Security Policy/.test(m.text())) blocked.push(m.text());
@@ -148,7 +139,7 @@ test('a return URL on another gateway host: the browser follows the redirect aft
 });
 
 test('an off-site return URL is dropped: after sign-in the browser stays on the gateway', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const { page } = await openPage(t);
+  const { page } = await openPage(browser, t);
   await page.goto(`${origin}/auth/login?rd=${encodeURIComponent('https://nocodb.localhost.evil.com/phish')}`);
   await signIn(page, USER, PASSWORD);
   assert.equal(page.url(), `${origin}/`);

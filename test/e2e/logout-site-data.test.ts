@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, type TestBrowser, signInAtGateway } from '../helpers/browser.js';
+import { launchBrowser, openPage, type TestBrowser, signInAtGateway } from '../helpers/browser.js';
 import { ACCESS_COOKIE, REFRESH_COOKIE } from '../../src/auth/cookies.js';
 import type { EchoUpstream, SeenRequest } from '../../src/demo/echo-upstream.js';
 import { addUser, startAuthGateway, uniq, type AuthTestGateway } from '../helpers/auth-gateway.js';
@@ -96,12 +96,6 @@ async function newUser(): Promise<string> {
   return name;
 }
 
-async function openPage(t: { after(fn: () => Promise<void>): void }): Promise<{ page: Page; context: BrowserContext }> {
-  const context = await browser.newContext();
-  t.after(() => context.close());
-  return { page: await context.newPage(), context };
-}
-
 async function signIn(page: Page, user: string): Promise<void> {
   await signInAtGateway(page, user, PASSWORD);
 }
@@ -128,7 +122,7 @@ function seenBy(user: string): SeenRequest[] {
 }
 
 test('logout clears the applications sessions on every session host; the next user brings none of them to the app', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const { page, context } = await openPage(t);
+  const { page, context } = await openPage(browser, t);
   const a = await newUser();
   await useApp(page, context, nocodb, a);
   await useApp(page, context, metabase, a);
@@ -158,7 +152,7 @@ test('logout clears the applications sessions on every session host; the next us
 });
 
 test('a different user signing in without a logout: the host it signs in on is cleared of the previous user', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const { page, context } = await openPage(t);
+  const { page, context } = await openPage(browser, t);
   const a = await newUser();
   await useApp(page, context, nocodb, a);
 

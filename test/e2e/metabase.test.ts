@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { BrowserContext, ConsoleMessage, Page } from 'playwright-core';
-import { launchBrowser, type TestBrowser, signInAtGateway } from '../helpers/browser.js';
+import { launchBrowser, recordCspViolations, type TestBrowser, signInAtGateway } from '../helpers/browser.js';
 import { addUser, startAuthGateway, type AuthTestGateway } from '../helpers/auth-gateway.js';
 import { waitFor } from '../helpers/wait.js';
 import { METABASE_SESSION_COOKIE, METABASE_TIMEOUT_COOKIE, startMetabaseStandIn, type MetabaseStandIn } from '../helpers/apps/metabase-standin.js';
@@ -57,8 +57,7 @@ before(async () => {
   context = await browser.newContext();
   page = await context.newPage();
   page.on('console', (m) => consoleMessages.push(m));
-  // Injected by the debugger, so the page's own CSP does not apply to this listener.
-  await page.addInitScript('window.__cspViolations = []; document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI));');
+  await recordCspViolations(page);
 });
 
 after(async () => {

@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import type { BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, signInAtGateway, type TestBrowser } from '../helpers/browser.js';
+import type { Page } from 'playwright-core';
+import { launchBrowser, openPage, signInAtGateway, type TestBrowser } from '../helpers/browser.js';
 import { addUser, CookieJar, startAuthGateway, type AuthTestGateway } from '../helpers/auth-gateway.js';
 import { testCertificate } from '../helpers/harness.js';
 import { loadWebauthnScript } from '../../src/auth/mfa/static.js';
@@ -60,14 +60,6 @@ after(async () => {
   await gw?.close();
 });
 
-async function openPage(t: { after(fn: () => Promise<void>): void }): Promise<{ page: Page; context: BrowserContext }> {
-  const context = await browser.newContext();
-  t.after(() => context.close());
-  const page = await context.newPage();
-  await page.addInitScript('window.__cspViolations = []; document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI));');
-  return { page, context };
-}
-
 interface Echo {
   path: string;
   headers: Record<string, string>;
@@ -103,7 +95,7 @@ async function enrolled(name: string, roles: string[]): Promise<{ secret: string
 test('forced TOTP enrolment for an admin: QR and key on the page, wrong code refused and counted, recovery codes once, then the session', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const user = 'mfa-admin';
   await addUser(gw.auth, user, PASSWORD, ['staff', 'admin']);
-  const { page, context } = await openPage(t);
+  const { page, context } = await openPage(browser, t);
   const seen = gw.upstream.seen.length;
 
   await page.goto(`${origin}/records?x=1`);
@@ -151,7 +143,7 @@ test('a TOTP sign-in: next code accepted, the same code again refused (MFA_REPLA
   const user = 'mfa-totp';
   const { secret } = await enrolled(user, ['staff']);
   const code = totpCode(secret);
-  const first = await openPage(t);
+  const first = await openPage(browser, t);
   await first.page.goto(`${origin}/a`);
   await signInAtGateway(first.page, user, PASSWORD);
   assert.equal(new URL(first.page.url()).pathname, '/auth/mfa', 'an enrolled user is asked for the second factor');
@@ -160,7 +152,7 @@ test('a TOTP sign-in: next code accepted, the same code again refused (MFA_REPLA
   assert.deepEqual(events('auth.login_succeeded', user).at(-1)?.factors, ['password', 'totp']);
 
   // Someone who saw the code (and knows the password) uses it again within its 30 s.
-  const second = await openPage(t);
+  const second = await openPage(browser, t);
   const seen = gw.upstream.seen.length;
   await second.page.goto(`${origin}/b`);
   await signInAtGateway(second.page, user, PASSWORD);
@@ -176,7 +168,7 @@ test('recovery code: works once, then refused; a tampered one refused; wrong cod
   const user = 'mfa-recovery';
   const { codes } = await enrolled(user, ['staff']);
   const code = codes[0] as string;
-  const { page, context } = await openPage(t);
+  const { page, context } = await openPage(browser, t);
   await page.goto(`${origin}/r`);
   await signInAtGateway(page, user, PASSWORD);
   await submitRecovery(page, code.toLowerCase());
@@ -205,7 +197,7 @@ test('recovery code: works once, then refused; a tampered one refused; wrong cod
 test('passkeys: registered from a session, then the second factor, then a sign-in of their own; an assertion made on another origin is refused', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const user = 'mfa-passkey';
   await addUser(gw.auth, user, PASSWORD, ['staff']);
-  const { page, context } = await openPage(t);
+  const { page, context } = await openPage(browser, t);
   const cdp = await context.newCDPSession(page);
   await cdp.send('WebAuthn.enable');
   const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
@@ -287,7 +279,7 @@ test('passkeys: registered from a session, then the second factor, then a sign-i
 test('mfa: required refuses a password-only session (step-up in a browser, MFA_REQUIRED otherwise), nothing forwarded; CLI reset then the next sign-in enrols', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const user = 'mfa-stepup';
   await addUser(gw.auth, user, PASSWORD, ['staff']);
-  const { page } = await openPage(t);
+  const { page } = await openPage(browser, t);
   await page.goto(`${origin}/plain`);
   await signInAtGateway(page, user, PASSWORD);
   assert.equal(page.url(), `${origin}/plain`, 'no factor needed for the plain route');

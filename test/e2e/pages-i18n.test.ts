@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, signInAtGateway, type TestBrowser } from '../helpers/browser.js';
+import type { Page } from 'playwright-core';
+import { launchBrowser, openPage, signInAtGateway, type TestBrowser } from '../helpers/browser.js';
 import { axeViolations } from '../helpers/axe.js';
 import { addUser, startAuthGateway, type AuthTestGateway } from '../helpers/auth-gateway.js';
 import { freePort } from '../helpers/ports.js';
@@ -52,17 +52,9 @@ after(async () => {
   await gw?.close();
 });
 
+/** A browser's language: Playwright sends a context's `locale` as Accept-Language and navigator.language. */
 type Locale = 'es-ES' | 'en-US';
 const LANG: Record<Locale, 'es' | 'en'> = { 'es-ES': 'es', 'en-US': 'en' };
-
-/** A browser whose language is `locale` (Playwright sends it as Accept-Language and navigator.language). */
-async function openPage(t: { after(fn: () => Promise<void>): void }, locale: Locale, opts: { bypassCSP?: boolean } = {}): Promise<{ page: Page; context: BrowserContext }> {
-  const context = await browser.newContext({ locale, bypassCSP: opts.bypassCSP ?? false });
-  t.after(() => context.close());
-  const page = await context.newPage();
-  await page.addInitScript('window.__cspViolations = []; document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI));');
-  return { page, context };
-}
 
 async function lang(page: Page): Promise<string> {
   return page.evaluate('document.documentElement.lang');
@@ -73,7 +65,7 @@ async function assertAccessible(page: Page, what: string): Promise<void> {
 }
 
 test('signing in end to end in Spanish: every text, lang="es", and the return to the page asked for', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const { page } = await openPage(t, 'es-ES');
+  const { page } = await openPage(browser, t, { locale: 'es-ES', bypassCSP: false });
   const seen = gw.upstream.seen.length;
   const first = await page.goto(`${origin}/informes?mes=3`);
   assert.equal(first?.status(), 200);
@@ -115,7 +107,7 @@ test('signing in end to end in Spanish: every text, lang="es", and the return to
 });
 
 test('an English browser gets the English pages', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const { page } = await openPage(t, 'en-US');
+  const { page } = await openPage(browser, t, { locale: 'en-US', bypassCSP: false });
   await page.goto(`${origin}/auth/login`);
   assert.equal(await lang(page), 'en');
   assert.equal(await page.title(), 'Sign in · crm-gateway');
@@ -128,7 +120,7 @@ test('an English browser gets the English pages', { timeout: TEST_TIMEOUT_MS }, 
 });
 
 test('the styles survive the hash-based CSP, and the input border has 3:1 against the form', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const { page } = await openPage(t, 'es-ES');
+  const { page } = await openPage(browser, t, { locale: 'es-ES', bypassCSP: false });
   await page.goto(`${origin}/auth/login`);
   // Each page's only style is allowed by its hash: were it blocked, these would be the UA defaults.
   const looks = (await page.evaluate(`(() => {
@@ -151,7 +143,7 @@ test('the styles survive the hash-based CSP, and the input border has 3:1 agains
 for (const locale of ['es-ES', 'en-US'] as const) {
   test(`axe-core: zero violations on every page, ${locale}`, { timeout: TEST_TIMEOUT_MS }, async (t) => {
     // bypassCSP lets axe in; what the CSP allows is tested above without it.
-    const { page } = await openPage(t, locale, { bypassCSP: true });
+    const { page } = await openPage(browser, t, { locale, bypassCSP: true });
     const expect = LANG[locale];
     const check = async (what: string, status: number): Promise<void> => {
       assert.equal(await lang(page), expect, what);

@@ -97,3 +97,25 @@ export async function signInAtGateway(page: Page, user: string, password: string
   await page.fill('#password', password);
   await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
 }
+
+/**
+ * Collects the page's CSP violations in `window.__cspViolations` ("directive blockedURI" each),
+ * from every document the page loads.
+ */
+export async function recordCspViolations(page: Page): Promise<void> {
+  // Injected by the debugger, so the page's own CSP does not apply to this listener.
+  await page.addInitScript('window.__cspViolations = []; document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI));');
+}
+
+/** A fresh context (closed after test `t`) and page on `browser`, recording CSP violations. */
+export async function openPage(
+  browser: TestBrowser,
+  t: { after(fn: () => Promise<void>): void },
+  contextOptions?: BrowserContextOptions,
+): Promise<{ page: Page; context: BrowserContext }> {
+  const context = await browser.newContext(contextOptions);
+  t.after(() => context.close());
+  const page = await context.newPage();
+  await recordCspViolations(page);
+  return { page, context };
+}
