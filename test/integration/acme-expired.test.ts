@@ -1,15 +1,12 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startPebble } from '../helpers/pebble.js';
-import { servedCertificate } from '../helpers/acme-gateway.js';
+import { acmeCertificateServed, productionDeployment, servedCertificate, spawnBuiltGateway } from '../helpers/acme-gateway.js';
 import { makeClientCa } from '../helpers/client-certs.js';
 import { freePort } from '../helpers/ports.js';
-import { waitFor } from '../helpers/wait.js';
 import { prepare, RefusedToStart } from '../../src/bootstrap.js';
 import { createMemoryLogger } from '../../src/log/logger.js';
 import { bindGateway } from '../../src/server/start.js';
@@ -23,34 +20,9 @@ import { notBuilt } from '../helpers/built.js';
 // gateway that was off longer than its certificate's life renews itself. Without ACME the
 // refusal stays. Real files from a real CA (openssl), real pebble, the built gateway.
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const MAIN = join(ROOT, 'dist/main.js');
 const NOT_BUILT = notBuilt('dist/tls/acme/on-disk.js', 'dist/ is missing or old: run `npm run build` first');
 const DAY = 86_400_000;
 const HOSTS = ['api.acme.test', 'nocodb.acme.test'];
-const YAML = 'routes:\n  - name: api\n    host: api.${GATEWAY_DOMAIN}\n    upstream: http://127.0.0.1:9\n    auth: jwt\n  - name: nocodb\n    host: nocodb.${GATEWAY_DOMAIN}\n    upstream: http://127.0.0.1:9\n    auth: jwt\n';
-
-/** A production deployment folder; `acme` adds the ACME settings pointing at `directory`. */
-function deployment(dir: string, ports: { https: number; http: number; admin: number }, acme?: { directoryUrl: string; caFile: string }): Record<string, string> {
-  writeFileSync(join(dir, 'gateway.yaml'), YAML);
-  return {
-    GATEWAY_ENV: 'production',
-    GATEWAY_CONFIG: join(dir, 'gateway.yaml'),
-    GATEWAY_DOMAIN: 'acme.test',
-    LISTEN_ADDRESS: '127.0.0.1',
-    HTTPS_PORT: String(ports.https),
-    HTTP_PORT: String(ports.http),
-    ADMIN_PORT: String(ports.admin),
-    TLS_CERT_FILE: join(dir, 'data/tls/gateway.crt'),
-    TLS_KEY_FILE: join(dir, 'data/tls/gateway.key'),
-    DATA_DIR: join(dir, 'data'),
-    LOG_DIR: join(dir, 'logs'),
-    API_SECRET_KEY: 'ab'.repeat(32),
-    LOG_HASH_KEY: 'cd'.repeat(32),
-    CORS_ORIGINS: 'https://app.acme.test',
-    ...(acme ? { ACME_DIRECTORY_URL: acme.directoryUrl, ACME_CA_FILE: acme.caFile, ACME_EMAIL: 'ops@acme.test' } : {}),
-  };
-}
 
 /** Puts a pair at TLS_CERT_FILE / TLS_KEY_FILE (key 0600), as an operator (or an old renewal) left it. */
 function install(env: Record<string, string>, pair: { certFile: string; keyFile: string }): void {
@@ -79,7 +51,7 @@ describe('ACME replaces what is on disk instead of refusing to start', { timeout
       // A crash between ACME's two writes: the new key beside the old certificate.
       const mismatched = { certFile: expiring.certFile, keyFile: wrongHost.keyFile };
       for (const [pair, why] of [[expired, /expired on/], [wrongHost, /does not cover any of api\.acme\.test, nocodb\.acme\.test/], [selfSigned, /self-signed/], [mismatched, /does not load/]] as const) {
-        const env = deployment(dir, ports, acme);
+        const env = productionDeployment(dir, ports, acme);
         install(env, pair);
         const log = createMemoryLogger();
         const prepared = await prepare(env, log);
@@ -95,7 +67,7 @@ describe('ACME replaces what is on disk instead of refusing to start', { timeout
           await bound.close();
         }
       }
-      const strict = deployment(dir, ports);
+      const strict = productionDeployment(dir, ports);
       install(strict, expired);
       await assert.rejects(prepare(strict, createMemoryLogger()), (e: unknown) => e instanceof RefusedToStart && e.findings.some((f) => f.id === 'certificate-expired'));
     } finally {
@@ -106,7 +78,7 @@ describe('ACME replaces what is on disk instead of refusing to start', { timeout
   test('doctor --production: an expired certificate with ACME is a WARN naming ACME, a FAIL after repeated failed orders', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'crm-gw-acme-exp-doc-'));
     try {
-      const env = deployment(dir, { https: 8443, http: 8080, admin: 9090 }, { directoryUrl: 'https://acme.example/dir', caFile: ca.caFile });
+      const env = productionDeployment(dir, { https: 8443, http: 8080, admin: 9090 }, { directoryUrl: 'https://acme.example/dir', caFile: ca.caFile });
       install(env, expired);
       let results = certResults(await runDoctor({ cwd: dir, env, production: true }));
       assert.deepEqual(results.filter((r) => r.status === 'FAIL'), [], JSON.stringify(results));
@@ -126,7 +98,7 @@ describe('ACME replaces what is on disk instead of refusing to start', { timeout
       assert.match(results.find((r) => r.id === 'acme')?.message ?? '', /the certificate on disk expired on/);
 
       // Without ACME the expired certificate stays a FAIL with the hand-renewal advice.
-      const plain = deployment(dir, { https: 8443, http: 8080, admin: 9090 });
+      const plain = productionDeployment(dir, { https: 8443, http: 8080, admin: 9090 });
       const strict = certResults(await runDoctor({ cwd: dir, env: plain, production: true }));
       assert.ok(strict.some((r) => r.status === 'FAIL' && /expired/.test(r.message)), JSON.stringify(strict));
     } finally {
@@ -138,14 +110,14 @@ describe('ACME replaces what is on disk instead of refusing to start', { timeout
     const dir = mkdtempSync(join(tmpdir(), 'crm-gw-acme-exp-adv-'));
     try {
       const ports = { https: 8443, http: 8080, admin: 9090 };
-      const withAcme = deployment(dir, ports, { directoryUrl: 'https://acme.example/dir', caFile: ca.caFile });
+      const withAcme = productionDeployment(dir, ports, { directoryUrl: 'https://acme.example/dir', caFile: ca.caFile });
       install(withAcme, expiring);
       writeAcmeState(join(dir, 'data'), { directoryUrl: 'https://acme.example/dir', hosts: HOSTS, status: 'failing', failures: 4, lastError: 'connect ECONNREFUSED', nextAttempt: new Date().toISOString() });
       const acmeAdvice = (await runDoctor({ cwd: dir, env: withAcme, production: true })).find((r) => r.id === 'certificate' && /expires in/.test(r.message));
       assert.ok(acmeAdvice, 'the expiry is reported');
       assert.doesNotMatch(acmeAdvice.fix ?? '', /certbot/);
       assert.match(acmeAdvice.fix ?? '', /ACME renews at two thirds .*ACME state: failing, 4 failure\(s\) in a row, last error: connect ECONNREFUSED/);
-      const plainAdvice = (await runDoctor({ cwd: dir, env: deployment(dir, ports), production: true })).find((r) => r.id === 'certificate' && /expires in/.test(r.message));
+      const plainAdvice = (await runDoctor({ cwd: dir, env: productionDeployment(dir, ports), production: true })).find((r) => r.id === 'certificate' && /expires in/.test(r.message));
       assert.match(plainAdvice?.fix ?? '', /certbot renew/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -160,28 +132,15 @@ describe('ACME replaces what is on disk instead of refusing to start', { timeout
       rmSync(dir, { recursive: true, force: true });
     });
     const httpsPort = await freePort();
-    const env = deployment(dir, { https: httpsPort, http: pebble.httpPort, admin: await freePort() }, { directoryUrl: pebble.directoryUrl, caFile: pebble.caFile });
+    const env = productionDeployment(dir, { https: httpsPort, http: pebble.httpPort, admin: await freePort() }, pebble);
     install(env, expired);
-    const started = performance.now();
-    const child = spawn(process.execPath, [MAIN], { cwd: dir, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    t.after(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.stdout.on('data', () => undefined);
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    await waitFor(() => stderr.includes('gateway listening') || child.exitCode !== null, 'the gateway to listen', 15_000, 50);
-    assert.equal(child.exitCode, null, stderr);
-    assert.match(stderr, /WARNING: the certificate on disk expired on .*not served; ACME orders a new certificate at start/);
-    const root = await pebble.issuingRoot();
-    await waitFor(async () => (await servedCertificate(httpsPort, 'api.acme.test', root).catch(() => ({ authorized: false }))).authorized, `the ACME certificate served\n${stderr}`, 20_000, 100);
-    const tookMs = performance.now() - started;
-    const served = await servedCertificate(httpsPort, 'nocodb.acme.test', root);
+    const gateway = await spawnBuiltGateway(t, dir, env);
+    assert.match(gateway.stderr(), /WARNING: the certificate on disk expired on .*not served; ACME orders a new certificate at start/);
+    const { tookMs, served } = await acmeCertificateServed(gateway, httpsPort, pebble, 20_000);
     assert.equal(served.authorized, true, served.error);
     assert.ok(new Date(served.x509.validTo).getTime() > Date.now(), 'the served certificate is the new one');
     console.log(`production start with an expired certificate to ACME certificate served (built gateway, pebble): ${Math.round(tookMs)} ms`);
-    child.kill('SIGTERM');
-    assert.equal(await exited, 0, stderr);
+    gateway.child.kill('SIGTERM');
+    assert.equal(await gateway.exited, 0, gateway.stderr());
   });
 });

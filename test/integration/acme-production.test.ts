@@ -1,15 +1,13 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startPebble } from '../helpers/pebble.js';
-import { servedCertificate } from '../helpers/acme-gateway.js';
+import { acmeCertificateServed, productionDeployment, spawnBuiltGateway } from '../helpers/acme-gateway.js';
 import { freePort } from '../helpers/ports.js';
-import { waitFor } from '../helpers/wait.js';
 import { runDoctor } from '../../src/doctor/run.js';
 import type { CheckResult } from '../../src/doctor/types.js';
 import { notBuilt } from '../helpers/built.js';
@@ -18,8 +16,6 @@ import { notBuilt } from '../helpers/built.js';
 // certificate file), obtains its certificate with no hand work, and doctor --production does not
 // fail it, before or after. The built gateway (dist/main.js), as operators run it.
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const MAIN = join(ROOT, 'dist/main.js');
 const NOT_BUILT = notBuilt('dist/tls/acme/service.js', 'dist/ is missing or old: run `npm run build` first');
 
 /** The results doctor gives about the certificate and ACME (the other items judge files this test does not make). */
@@ -48,47 +44,15 @@ describe('ACME in production, on a fresh machine', { timeout: 60_000 }, () => {
       await pebble.stop();
       rmSync(dir, { recursive: true, force: true });
     });
-    writeFileSync(join(dir, 'gateway.yaml'), 'routes:\n  - name: api\n    host: api.${GATEWAY_DOMAIN}\n    upstream: http://127.0.0.1:9\n    auth: jwt\n  - name: nocodb\n    host: nocodb.${GATEWAY_DOMAIN}\n    upstream: http://127.0.0.1:9\n    auth: jwt\n');
     const [httpsPort, adminPort] = [await freePort(), await freePort()];
-    const env: Record<string, string> = {
-      GATEWAY_ENV: 'production',
-      GATEWAY_CONFIG: join(dir, 'gateway.yaml'),
-      GATEWAY_DOMAIN: 'acme.test',
-      LISTEN_ADDRESS: '127.0.0.1',
-      HTTPS_PORT: String(httpsPort),
-      HTTP_PORT: String(pebble.httpPort),
-      ADMIN_PORT: String(adminPort),
-      TLS_CERT_FILE: join(dir, 'data/tls/gateway.crt'),
-      TLS_KEY_FILE: join(dir, 'data/tls/gateway.key'),
-      DATA_DIR: join(dir, 'data'),
-      LOG_DIR: join(dir, 'logs'),
-      API_SECRET_KEY: 'ab'.repeat(32),
-      LOG_HASH_KEY: 'cd'.repeat(32),
-      CORS_ORIGINS: 'https://app.acme.test',
-      ACME_DIRECTORY_URL: pebble.directoryUrl,
-      ACME_CA_FILE: pebble.caFile,
-      ACME_EMAIL: 'ops@acme.test',
-    };
+    const env = productionDeployment(dir, { https: httpsPort, http: pebble.httpPort, admin: adminPort }, pebble);
 
     const before = certificateResults(await runDoctor({ cwd: dir, env, production: true }));
     assert.deepEqual(before.filter((r) => r.status === 'FAIL'), [], JSON.stringify(before));
     assert.match(before.find((r) => r.id === 'acme')?.message ?? '', /no certificate yet; the gateway orders one when it starts/);
 
-    const started = performance.now();
-    const child = spawn(process.execPath, [MAIN], { cwd: dir, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    t.after(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.stdout.on('data', () => undefined);
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    await waitFor(() => stderr.includes('gateway listening') || child.exitCode !== null, 'the gateway to listen', 15_000, 50);
-    assert.equal(child.exitCode, null, stderr);
-    const root = await pebble.issuingRoot();
-    await waitFor(async () => (await servedCertificate(httpsPort, 'api.acme.test', root).catch(() => ({ authorized: false }))).authorized, `the ACME certificate served\n${stderr}`, 30_000, 100);
-    const tookMs = performance.now() - started;
-    const served = await servedCertificate(httpsPort, 'nocodb.acme.test', root);
+    const gateway = await spawnBuiltGateway(t, dir, env);
+    const { tookMs, served } = await acmeCertificateServed(gateway, httpsPort, pebble, 30_000);
     assert.equal(served.authorized, true, served.error);
     assert.equal(statSync(env.TLS_KEY_FILE as string).mode & 0o777, 0o600);
 
@@ -105,7 +69,7 @@ describe('ACME in production, on a fresh machine', { timeout: 60_000 }, () => {
     assert.match(after.find((r) => r.id === 'acme')?.message ?? '', /last success .*; certificate valid until .*; next check /);
     console.log(`production start to ACME certificate served (built gateway, pebble): ${Math.round(tookMs)} ms`);
 
-    child.kill('SIGTERM');
-    assert.equal(await exited, 0, stderr);
+    gateway.child.kill('SIGTERM');
+    assert.equal(await gateway.exited, 0, gateway.stderr());
   });
 });
